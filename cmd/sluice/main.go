@@ -1,0 +1,137 @@
+// Command sluice runs Sluice's controller: the admission webhook that holds template changes of
+// opted-in Deployments and the rollout worker that releases them as canaries.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/go-logr/zapr"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
+	"github.com/sluice-dev/sluice/rollout"
+	"github.com/sluice-dev/sluice/rollout/spec"
+	"github.com/sluice-dev/sluice/webhook"
+)
+
+func main() {
+	var o Options
+	fs := pflag.NewFlagSet("sluice", pflag.ExitOnError)
+	o.AddFlags(fs)
+	_ = fs.Parse(os.Args[1:])
+	if err := o.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "sluice:", err)
+		os.Exit(2)
+	}
+	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "sluice:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o Options) error {
+	zl := zap.New(zapcore.NewCore(
+		zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
+		zapcore.Lock(os.Stderr), zap.NewAtomicLevelAt(zapcore.Level(-o.LogLevel))))
+	ctrl.SetLogger(zapr.NewLogger(zl))
+	logger := ctrl.Log.WithName("setup")
+
+	cfg, err := restConfig(o.Kubeconfig)
+	if err != nil {
+		return err
+	}
+
+	// The cache holds only opted-in Deployments and Sluice's canary copies of them.
+	scope, err := labels.NewRequirement(spec.LabelEnabled, selection.In, []string{spec.ValueEnabled, spec.ValueCanary})
+	if err != nil {
+		return err
+	}
+	tlsMin := func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}: {Label: labels.NewSelector().Add(*scope)},
+		}},
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElect && !o.DisableReconciler,
+		LeaderElectionID:        "sluice.dev",
+		LeaderElectionNamespace: o.LeaderElectionNS,
+		GracefulShutdownTimeout: &o.GracefulStopTimeout,
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{
+			Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir, TLSOpts: []func(*tls.Config){tlsMin},
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	defaults := spec.Defaults{Router: o.DefaultRouter}
+	recorder := mgr.GetEventRecorder("sluice")
+
+	if !o.DisableWebhook {
+		mgr.GetWebhookServer().Register(webhook.Path, &crwebhook.Admission{Handler: &webhook.Handler{
+			ControllerIdentity: o.ControllerIdentity, Defaults: defaults,
+			RestartBypass: o.RestartBypass, Recorder: recorder,
+		}})
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return err
+		}
+	}
+	if !o.DisableReconciler {
+		prom, err := prometheus.New(prometheus.Options{Address: o.PrometheusAddress, Timeout: o.QueryTimeout})
+		if err != nil {
+			return err
+		}
+		r := &rollout.Reconciler{
+			Client: mgr.GetClient(), Recorder: recorder, Defaults: defaults,
+			Analyzer: rollout.NewAnalyzer(prom, o.QueryParallelism),
+		}
+		if err := r.SetupWithManager(mgr, o.Concurrency); err != nil {
+			return fmt.Errorf("set up rollout worker: %w", err)
+		}
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("cache", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return fmt.Errorf("cache not synced")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	logger.Info("starting", "webhook", !o.DisableWebhook, "reconciler", !o.DisableReconciler,
+		"controllerIdentity", o.ControllerIdentity, "prometheus", o.PrometheusAddress)
+	return mgr.Start(ctx)
+}
+
+var _ admission.Handler = (*webhook.Handler)(nil)
+
+func restConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		return ctrl.GetConfig()
+	}
+	c, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %s: %w", path, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,428 @@
+package plan
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sluice-dev/sluice/rollout/spec"
+)
+
+// Workload is the part of a Deployment's spec and status the planner needs.
+type Workload struct {
+	// Revision is the template hash: the parent's spec.template, or the canary's
+	// sluice.dev/revision annotation.
+	Revision           string
+	Paused             bool
+	Generation         int64
+	ObservedGeneration int64
+	Replicas           int32 // spec.replicas
+	StatusReplicas     int32
+	UpdatedReplicas    int32
+	AvailableReplicas  int32
+}
+
+// Controls are the manual control annotations present on the parent.
+type Controls struct {
+	Promote string
+	Abort   bool
+	Pause   bool
+	Retry   bool
+}
+
+// Snapshot is what the planner sees of one release.
+type Snapshot struct {
+	Name   string
+	State  spec.State
+	Parent Workload
+	// Canary is nil when the canary Deployment does not exist.
+	Canary   *Workload
+	Controls Controls
+	// Config is the Deployment's current configuration (used when a retry starts a new
+	// release); ConfigErr says why it could not be parsed.
+	Config    *spec.Config
+	ConfigErr string
+	// Analysis holds the readings of the run that AnalysisDue asked for; nil when none ran.
+	Analysis []spec.CheckResult
+}
+
+// CanaryAction is what to do with the canary Deployment.
+type CanaryAction string
+
+// Canary actions.
+const (
+	CanaryKeep   CanaryAction = ""
+	CanaryEnsure CanaryAction = "ensure"
+	CanaryDelete CanaryAction = "delete"
+)
+
+// Event is a Kubernetes Event to emit on the parent.
+type Event struct {
+	Type, Reason, Message string
+}
+
+// Decision is what the reconciler must do.
+type Decision struct {
+	State          spec.State
+	Canary         CanaryAction
+	CanaryReplicas int32
+	// Paused, when set, is the spec.paused the parent must have.
+	Paused *bool
+	// Clear lists control annotations consumed by this decision.
+	Clear        []string
+	Events       []Event
+	RequeueAfter time.Duration
+}
+
+// poll is how soon to look again while waiting for Kubernetes to converge; informer events
+// usually wake the reconciler sooner.
+const poll = 2 * time.Second
+
+// AnalysisDue reports whether an analysis run is due now: the release is progressing, its
+// canary has been ready and at its weight for a whole interval.
+func AnalysisDue(s Snapshot, now time.Time) bool {
+	st := s.State
+	if st.Phase != spec.PhaseProgressing || st.Plan == nil || !st.CanaryReady || st.AbortReason != "" {
+		return false
+	}
+	if s.Controls.Abort || s.Controls.Pause || !canaryReady(s, canaryReplicas(s.Parent.Replicas, st.Weight)) {
+		return false
+	}
+	return !now.Before(st.LastRunAt.Add(st.Plan.Interval.Duration))
+}
+
+// Plan decides the next step of the release in s.
+func Plan(s Snapshot, now time.Time) Decision {
+	d := Decision{State: s.State}
+	st := &d.State
+	if st.Phase.InFlight() && st.Plan == nil {
+		st.Phase, st.Message = spec.PhaseFailed, "release state has no plan; re-apply the Deployment to start a new release"
+		d.warn("InvalidState", st.Message)
+		d.Canary = CanaryDelete
+		return d
+	}
+	switch st.Phase {
+	case spec.PhaseProgressing:
+		progressing(s, now, &d)
+	case spec.PhasePaused:
+		paused(s, now, &d)
+	case spec.PhasePromoting:
+		promoting(s, now, &d)
+	case spec.PhaseRollingBack:
+		rollingBack(s, now, &d)
+	case spec.PhaseFailed:
+		failed(s, now, &d)
+	default: // Idle, Succeeded, or a phase this version does not know.
+		if s.Canary != nil {
+			d.Canary = CanaryDelete
+		}
+	}
+	return d
+}
+
+func progressing(s Snapshot, now time.Time, d *Decision) {
+	st := &d.State
+	d.hold(s)
+	switch {
+	case st.AbortReason != "":
+		startRollback(d, now, st.AbortReason)
+		return
+	case s.Controls.Abort:
+		d.Clear = append(d.Clear, spec.AnnAbort)
+		startRollback(d, now, "aborted by "+spec.AnnAbort)
+		return
+	case s.Controls.Pause:
+		st.PausedFrom, st.Phase, st.Message = st.Phase, spec.PhasePaused, "paused by "+spec.AnnPause
+		d.normal("Paused", fmt.Sprintf("release %s paused at weight %d%% by %s", st.Revision, st.Weight, spec.AnnPause))
+		return
+	}
+	if approved(s, d) {
+		startPromotion(d, now, "promoted by "+spec.AnnPromote)
+		return
+	}
+	if s.Parent.Revision != st.Revision {
+		startRollback(d, now, fmt.Sprintf("the Deployment's template (%s) no longer matches release %s", s.Parent.Revision, st.Revision))
+		return
+	}
+	plan := st.Plan
+	if st.Weight == 0 {
+		st.Step, st.Weight, st.StepAt = 0, plan.Steps[0], now
+		st.Message = "starting canary"
+	}
+	want := canaryReplicas(s.Parent.Replicas, st.Weight)
+	d.Canary, d.CanaryReplicas = CanaryEnsure, want
+	if !canaryReady(s, want) {
+		deadline := st.StepAt.Add(plan.ProgressDeadline.Duration)
+		if now.After(deadline) {
+			startRollback(d, now, fmt.Sprintf("canary not ready within the progress deadline of %s", plan.ProgressDeadline.Duration))
+			return
+		}
+		st.Message = fmt.Sprintf("waiting for canary %s to be ready (%d replicas for weight %d%%)", spec.CanaryName(s.Name), want, st.Weight)
+		d.RequeueAfter = min(poll, deadline.Sub(now)+time.Second)
+		return
+	}
+	if !st.CanaryReady {
+		st.CanaryReady, st.LastRunAt = true, now
+		st.Message = fmt.Sprintf("canary ready at weight %d%%; first analysis in %s", st.Weight, plan.Interval.Duration)
+		d.normal("CanaryReady", fmt.Sprintf("canary %s ready with %d replicas at weight %d%%", spec.CanaryName(s.Name), want, st.Weight))
+		d.RequeueAfter = plan.Interval.Duration
+		return
+	}
+	if s.Analysis == nil {
+		d.RequeueAfter = max(st.LastRunAt.Add(plan.Interval.Duration).Sub(now), time.Second)
+		return
+	}
+	analyse(s, now, d)
+}
+
+// analyse applies one run's readings.
+func analyse(s Snapshot, now time.Time, d *Decision) {
+	st := &d.State
+	plan := st.Plan
+	st.Checks, st.LastRunAt = s.Analysis, now
+	d.RequeueAfter = plan.Interval.Duration
+
+	var failed, aborted, inconclusive []string
+	limit := 0
+	for i, r := range s.Analysis {
+		if r.DryRun {
+			continue
+		}
+		line := r.Name + ": " + r.Reason
+		switch r.Verdict {
+		case spec.VerdictAbort:
+			aborted = append(aborted, line)
+		case spec.VerdictFail, spec.VerdictError:
+			failed = append(failed, line)
+		case spec.VerdictInconclusive:
+			inconclusive = append(inconclusive, line)
+			if i < len(plan.Metrics) && plan.Metrics[i].InconclusiveLimit > 0 &&
+				(limit == 0 || plan.Metrics[i].InconclusiveLimit < limit) {
+				limit = plan.Metrics[i].InconclusiveLimit
+			}
+		}
+	}
+	switch {
+	case len(aborted) > 0:
+		startRollback(d, now, "abort range breached: "+strings.Join(aborted, "; "))
+	case len(failed) > 0:
+		st.FailedChecks++
+		st.Inconclusive = 0
+		msg := fmt.Sprintf("analysis failed (%d/%d) at weight %d%%: %s", st.FailedChecks, plan.Threshold, st.Weight, strings.Join(failed, "; "))
+		d.warn("CheckFailed", msg)
+		st.Message = msg
+		if st.FailedChecks >= plan.Threshold {
+			startRollback(d, now, fmt.Sprintf("%d failed analysis runs reached the threshold of %d", st.FailedChecks, plan.Threshold))
+		}
+	case len(inconclusive) > 0:
+		st.Inconclusive++
+		msg := fmt.Sprintf("analysis inconclusive (%d) at weight %d%%: %s", st.Inconclusive, st.Weight, strings.Join(inconclusive, "; "))
+		if limit > 0 {
+			msg += fmt.Sprintf(" (limit %d)", limit)
+		} else {
+			msg += "; waiting (kubectl sluice promote or abort to decide)"
+		}
+		d.warn("Inconclusive", msg)
+		st.Message = msg
+		if limit > 0 && st.Inconclusive >= limit {
+			startRollback(d, now, fmt.Sprintf("%d inconclusive analysis runs reached the limit of %d", st.Inconclusive, limit))
+		}
+	case st.Step+1 < len(plan.Steps):
+		st.Inconclusive = 0
+		st.Step++
+		st.Weight, st.StepAt = plan.Steps[st.Step], now
+		want := canaryReplicas(s.Parent.Replicas, st.Weight)
+		d.CanaryReplicas = want
+		st.Message = fmt.Sprintf("analysis passed; weight %d%%", st.Weight)
+		d.normal("WeightAdvanced", fmt.Sprintf("analysis passed (%s); advancing canary weight to %d%% (%d replicas)", summary(s.Analysis), st.Weight, want))
+	default:
+		st.Inconclusive = 0
+		startPromotion(d, now, fmt.Sprintf("analysis passed at the final weight %d%% (%s)", st.Weight, summary(s.Analysis)))
+	}
+}
+
+func paused(s Snapshot, now time.Time, d *Decision) {
+	st := &d.State
+	d.hold(s)
+	switch {
+	case st.AbortReason != "":
+		startRollback(d, now, st.AbortReason)
+	case s.Controls.Abort:
+		d.Clear = append(d.Clear, spec.AnnAbort)
+		startRollback(d, now, "aborted by "+spec.AnnAbort)
+	case !s.Controls.Pause:
+		st.Phase = st.PausedFrom
+		if st.Phase == "" {
+			st.Phase = spec.PhaseProgressing
+		}
+		st.PausedFrom = ""
+		// Resume with a fresh interval and deadline: time spent paused says nothing of the canary.
+		st.LastRunAt, st.StepAt = now, now
+		st.Message = "resumed"
+		d.normal("Resumed", fmt.Sprintf("release %s resumed at weight %d%%", st.Revision, st.Weight))
+		d.RequeueAfter = time.Second
+	}
+}
+
+func promoting(s Snapshot, now time.Time, d *Decision) {
+	st := &d.State
+	d.Paused = ptr(false)
+	p := s.Parent
+	rolled := !p.Paused && p.Revision == st.Revision && p.ObservedGeneration >= p.Generation &&
+		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas && p.AvailableReplicas == p.Replicas
+	if !rolled {
+		deadline := st.PromotingAt.Add(st.Plan.ProgressDeadline.Duration)
+		if now.After(deadline) {
+			st.Phase, st.FinishedAt = spec.PhaseFailed, now
+			st.Message = fmt.Sprintf("promoted Deployment not fully rolled out within the progress deadline of %s", st.Plan.ProgressDeadline.Duration)
+			d.Canary = CanaryDelete
+			d.warn("PromotionFailed", st.Message)
+			return
+		}
+		st.Message = fmt.Sprintf("rolling out: %d/%d replicas updated, %d available", p.UpdatedReplicas, p.Replicas, p.AvailableReplicas)
+		d.RequeueAfter = poll
+		return
+	}
+	if s.Canary != nil {
+		d.Canary = CanaryDelete
+		st.Message = "rolled out; removing canary"
+		d.RequeueAfter = poll
+		return
+	}
+	st.Phase, st.FinishedAt = spec.PhaseSucceeded, now
+	st.Stable, st.Weight, st.CanaryReady = st.Revision, 0, false
+	st.Message = fmt.Sprintf("promoted %s", st.Image)
+	d.normal("Promoted", fmt.Sprintf("revision %s (%s) promoted and fully rolled out; canary removed", st.Revision, st.Image))
+}
+
+func rollingBack(s Snapshot, now time.Time, d *Decision) {
+	st := &d.State
+	if s.Canary != nil {
+		d.hold(s)
+		d.Canary = CanaryDelete
+		d.RequeueAfter = poll
+		return
+	}
+	st.Weight, st.CanaryReady, st.FinishedAt = 0, false, now
+	if st.Revert {
+		// The template is the stable one again: releasing the hold changes no pod.
+		d.Paused = ptr(false)
+		st.Phase, st.Revert, st.AbortReason = spec.PhaseIdle, false, ""
+		st.Message = "rolled back: the template is the stable revision " + st.Stable + " again"
+		d.normal("RolledBack", fmt.Sprintf("canary of revision %s removed; the Deployment is back on stable revision %s", st.Revision, st.Stable))
+		return
+	}
+	d.hold(s)
+	st.Phase, st.FailedRevision = spec.PhaseFailed, st.Revision
+	st.Message = "rolled back: " + st.AbortReason
+	d.warn("RolledBack", fmt.Sprintf("canary of revision %s removed; stable revision %s keeps serving (%s)", st.Revision, st.Stable, st.AbortReason))
+}
+
+func failed(s Snapshot, now time.Time, d *Decision) {
+	st := &d.State
+	if s.Canary != nil {
+		d.Canary = CanaryDelete
+	}
+	if !s.Controls.Retry {
+		return
+	}
+	d.Clear = append(d.Clear, spec.AnnRetry)
+	if s.Config == nil {
+		d.warn("InvalidConfig", "cannot retry: "+s.ConfigErr)
+		return
+	}
+	cfg := *s.Config
+	*st = spec.State{
+		Phase: spec.PhaseProgressing, Revision: s.Parent.Revision, Stable: st.Stable,
+		Image: st.Image, StartedAt: now, Plan: &cfg, Message: "retrying",
+	}
+	d.hold(s)
+	d.normal("Retrying", fmt.Sprintf("retrying revision %s by %s", s.Parent.Revision, spec.AnnRetry))
+	d.RequeueAfter = time.Second
+}
+
+func startRollback(d *Decision, now time.Time, reason string) {
+	st := &d.State
+	st.Phase, st.AbortReason, st.Message = spec.PhaseRollingBack, reason, "rolling back: "+reason
+	if st.FinishedAt.IsZero() {
+		_ = now
+	}
+	d.Canary = CanaryDelete
+	d.RequeueAfter = poll
+	d.warn("RollingBack", fmt.Sprintf("rolling back revision %s: %s", st.Revision, reason))
+}
+
+func startPromotion(d *Decision, now time.Time, reason string) {
+	st := &d.State
+	st.Phase, st.PromotingAt, st.Message = spec.PhasePromoting, now, "promoting: "+reason
+	d.Canary = CanaryKeep
+	d.Paused = ptr(false)
+	d.RequeueAfter = poll
+	d.normal("Promoting", fmt.Sprintf("promoting revision %s: %s", st.Revision, reason))
+}
+
+// approved consumes a promote approval; a stale one (naming another revision) is cleared with
+// a warning and does nothing.
+func approved(s Snapshot, d *Decision) bool {
+	v := s.Controls.Promote
+	if v == "" {
+		return false
+	}
+	d.Clear = append(d.Clear, spec.AnnPromote)
+	if v == "true" || v == d.State.Revision {
+		return true
+	}
+	d.warn("StaleApproval", fmt.Sprintf("%s=%s names another revision than the release in flight (%s); ignored", spec.AnnPromote, v, d.State.Revision))
+	return false
+}
+
+// hold keeps the parent paused while the release needs it.
+func (d *Decision) hold(s Snapshot) {
+	if !s.Parent.Paused {
+		d.Paused = ptr(true)
+	}
+}
+
+func (d *Decision) normal(reason, msg string) {
+	d.Events = append(d.Events, Event{corev1.EventTypeNormal, reason, msg})
+}
+
+func (d *Decision) warn(reason, msg string) {
+	d.Events = append(d.Events, Event{corev1.EventTypeWarning, reason, msg})
+}
+
+// canaryReplicas converts a traffic weight into canary replicas for the replicas router:
+// weight w of the traffic goes to the canary when canary/(parent+canary) = w/100.
+func canaryReplicas(parent int32, weight int) int32 {
+	if weight >= 100 {
+		return max(parent, 1)
+	}
+	n := int32(math.Ceil(float64(parent) * float64(weight) / float64(100-weight)))
+	return max(n, 1)
+}
+
+// CanaryReplicas is exported for the reconciler's status line.
+func CanaryReplicas(parent int32, weight int) int32 { return canaryReplicas(parent, weight) }
+
+func canaryReady(s Snapshot, want int32) bool {
+	c := s.Canary
+	return c != nil && c.Revision == s.State.Revision && c.Replicas == want &&
+		c.ObservedGeneration >= c.Generation && c.UpdatedReplicas >= want && c.AvailableReplicas >= want
+}
+
+func summary(rs []spec.CheckResult) string {
+	parts := make([]string, 0, len(rs))
+	for _, r := range rs {
+		v := "no data"
+		if r.Value != nil {
+			v = fmt.Sprintf("%.4g", *r.Value)
+		}
+		parts = append(parts, r.Name+"="+v)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func ptr[T any](v T) *T { return &v }

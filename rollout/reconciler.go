@@ -1,0 +1,304 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/sluice-dev/sluice/rollout/plan"
+	"github.com/sluice-dev/sluice/rollout/spec"
+)
+
+// Reconciler drives the releases of opted-in Deployments.
+type Reconciler struct {
+	// Client reads from the informer cache and writes to the API server.
+	Client   client.Client
+	Recorder events.EventRecorder
+	Analyzer interface {
+		Run(ctx context.Context, namespace, name string, plan *spec.Config) []spec.CheckResult
+	}
+	Defaults spec.Defaults
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// SetupWithManager registers the reconciler. One watch on Deployments serves both kinds Sluice
+// cares about: an opted-in parent enqueues itself, a canary copy enqueues its parent.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("rollout").
+		WithOptions(controllerOptions(concurrency)).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(parentOf)).
+		Complete(r)
+}
+
+func parentOf(_ context.Context, o client.Object) []reconcile.Request {
+	switch o.GetLabels()[spec.LabelEnabled] {
+	case spec.ValueEnabled:
+		return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+	case spec.ValueCanary:
+		if p := o.GetLabels()[spec.LabelParent]; p != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: p}}}
+		}
+	}
+	return nil
+}
+
+// Reconcile gathers, plans, applies and records one step of one release.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	logger := log.FromContext(ctx)
+	now := r.now()
+
+	parent := &appsv1.Deployment{}
+	err := r.Client.Get(ctx, req.NamespacedName, parent)
+	if apierrors.IsNotFound(err) {
+		// Deleted, or opted out (the cache only holds opted-in Deployments).
+		forget(req.Namespace, req.Name)
+		return reconcile.Result{}, r.deleteCanary(ctx, req.Namespace, req.Name)
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if parent.Labels[spec.LabelEnabled] != spec.ValueEnabled || !parent.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, r.deleteCanary(ctx, req.Namespace, req.Name)
+	}
+
+	st, err := spec.ReadState(parent.Annotations)
+	if err != nil {
+		r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "InvalidState", "Reconcile", "%v", err)
+		return reconcile.Result{}, reconcile.TerminalError(err)
+	}
+	canary, err := r.getCanary(ctx, parent)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+
+	snap := snapshot(parent, canary, st, r.Defaults)
+	if plan.AnalysisDue(snap, now) {
+		snap.Analysis = r.Analyzer.Run(ctx, parent.Namespace, parent.Name, st.Plan)
+		recordChecks(parent.Namespace, parent.Name, snap.Analysis)
+	}
+	d := plan.Plan(snap, now)
+
+	if err := r.applyCanary(ctx, parent, canary, d); err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.patchParent(ctx, parent, st, d); err != nil {
+		return reconcile.Result{}, err
+	}
+	for _, e := range d.Events {
+		r.Recorder.Eventf(parent, nil, e.Type, e.Reason, "Release", "%s", e.Message)
+	}
+	if d.State.Phase != st.Phase || d.State.Weight != st.Weight {
+		logger.Info("release step", "revision", d.State.Revision, "phase", d.State.Phase, "weight", d.State.Weight, "message", d.State.Message)
+	}
+	if d.State.Phase != st.Phase && (d.State.Phase == spec.PhaseSucceeded || d.State.Phase == spec.PhaseFailed) && !st.StartedAt.IsZero() {
+		releaseDuration.WithLabelValues(string(d.State.Phase)).Observe(now.Sub(st.StartedAt).Seconds())
+	}
+	recordState(parent.Namespace, parent.Name, d.State)
+	return reconcile.Result{RequeueAfter: d.RequeueAfter}, nil
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func snapshot(parent, canary *appsv1.Deployment, st spec.State, defaults spec.Defaults) plan.Snapshot {
+	s := plan.Snapshot{
+		Name:   parent.Name,
+		State:  st,
+		Parent: workload(parent, spec.TemplateHash(&parent.Spec.Template)),
+		Controls: plan.Controls{
+			Promote: parent.Annotations[spec.AnnPromote],
+			Abort:   isSet(parent.Annotations, spec.AnnAbort),
+			Pause:   isSet(parent.Annotations, spec.AnnPause),
+			Retry:   isSet(parent.Annotations, spec.AnnRetry),
+		},
+	}
+	if canary != nil {
+		c := workload(canary, canary.Annotations[spec.AnnRevision])
+		s.Canary = &c
+	}
+	if cfg, errs := spec.Parse(parent.Annotations, defaults); len(errs) > 0 {
+		s.ConfigErr = spec.FormatErrors(errs)
+	} else {
+		s.Config = &cfg
+	}
+	return s
+}
+
+func isSet(ann map[string]string, key string) bool {
+	v, ok := ann[key]
+	return ok && v != "false"
+}
+
+func workload(d *appsv1.Deployment, revision string) plan.Workload {
+	replicas := int32(1)
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	return plan.Workload{
+		Revision: revision, Paused: d.Spec.Paused,
+		Generation: d.Generation, ObservedGeneration: d.Status.ObservedGeneration,
+		Replicas: replicas, StatusReplicas: d.Status.Replicas,
+		UpdatedReplicas: d.Status.UpdatedReplicas, AvailableReplicas: d.Status.AvailableReplicas,
+	}
+}
+
+func (r *Reconciler) getCanary(ctx context.Context, parent *appsv1.Deployment) (*appsv1.Deployment, error) {
+	c := &appsv1.Deployment{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: parent.Namespace, Name: spec.CanaryName(parent.Name)}, c)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get canary of %s: %w", klog.KObj(parent), err)
+	}
+	if c.Labels[spec.LabelParent] != parent.Name {
+		return nil, reconcile.TerminalError(fmt.Errorf("deployment %s exists but is not Sluice's canary of %s", klog.KObj(c), parent.Name))
+	}
+	return c, nil
+}
+
+func (r *Reconciler) deleteCanary(ctx context.Context, namespace, parent string) error {
+	c := &appsv1.Deployment{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: spec.CanaryName(parent)}, c)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c.Labels[spec.LabelParent] != parent {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Client.Delete(ctx, c, client.Preconditions{UID: &c.UID}))
+}
+
+func (r *Reconciler) applyCanary(ctx context.Context, parent, canary *appsv1.Deployment, d plan.Decision) error {
+	switch d.Canary {
+	case plan.CanaryDelete:
+		if canary == nil {
+			return nil
+		}
+		if err := r.Client.Delete(ctx, canary, client.Preconditions{UID: &canary.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete canary %s: %w", klog.KObj(canary), err)
+		}
+	case plan.CanaryEnsure:
+		want := desiredCanary(parent, d.State.Revision, d.CanaryReplicas)
+		if canary == nil {
+			if err := r.Client.Create(ctx, want); err != nil {
+				return fmt.Errorf("create canary %s: %w", klog.KObj(want), err)
+			}
+			return nil
+		}
+		if canary.Annotations[spec.AnnRevision] == d.State.Revision && *canary.Spec.Replicas == d.CanaryReplicas {
+			return nil
+		}
+		updated := canary.DeepCopy()
+		updated.Annotations = want.Annotations
+		updated.Labels = want.Labels
+		updated.Spec = want.Spec
+		if err := r.Client.Update(ctx, updated); err != nil {
+			return fmt.Errorf("update canary %s: %w", klog.KObj(updated), err)
+		}
+	}
+	return nil
+}
+
+// desiredCanary is the canary copy of parent: the held template plus the canary track label,
+// owned by the parent so it is garbage-collected with it. For the replicas router its pods keep
+// the parent's labels, so the parent's Services send them their share of traffic.
+func desiredCanary(parent *appsv1.Deployment, revision string, replicas int32) *appsv1.Deployment {
+	tmpl := parent.Spec.Template.DeepCopy()
+	tmpl.Labels = maps.Clone(tmpl.Labels)
+	if tmpl.Labels == nil {
+		tmpl.Labels = map[string]string{}
+	}
+	tmpl.Labels[spec.LabelTrack] = spec.ValueCanary
+	sel := parent.Spec.Selector.DeepCopy()
+	if sel.MatchLabels == nil {
+		sel.MatchLabels = map[string]string{}
+	}
+	sel.MatchLabels[spec.LabelTrack] = spec.ValueCanary
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      spec.CanaryName(parent.Name),
+			Namespace: parent.Namespace,
+			Labels: map[string]string{
+				spec.LabelEnabled: spec.ValueCanary,
+				spec.LabelParent:  parent.Name,
+				"app.kubernetes.io/managed-by": "sluice",
+			},
+			Annotations: map[string]string{spec.AnnRevision: revision},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(parent,
+				appsv1.SchemeGroupVersion.WithKind("Deployment"))},
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas:                &replicas,
+			Selector:                sel,
+			Template:                *tmpl,
+			Strategy:                parent.Spec.Strategy,
+			MinReadySeconds:         parent.Spec.MinReadySeconds,
+			RevisionHistoryLimit:    ptr(int32(1)),
+			ProgressDeadlineSeconds: parent.Spec.ProgressDeadlineSeconds,
+		},
+	}
+}
+
+// patchParent writes the decision to the parent in one merge patch: the state annotation,
+// spec.paused and the consumed control annotations. Nothing is sent when nothing changed.
+func (r *Reconciler) patchParent(ctx context.Context, parent *appsv1.Deployment, old spec.State, d plan.Decision) error {
+	ann := map[string]any{}
+	if enc := d.State.Encode(); enc != old.Encode() {
+		ann[spec.AnnState] = enc
+	}
+	for _, k := range d.Clear {
+		ann[k] = nil
+	}
+	body := map[string]any{}
+	if len(ann) > 0 {
+		body["metadata"] = map[string]any{"annotations": ann}
+	}
+	if d.Paused != nil && *d.Paused != parent.Spec.Paused {
+		body["spec"] = map[string]any{"paused": *d.Paused}
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	// Guard against a concurrent write (a new template held by the webhook): the patch applies
+	// only to the version the decision was made on.
+	if md, ok := body["metadata"].(map[string]any); ok {
+		md["resourceVersion"] = parent.ResourceVersion
+	} else {
+		body["metadata"] = map[string]any{"resourceVersion": parent.ResourceVersion}
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Patch(ctx, parent, client.RawPatch(types.MergePatchType, raw)); err != nil {
+		return fmt.Errorf("patch %s: %w", klog.KObj(parent), err)
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,457 @@
+package spec
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
+)
+
+// Strategy is how a release exposes the canary.
+type Strategy string
+
+// Strategies of SPEC §2.
+const (
+	StrategyCanary    Strategy = "canary"
+	StrategyBlueGreen Strategy = "bluegreen"
+	StrategyAB        Strategy = "ab"
+	StrategyMirror    Strategy = "mirror"
+)
+
+// Routers of SPEC §2.
+const (
+	RouterReplicas   = "replicas"
+	RouterGatewayAPI = "gatewayapi"
+	RouterIstio      = "istio"
+	RouterLinkerd    = "linkerd"
+	RouterNginx      = "nginx"
+	RouterContour    = "contour"
+	RouterAppMesh    = "appmesh"
+)
+
+// Builtin check names.
+const (
+	CheckSuccessRate = "request-success-rate"
+	CheckDuration    = "request-duration"
+)
+
+// Limits.
+const (
+	MinInterval = 5 * time.Second
+)
+
+// Config is a Deployment's release configuration, parsed from its annotations. It is frozen
+// into the release state when a release starts, so it serialises to JSON.
+type Config struct {
+	Strategy         Strategy        `json:"strategy"`
+	Router           string          `json:"router"`
+	Service          string          `json:"service"`
+	Port             string          `json:"port,omitempty"`
+	Route            string          `json:"route"`
+	Interval         metav1.Duration `json:"interval"`
+	Threshold        int             `json:"threshold"`
+	Steps            []int           `json:"steps"`
+	Iterations       int             `json:"iterations"`
+	Metrics          []Metric        `json:"metrics"`
+	ProgressDeadline metav1.Duration `json:"progressDeadline"`
+	SkipAnalysis     bool            `json:"skipAnalysis,omitempty"`
+}
+
+// Metric is one analysis check, shaped like Flagger's `analysis.metrics` entries plus Sluice's
+// extensions.
+type Metric struct {
+	Name string `json:"name"`
+	// Query is an inline provider query; empty for the builtin checks.
+	Query string `json:"query,omitempty"`
+	// ThresholdRange is the passing range of a reading.
+	ThresholdRange *Range `json:"thresholdRange,omitempty"`
+	// AbortRange: a single reading outside it rolls the release back at once.
+	AbortRange *Range `json:"abortRange,omitempty"`
+	// Interval is the query window, default the release interval.
+	Interval string `json:"interval,omitempty"`
+	// InconclusiveLimit turns that many consecutive "no data" runs into a rollback; 0 waits.
+	InconclusiveLimit int `json:"inconclusiveLimit,omitempty"`
+	// DryRun records the result but never fails or aborts the release.
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// Range bounds a reading; a nil bound is open.
+type Range struct {
+	Min *float64 `json:"min,omitempty"`
+	Max *float64 `json:"max,omitempty"`
+}
+
+// Contains reports whether v lies within the range.
+func (r *Range) Contains(v float64) bool {
+	if r == nil {
+		return true
+	}
+	if r.Min != nil && v < *r.Min {
+		return false
+	}
+	if r.Max != nil && v > *r.Max {
+		return false
+	}
+	return true
+}
+
+func (r *Range) String() string {
+	if r == nil {
+		return "any"
+	}
+	lo, hi := "-inf", "+inf"
+	if r.Min != nil {
+		lo = strconv.FormatFloat(*r.Min, 'g', -1, 64)
+	}
+	if r.Max != nil {
+		hi = strconv.FormatFloat(*r.Max, 'g', -1, 64)
+	}
+	return "[" + lo + ", " + hi + "]"
+}
+
+// Defaults are the values used where a Deployment sets nothing; the router default comes from
+// the controller's flag.
+type Defaults struct {
+	Router string
+}
+
+// analysisBlock is the Flagger-shaped `sluice.dev/analysis` annotation.
+type analysisBlock struct {
+	Interval    string            `json:"interval,omitempty"`
+	Threshold   *int              `json:"threshold,omitempty"`
+	MaxWeight   *int              `json:"maxWeight,omitempty"`
+	StepWeight  *int              `json:"stepWeight,omitempty"`
+	StepWeights []int             `json:"stepWeights,omitempty"`
+	Iterations  *int              `json:"iterations,omitempty"`
+	Match       []any             `json:"match,omitempty"`
+	Metrics     []Metric          `json:"metrics,omitempty"`
+	Webhooks    []any             `json:"webhooks,omitempty"`
+	Alerts      []any             `json:"alerts,omitempty"`
+	Mirror      *bool             `json:"mirror,omitempty"`
+}
+
+// DefaultMetrics are the checks a Deployment gets when it configures none: success rate of at
+// least 99 % and p99 latency of at most 500 ms.
+func DefaultMetrics() []Metric {
+	return []Metric{
+		{Name: CheckSuccessRate, ThresholdRange: &Range{Min: ptr(99.0)}},
+		{Name: CheckDuration, ThresholdRange: &Range{Max: ptr(500.0)}},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Parse reads and validates the configuration annotations. Every problem is reported, each
+// naming its annotation; a Config is returned only when there is none.
+func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
+	p := parser{ann: ann}
+	router := d.Router
+	if router == "" {
+		router = RouterReplicas
+	}
+	c := Config{
+		Strategy:         StrategyCanary,
+		Router:           router,
+		Interval:         metav1.Duration{Duration: time.Minute},
+		Threshold:        5,
+		Iterations:       10,
+		ProgressDeadline: metav1.Duration{Duration: 10 * time.Minute},
+	}
+	stepWeight, maxWeight := 10, 50
+	var stepWeights []int
+
+	// The Flagger-shaped block first; flat annotations win where both are set.
+	var block analysisBlock
+	if raw, ok := ann[AnnAnalysis]; ok {
+		if err := yaml.UnmarshalStrict([]byte(raw), &block); err != nil {
+			p.invalid(AnnAnalysis, "", "not a valid analysis block: "+cleanYAMLError(err))
+		} else {
+			if block.Interval != "" {
+				c.Interval.Duration = p.duration(AnnAnalysis+" interval", block.Interval, MinInterval)
+			}
+			setInt(&c.Threshold, block.Threshold)
+			setInt(&stepWeight, block.StepWeight)
+			setInt(&maxWeight, block.MaxWeight)
+			setInt(&c.Iterations, block.Iterations)
+			stepWeights = block.StepWeights
+			c.Metrics = block.Metrics
+			if len(block.Match) > 0 {
+				p.unsupported(AnnAnalysis+" match", "A/B matches")
+			}
+			if len(block.Webhooks) > 0 {
+				p.unsupported(AnnAnalysis+" webhooks", "webhooks")
+			}
+			if len(block.Alerts) > 0 {
+				p.unsupported(AnnAnalysis+" alerts", "alerts")
+			}
+			if block.Mirror != nil && *block.Mirror {
+				p.unsupported(AnnAnalysis+" mirror", "mirroring")
+			}
+		}
+	}
+
+	if v, ok := ann[AnnStrategy]; ok {
+		switch s := Strategy(v); s {
+		case StrategyCanary:
+			c.Strategy = s
+		case StrategyBlueGreen, StrategyAB, StrategyMirror:
+			p.invalid(AnnStrategy, v, "strategy is not available in this version of Sluice (only canary is)")
+		default:
+			p.invalid(AnnStrategy, v, "must be one of canary, bluegreen, ab, mirror")
+		}
+	}
+	if v, ok := ann[AnnRouter]; ok {
+		c.Router = v
+	}
+	switch c.Router {
+	case RouterReplicas:
+	case RouterGatewayAPI, RouterIstio, RouterLinkerd, RouterNginx, RouterContour, RouterAppMesh:
+		p.invalid(AnnRouter, c.Router, "router is not available in this version of Sluice (only replicas is)")
+	default:
+		p.invalid(AnnRouter, c.Router, "must be one of replicas, gatewayapi, istio, linkerd, nginx, contour, appmesh")
+	}
+	c.Service = p.name(AnnService)
+	c.Route = p.name(AnnRoute)
+	if v, ok := ann[AnnPort]; ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			if n < 1 || n > 65535 {
+				p.invalid(AnnPort, v, "must be a port number 1..65535 or a port name")
+			}
+		} else if !validName(v) || len(v) > 15 {
+			p.invalid(AnnPort, v, "must be a port number 1..65535 or a port name")
+		}
+		c.Port = v
+	}
+	if v, ok := ann[AnnInterval]; ok {
+		c.Interval.Duration = p.duration(AnnInterval, v, MinInterval)
+	}
+	if v, ok := ann[AnnProgressDeadline]; ok {
+		c.ProgressDeadline.Duration = p.duration(AnnProgressDeadline, v, 10*time.Second)
+	}
+	p.int(AnnThreshold, 1, 1000, &c.Threshold)
+	p.int(AnnStepWeight, 1, 100, &stepWeight)
+	p.int(AnnMaxWeight, 1, 100, &maxWeight)
+	p.int(AnnIterations, 1, 10000, &c.Iterations)
+	if v, ok := ann[AnnStepWeights]; ok {
+		stepWeights = p.weights(AnnStepWeights, v)
+	} else if len(stepWeights) > 0 {
+		stepWeights = p.checkWeights(AnnAnalysis+" stepWeights", fmt.Sprint(stepWeights), stepWeights)
+	}
+	if _, ok := ann[AnnMatch]; ok {
+		p.unsupported(AnnMatch, "A/B matches (strategy ab)")
+	}
+	if _, ok := ann[AnnWebhooks]; ok {
+		p.unsupported(AnnWebhooks, "webhooks")
+	}
+	if _, ok := ann[AnnAlerts]; ok {
+		p.unsupported(AnnAlerts, "alerts")
+	}
+	if v, ok := ann[AnnMetrics]; ok {
+		var ms []Metric
+		if err := yaml.UnmarshalStrict([]byte(v), &ms); err != nil {
+			p.invalid(AnnMetrics, "", "not a valid YAML list of checks: "+cleanYAMLError(err))
+		} else {
+			c.Metrics = ms
+		}
+	}
+	if v, ok := ann[AnnSkipAnalysis]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			p.invalid(AnnSkipAnalysis, v, `must be "true" or "false"`)
+		}
+		c.SkipAnalysis = b
+	}
+
+	// Steps: explicit ones win over step/max.
+	if len(stepWeights) > 0 {
+		c.Steps = stepWeights
+	} else if stepWeight > maxWeight {
+		p.invalid(AnnStepWeight, strconv.Itoa(stepWeight), fmt.Sprintf("must not exceed %s (%d)", AnnMaxWeight, maxWeight))
+	} else {
+		for w := stepWeight; w <= maxWeight; w += stepWeight {
+			c.Steps = append(c.Steps, w)
+		}
+		if c.Steps[len(c.Steps)-1] != maxWeight {
+			c.Steps = append(c.Steps, maxWeight)
+		}
+	}
+	if len(c.Metrics) == 0 {
+		c.Metrics = DefaultMetrics()
+	}
+	p.metrics(c.Metrics)
+	if len(p.errs) > 0 {
+		return Config{}, p.errs
+	}
+	return c, nil
+}
+
+func setInt(dst *int, v *int) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+type parser struct {
+	ann  map[string]string
+	errs field.ErrorList
+}
+
+func (p *parser) invalid(key, value, detail string) {
+	p.errs = append(p.errs, field.Invalid(field.NewPath(key), value, detail))
+}
+
+func (p *parser) unsupported(key, what string) {
+	p.errs = append(p.errs, field.Forbidden(field.NewPath(key), what+" are not available in this version of Sluice"))
+}
+
+func (p *parser) int(key string, lo, hi int, dst *int) {
+	v, ok := p.ann[key]
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < lo || n > hi {
+		p.invalid(key, v, fmt.Sprintf("must be %d..%d", lo, hi))
+		return
+	}
+	*dst = n
+}
+
+func (p *parser) duration(key, v string, lo time.Duration) time.Duration {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		p.invalid(key, v, "must be a duration such as 30s or 1m")
+		return 0
+	}
+	if d < lo {
+		p.invalid(key, v, "must be at least "+lo.String())
+		return 0
+	}
+	return d
+}
+
+func (p *parser) name(key string) string {
+	v, ok := p.ann[key]
+	if !ok {
+		return ""
+	}
+	if !validName(v) {
+		p.invalid(key, v, "must be a DNS-1035 name (lower-case letters, digits, '-')")
+	}
+	return v
+}
+
+func (p *parser) weights(key, v string) []int {
+	var ws []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			p.invalid(key, v, "must be a comma-separated list of weights such as 1,5,10,25,50")
+			return nil
+		}
+		ws = append(ws, n)
+	}
+	return p.checkWeights(key, v, ws)
+}
+
+func (p *parser) checkWeights(key, v string, ws []int) []int {
+	for i, w := range ws {
+		if w < 1 || w > 100 {
+			p.invalid(key, v, fmt.Sprintf("each weight must be 1..100, got %d", w))
+			return nil
+		}
+		if i > 0 && w <= ws[i-1] {
+			p.invalid(key, v, "weights must increase strictly")
+			return nil
+		}
+	}
+	return ws
+}
+
+func (p *parser) metrics(ms []Metric) {
+	seen := map[string]bool{}
+	for i, m := range ms {
+		where := fmt.Sprintf("%s[%d]", AnnMetrics, i)
+		if m.Name == "" {
+			p.errs = append(p.errs, field.Required(field.NewPath(where+".name"), "every check needs a name"))
+			continue
+		}
+		where = fmt.Sprintf("%s[%s]", AnnMetrics, m.Name)
+		if seen[m.Name] {
+			p.errs = append(p.errs, field.Duplicate(field.NewPath(where), m.Name))
+		}
+		seen[m.Name] = true
+		builtin := m.Name == CheckSuccessRate || m.Name == CheckDuration
+		if !builtin && strings.TrimSpace(m.Query) == "" {
+			p.errs = append(p.errs, field.Required(field.NewPath(where+".query"),
+				"a custom check needs a query (builtins are "+CheckSuccessRate+" and "+CheckDuration+")"))
+		}
+		if m.ThresholdRange == nil && m.AbortRange == nil {
+			p.errs = append(p.errs, field.Required(field.NewPath(where+".thresholdRange"), "give min and/or max"))
+		}
+		for name, r := range map[string]*Range{"thresholdRange": m.ThresholdRange, "abortRange": m.AbortRange} {
+			if r != nil && r.Min != nil && r.Max != nil && *r.Min > *r.Max {
+				p.errs = append(p.errs, field.Invalid(field.NewPath(where+"."+name), r.String(), "min must not exceed max"))
+			}
+		}
+		if m.Interval != "" {
+			if d, err := time.ParseDuration(m.Interval); err != nil || d <= 0 {
+				p.errs = append(p.errs, field.Invalid(field.NewPath(where+".interval"), m.Interval, "must be a positive duration such as 1m"))
+			}
+		}
+		if m.InconclusiveLimit < 0 {
+			p.errs = append(p.errs, field.Invalid(field.NewPath(where+".inconclusiveLimit"), strconv.Itoa(m.InconclusiveLimit), "must be 0 (wait) or more"))
+		}
+	}
+}
+
+// validName reports whether s is a DNS-1035 label.
+func validName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		case r == '-' && i > 0 && i < len(s)-1:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func cleanYAMLError(err error) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, "error converting YAML to JSON: ")
+	s = strings.TrimPrefix(s, "error unmarshaling JSON: while decoding JSON: ")
+	return s
+}
+
+// FormatErrors renders validation errors the way users see them at admission, one per line:
+// `sluice.dev/max-weight: must be 1..100, got "150"`.
+func FormatErrors(errs field.ErrorList) string {
+	lines := make([]string, 0, len(errs))
+	for _, e := range errs {
+		switch e.Type {
+		case field.ErrorTypeInvalid:
+			if s, ok := e.BadValue.(string); ok && s != "" {
+				lines = append(lines, fmt.Sprintf("%s: %s, got %q", e.Field, e.Detail, s))
+				continue
+			}
+			lines = append(lines, fmt.Sprintf("%s: %s", e.Field, e.Detail))
+		case field.ErrorTypeRequired:
+			lines = append(lines, fmt.Sprintf("%s: required: %s", e.Field, e.Detail))
+		case field.ErrorTypeDuplicate:
+			lines = append(lines, fmt.Sprintf("%s: duplicate check name", e.Field))
+		default:
+			lines = append(lines, fmt.Sprintf("%s: %s", e.Field, e.Detail))
+		}
+	}
+	return strings.Join(lines, "; ")
+}

@@ -1,0 +1,63 @@
+package spec
+
+// Labels.
+const (
+	// LabelEnabled opts a Deployment in when its value is ValueEnabled. Sluice's own canary
+	// copies carry the same key with ValueCanary, so one label selector scopes Sluice's cache to
+	// both, while the webhook (which matches only ValueEnabled) never intercepts a canary.
+	LabelEnabled = "sluice.dev/enabled"
+	ValueEnabled = "true"
+	ValueCanary  = "canary"
+
+	// LabelTrack marks canary pods (value "canary").
+	LabelTrack = "sluice.dev/track"
+	// LabelParent names, on a canary Deployment, the Deployment it was copied from.
+	LabelParent = "sluice.dev/parent"
+)
+
+// Configuration annotations (SPEC §2).
+const (
+	AnnStrategy         = "sluice.dev/strategy"
+	AnnRouter           = "sluice.dev/router"
+	AnnService          = "sluice.dev/service"
+	AnnPort             = "sluice.dev/port"
+	AnnRoute            = "sluice.dev/route"
+	AnnInterval         = "sluice.dev/interval"
+	AnnThreshold        = "sluice.dev/threshold"
+	AnnStepWeight       = "sluice.dev/step-weight"
+	AnnMaxWeight        = "sluice.dev/max-weight"
+	AnnStepWeights      = "sluice.dev/step-weights"
+	AnnIterations       = "sluice.dev/iterations"
+	AnnMatch            = "sluice.dev/match"
+	AnnMetrics          = "sluice.dev/metrics"
+	AnnWebhooks         = "sluice.dev/webhooks"
+	AnnAlerts           = "sluice.dev/alerts"
+	AnnAnalysis         = "sluice.dev/analysis"
+	AnnProgressDeadline = "sluice.dev/progress-deadline"
+	AnnSkipAnalysis     = "sluice.dev/skip-analysis"
+)
+
+// Manual controls (SPEC §4): annotations a user (or `kubectl sluice`) writes.
+const (
+	// AnnPromote approves promotion of the revision it names ("true" approves the current one).
+	AnnPromote = "sluice.dev/promote"
+	AnnAbort   = "sluice.dev/abort"
+	AnnPause   = "sluice.dev/pause"
+	AnnRetry   = "sluice.dev/retry"
+)
+
+// Sluice's own state. Only Sluice writes these; the webhook restores them on foreign writes.
+const (
+	AnnState = "sluice.dev/state"
+	// AnnRevision on a canary Deployment names the revision (template hash) it runs.
+	AnnRevision = "sluice.dev/revision"
+)
+
+// OwnStateAnnotations are the annotations whose values only Sluice may set.
+var OwnStateAnnotations = []string{AnnState}
+
+// AnnRestartedAt is what `kubectl rollout restart` writes into the pod template.
+const AnnRestartedAt = "kubectl.kubernetes.io/restartedAt"
+
+// CanaryName is the name of the canary copy of Deployment parent.
+func CanaryName(parent string) string { return parent + "-canary" }

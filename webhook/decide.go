@@ -1,0 +1,279 @@
+package webhook
+
+import (
+	"fmt"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sluice-dev/sluice/rollout/spec"
+)
+
+// Input is everything a decision depends on.
+type Input struct {
+	Operation admissionv1.Operation
+	// Old is nil on CREATE.
+	Old, New *appsv1.Deployment
+	// FromController is true when the writer is Sluice's own identity.
+	FromController bool
+	Now            time.Time
+	Defaults       spec.Defaults
+	// RestartBypass lets a template change made only by `kubectl rollout restart` through
+	// without a canary.
+	RestartBypass bool
+}
+
+// Decision names the row of the decision table that applied; it labels metrics and golden
+// tests.
+type Decision string
+
+// Decisions.
+const (
+	DecisionController  Decision = "controller"
+	DecisionNotOptedIn  Decision = "not-opted-in"
+	DecisionCreate      Decision = "create"
+	DecisionInvalid     Decision = "invalid"
+	DecisionOptOut      Decision = "opt-out"
+	DecisionUnchanged   Decision = "unchanged"
+	DecisionRestart     Decision = "restart"
+	DecisionSkip        Decision = "skip-analysis"
+	DecisionRevert      Decision = "revert"
+	DecisionHeldFailed  Decision = "held-failed"
+	DecisionHeld        Decision = "held"
+	DecisionReplaced    Decision = "held-replaced"
+)
+
+// Event is a Kubernetes Event the handler emits (asynchronously, never under dry-run).
+type Event struct {
+	Type, Reason, Message string
+}
+
+// Verdict is the outcome of Decide.
+type Verdict struct {
+	Decision Decision
+	Allowed  bool
+	// Denial is the message of a refused request.
+	Denial string
+	// Object is the Deployment to store; nil means "as sent".
+	Object   *appsv1.Deployment
+	Warnings []string
+	Events   []Event
+}
+
+// Decide applies SPEC §3's decision table to one admission request.
+func Decide(in Input) Verdict {
+	if in.FromController {
+		return Verdict{Decision: DecisionController, Allowed: true}
+	}
+	obj := in.New.DeepCopy()
+	v := Verdict{Allowed: true}
+
+	if in.Operation == admissionv1.Create || in.Old == nil {
+		if !optedIn(obj) {
+			return Verdict{Decision: DecisionNotOptedIn, Allowed: true}
+		}
+		if _, errs := spec.Parse(obj.Annotations, in.Defaults); len(errs) > 0 {
+			return deny(spec.FormatErrors(errs))
+		}
+		// A new object carries no release: state copied from elsewhere is dropped.
+		if dropOwnState(obj) {
+			v.Object = obj
+			v.Warnings = append(v.Warnings, fmt.Sprintf("sluice: dropped %s: it is written only by Sluice", spec.AnnState))
+		}
+		v.Decision = DecisionCreate
+		return v
+	}
+
+	old := in.Old
+	if !optedIn(old) && !optedIn(obj) {
+		return Verdict{Decision: DecisionNotOptedIn, Allowed: true}
+	}
+	if restoreOwnState(old, obj) {
+		v.Warnings = append(v.Warnings, fmt.Sprintf("sluice: kept %s as it was: it is written only by Sluice", spec.AnnState))
+	}
+	st, err := spec.ReadState(old.Annotations)
+	if err != nil {
+		// A state Sluice cannot read is treated as no release; the worker reports it.
+		st = spec.State{Phase: spec.PhaseIdle}
+	}
+
+	if optedIn(old) && !optedIn(obj) {
+		return optOut(v, st, old, obj)
+	}
+
+	cfg, errs := spec.Parse(obj.Annotations, in.Defaults)
+	if len(errs) > 0 {
+		return deny(spec.FormatErrors(errs))
+	}
+
+	oldHash := spec.TemplateHash(&old.Spec.Template)
+	newHash := spec.TemplateHash(&obj.Spec.Template)
+	images := spec.Images(&obj.Spec.Template)
+
+	switch {
+	case newHash == oldHash:
+		v.Decision = DecisionUnchanged
+		if st.Phase.Holds() && !obj.Spec.Paused {
+			obj.Spec.Paused = true
+			v.Warnings = append(v.Warnings, fmt.Sprintf(
+				"sluice: spec.paused stays true while release %s is %s; a manifest that sets spec.paused: false fights the hold on every sync",
+				st.Revision, st.Phase))
+		}
+
+	case !st.Phase.Holds() && st.Phase != spec.PhasePromoting && in.RestartBypass &&
+		spec.OnlyRestarted(&old.Spec.Template, &obj.Spec.Template):
+		v.Decision = DecisionRestart
+		v.Events = append(v.Events, Event{corev1.EventTypeNormal, "Restarted", "template changed only by kubectl rollout restart: restarting without a canary"})
+
+	case cfg.SkipAnalysis:
+		v.Decision = DecisionSkip
+		if st.Phase.Holds() || st.Phase.InFlight() {
+			obj.Spec.Paused = false
+		}
+		next := spec.State{Phase: spec.PhaseIdle, Stable: newHash, FailedRevision: st.FailedRevision,
+			Message: fmt.Sprintf("%s released without analysis (%s)", images, spec.AnnSkipAnalysis), FinishedAt: in.Now}
+		setState(obj, next)
+		msg := fmt.Sprintf("%s is \"true\": %s goes out without canary analysis", spec.AnnSkipAnalysis, images)
+		v.Warnings = append(v.Warnings, "sluice: "+msg)
+		v.Events = append(v.Events, Event{corev1.EventTypeWarning, "Bypassed", msg})
+
+	case (st.Phase.Holds() || st.Phase.InFlight()) && newHash == st.Stable:
+		v.Decision = DecisionRevert
+		next := st
+		if st.Phase == spec.PhaseFailed {
+			// Nothing in flight: the canary is gone and the stable ReplicaSet already runs
+			// this template, so releasing the hold changes no pod.
+			obj.Spec.Paused = false
+			next = spec.State{Phase: spec.PhaseIdle, Stable: st.Stable, FailedRevision: st.FailedRevision,
+				Message: "template set back to the stable revision " + st.Stable, FinishedAt: in.Now}
+		} else {
+			obj.Spec.Paused = true
+			next.Revert = true
+			next.AbortReason = "template set back to the stable revision " + st.Stable
+		}
+		setState(obj, next)
+		v.Warnings = append(v.Warnings, fmt.Sprintf(
+			"sluice: %s is the stable revision %s: release %s is rolled back, stable pods are untouched", images, st.Stable, st.Revision))
+
+	case newHash == st.FailedRevision && (st.Phase.Holds() || st.Phase.InFlight()):
+		v.Decision = DecisionHeldFailed
+		obj.Spec.Paused = true
+		next := st
+		next.Phase = spec.PhaseFailed
+		next.Revision = newHash
+		next.Image = images
+		next.Message = fmt.Sprintf("revision %s failed before; it is not retried until the template changes or %s is set", newHash, spec.AnnRetry)
+		if st.Phase != spec.PhaseFailed {
+			next.AbortReason = "replaced by revision " + newHash + ", which failed before"
+		}
+		setState(obj, next)
+		v.Warnings = append(v.Warnings, "sluice: held "+images+": "+next.Message)
+
+	default:
+		v.Decision = DecisionHeld
+		stable := oldHash
+		if st.Phase.Holds() || (st.Phase.InFlight() && st.Phase != spec.PhasePromoting) {
+			stable = st.Stable
+		}
+		if st.Phase.InFlight() && st.Phase != spec.PhaseRollingBack {
+			v.Decision = DecisionReplaced
+			v.Warnings = append(v.Warnings, fmt.Sprintf(
+				"sluice: release %s in flight is replaced by %s; analysis restarts on the newest template", st.Revision, newHash))
+		}
+		obj.Spec.Paused = true
+		setState(obj, spec.State{
+			Phase: spec.PhaseProgressing, Revision: newHash, Stable: stable, FailedRevision: st.FailedRevision,
+			Image: images, StartedAt: in.Now, Plan: &cfg,
+			Message: "held for canary analysis",
+		})
+		v.Warnings = append(v.Warnings, fmt.Sprintf(
+			"sluice: held %s for canary analysis; watch with kubectl sluice status %s", images, obj.Name))
+		v.Events = append(v.Events, Event{corev1.EventTypeNormal, "ReleaseHeld",
+			fmt.Sprintf("held revision %s (%s) for canary analysis; stable revision %s keeps serving", newHash, images, stable)})
+	}
+
+	if !equalForPatch(in.New, obj) {
+		v.Object = obj
+	}
+	return v
+}
+
+func optOut(v Verdict, st spec.State, old, obj *appsv1.Deployment) Verdict {
+	v.Decision = DecisionOptOut
+	if st.Phase.Holds() && old.Spec.Paused && obj.Spec.Paused {
+		obj.Spec.Paused = false
+		v.Warnings = append(v.Warnings, fmt.Sprintf(
+			"sluice: opted out: unpausing releases %s without analysis", spec.Images(&obj.Spec.Template)))
+	}
+	if st.Phase.InFlight() {
+		v.Warnings = append(v.Warnings, "sluice: opted out: release "+st.Revision+" is abandoned and its canary removed")
+	}
+	dropOwnState(obj)
+	v.Object = obj
+	return v
+}
+
+func deny(msg string) Verdict {
+	return Verdict{Decision: DecisionInvalid, Denial: msg}
+}
+
+func optedIn(d *appsv1.Deployment) bool {
+	return d.Labels[spec.LabelEnabled] == spec.ValueEnabled
+}
+
+func setState(d *appsv1.Deployment, st spec.State) {
+	if d.Annotations == nil {
+		d.Annotations = map[string]string{}
+	}
+	d.Annotations[spec.AnnState] = st.Encode()
+}
+
+// restoreOwnState puts Sluice's own annotations back as they were on old; it reports whether
+// the write had changed or dropped any.
+func restoreOwnState(old, obj *appsv1.Deployment) bool {
+	changed := false
+	for _, k := range spec.OwnStateAnnotations {
+		ov, oldHas := old.Annotations[k]
+		nv, newHas := obj.Annotations[k]
+		if oldHas == newHas && ov == nv {
+			continue
+		}
+		changed = true
+		if !oldHas {
+			delete(obj.Annotations, k)
+			continue
+		}
+		if obj.Annotations == nil {
+			obj.Annotations = map[string]string{}
+		}
+		obj.Annotations[k] = ov
+	}
+	return changed
+}
+
+func dropOwnState(d *appsv1.Deployment) bool {
+	dropped := false
+	for _, k := range spec.OwnStateAnnotations {
+		if _, ok := d.Annotations[k]; ok {
+			delete(d.Annotations, k)
+			dropped = true
+		}
+	}
+	return dropped
+}
+
+// equalForPatch reports whether obj differs from sent in what Decide may change: annotations
+// and spec.paused.
+func equalForPatch(sent, obj *appsv1.Deployment) bool {
+	if sent.Spec.Paused != obj.Spec.Paused || len(sent.Annotations) != len(obj.Annotations) {
+		return false
+	}
+	for k, v := range sent.Annotations {
+		if ov, ok := obj.Annotations[k]; !ok || ov != v {
+			return false
+		}
+	}
+	return true
+}

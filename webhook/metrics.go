@@ -1,0 +1,29 @@
+package webhook
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_admission_decisions_total",
+		Help: "Admission decisions on opted-in Deployments, by decision table row.",
+	}, []string{"decision"})
+	latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "sluice_admission_duration_seconds",
+		Help:    "Time Sluice's handler spends on one admission request.",
+		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05},
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(decisions, latency)
+}
+
+func observe(d Decision, took time.Duration) {
+	decisions.WithLabelValues(string(d)).Inc()
+	latency.Observe(took.Seconds())
+}
