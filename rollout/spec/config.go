@@ -99,6 +99,9 @@ func (r *Range) Contains(v float64) bool {
 	return true
 }
 
+// bounded reports whether the range has at least one bound; an empty range checks nothing.
+func (r *Range) bounded() bool { return r != nil && (r.Min != nil || r.Max != nil) }
+
 func (r *Range) String() string {
 	if r == nil {
 		return "any"
@@ -162,6 +165,9 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 		ProgressDeadline: metav1.Duration{Duration: 10 * time.Minute},
 	}
 	stepWeight, maxWeight := 10, 50
+	// stepKey, maxKey and metricsKey name where a value came from, so an error names the
+	// annotation the user actually wrote.
+	stepKey, maxKey, metricsKey := AnnStepWeight, AnnMaxWeight, AnnMetrics
 	var stepWeights []int
 
 	// The Flagger-shaped block first; flat annotations win where both are set.
@@ -173,12 +179,22 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 			if block.Interval != "" {
 				c.Interval.Duration = p.duration(AnnAnalysis+" interval", block.Interval, MinInterval)
 			}
-			setInt(&c.Threshold, block.Threshold)
-			setInt(&stepWeight, block.StepWeight)
-			setInt(&maxWeight, block.MaxWeight)
-			setInt(&c.Iterations, block.Iterations)
+			// The block's numbers obey the same bounds as their flat annotations.
+			if block.StepWeight != nil {
+				stepKey = AnnAnalysis + " stepWeight"
+			}
+			if block.MaxWeight != nil {
+				maxKey = AnnAnalysis + " maxWeight"
+			}
+			p.bounded(AnnAnalysis+" threshold", block.Threshold, 1, 1000, &c.Threshold)
+			p.bounded(stepKey, block.StepWeight, 1, 100, &stepWeight)
+			p.bounded(maxKey, block.MaxWeight, 1, 100, &maxWeight)
+			p.bounded(AnnAnalysis+" iterations", block.Iterations, 1, 10000, &c.Iterations)
 			stepWeights = block.StepWeights
 			c.Metrics = block.Metrics
+			if len(block.Metrics) > 0 {
+				metricsKey = AnnAnalysis + " metrics"
+			}
 			if len(block.Match) > 0 {
 				p.unsupported(AnnAnalysis+" match", "A/B matches")
 			}
@@ -233,6 +249,12 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 		c.ProgressDeadline.Duration = p.duration(AnnProgressDeadline, v, 10*time.Second)
 	}
 	p.int(AnnThreshold, 1, 1000, &c.Threshold)
+	if _, ok := ann[AnnStepWeight]; ok {
+		stepKey = AnnStepWeight
+	}
+	if _, ok := ann[AnnMaxWeight]; ok {
+		maxKey = AnnMaxWeight
+	}
 	p.int(AnnStepWeight, 1, 100, &stepWeight)
 	p.int(AnnMaxWeight, 1, 100, &maxWeight)
 	p.int(AnnIterations, 1, 10000, &c.Iterations)
@@ -256,6 +278,7 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 			p.invalid(AnnMetrics, "", "not a valid YAML list of checks: "+cleanYAMLError(err))
 		} else {
 			c.Metrics = ms
+			metricsKey = AnnMetrics
 		}
 	}
 	if v, ok := ann[AnnSkipAnalysis]; ok {
@@ -270,7 +293,7 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 	if len(stepWeights) > 0 {
 		c.Steps = stepWeights
 	} else if stepWeight > maxWeight {
-		p.invalid(AnnStepWeight, strconv.Itoa(stepWeight), fmt.Sprintf("must not exceed %s (%d)", AnnMaxWeight, maxWeight))
+		p.invalid(stepKey, strconv.Itoa(stepWeight), fmt.Sprintf("must not exceed %s (%d)", maxKey, maxWeight))
 	} else {
 		for w := stepWeight; w <= maxWeight; w += stepWeight {
 			c.Steps = append(c.Steps, w)
@@ -282,18 +305,13 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 	if len(c.Metrics) == 0 {
 		c.Metrics = DefaultMetrics()
 	}
-	p.metrics(c.Metrics)
+	p.metrics(metricsKey, c.Metrics)
 	if len(p.errs) > 0 {
 		return Config{}, p.errs
 	}
 	return c, nil
 }
 
-func setInt(dst *int, v *int) {
-	if v != nil {
-		*dst = *v
-	}
-}
 
 type parser struct {
 	ann  map[string]string
@@ -319,6 +337,19 @@ func (p *parser) int(key string, lo, hi int, dst *int) {
 		return
 	}
 	*dst = n
+}
+
+// bounded takes an optional number from the analysis block, with the bounds of its flat
+// annotation.
+func (p *parser) bounded(key string, v *int, lo, hi int, dst *int) {
+	if v == nil {
+		return
+	}
+	if *v < lo || *v > hi {
+		p.invalid(key, strconv.Itoa(*v), fmt.Sprintf("must be %d..%d", lo, hi))
+		return
+	}
+	*dst = *v
 }
 
 func (p *parser) duration(key, v string, lo time.Duration) time.Duration {
@@ -372,15 +403,15 @@ func (p *parser) checkWeights(key, v string, ws []int) []int {
 	return ws
 }
 
-func (p *parser) metrics(ms []Metric) {
+func (p *parser) metrics(key string, ms []Metric) {
 	seen := map[string]bool{}
 	for i, m := range ms {
-		where := fmt.Sprintf("%s[%d]", AnnMetrics, i)
+		where := fmt.Sprintf("%s[%d]", key, i)
 		if m.Name == "" {
 			p.errs = append(p.errs, field.Required(field.NewPath(where+".name"), "every check needs a name"))
 			continue
 		}
-		where = fmt.Sprintf("%s[%s]", AnnMetrics, m.Name)
+		where = fmt.Sprintf("%s[%s]", key, m.Name)
 		if seen[m.Name] {
 			p.errs = append(p.errs, field.Duplicate(field.NewPath(where), m.Name))
 		}
@@ -390,12 +421,16 @@ func (p *parser) metrics(ms []Metric) {
 			p.errs = append(p.errs, field.Required(field.NewPath(where+".query"),
 				"a custom check needs a query (builtins are "+CheckSuccessRate+" and "+CheckDuration+")"))
 		}
-		if m.ThresholdRange == nil && m.AbortRange == nil {
+		if !m.ThresholdRange.bounded() && !m.AbortRange.bounded() {
 			p.errs = append(p.errs, field.Required(field.NewPath(where+".thresholdRange"), "give min and/or max"))
 		}
-		for name, r := range map[string]*Range{"thresholdRange": m.ThresholdRange, "abortRange": m.AbortRange} {
-			if r != nil && r.Min != nil && r.Max != nil && *r.Min > *r.Max {
-				p.errs = append(p.errs, field.Invalid(field.NewPath(where+"."+name), r.String(), "min must not exceed max"))
+		// A slice, not a map: errors come out in the same order every time.
+		for _, nr := range []struct {
+			name string
+			r    *Range
+		}{{"thresholdRange", m.ThresholdRange}, {"abortRange", m.AbortRange}} {
+			if r := nr.r; r != nil && r.Min != nil && r.Max != nil && *r.Min > *r.Max {
+				p.errs = append(p.errs, field.Invalid(field.NewPath(where+"."+nr.name), r.String(), "min must not exceed max"))
 			}
 		}
 		if m.Interval != "" {

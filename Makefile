@@ -1,0 +1,43 @@
+# Sluice — progressive delivery for plain Kubernetes Deployments.
+# `make help` lists the targets.
+
+GO ?= go
+# The e2e suite boots a real control plane; a cold tools build is ~30 min (cached after).
+E2E_TIMEOUT ?= 30m
+
+.DEFAULT_GOAL := help
+.PHONY: help build test unit e2e demo up down bench fmt vet fuzz
+
+help: ## List targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## Build sluice into bin/
+	$(GO) build -o bin/ ./cmd/...
+
+demo: tools ## Run Sluice end to end on a local control plane: a good release promoted, a bad one rolled back
+	$(GO) run ./e2e/cmd/demo run
+
+up: tools ## Start the local control plane with Prometheus and sluice, left running (prints KUBECONFIG)
+	$(GO) run ./e2e/cmd/demo up
+
+down: ## Stop what `make up` started
+	$(GO) run ./e2e/cmd/demo down
+
+test: tools unit e2e ## Run every test: unit tests, then the end-to-end suite on a local control plane
+
+unit: ## Unit tests (no cluster)
+	$(GO) test -short -count=1 ./...
+
+e2e: tools ## End-to-end suite against the real control plane, Prometheus and sluice binary
+	$(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) ./e2e/...
+
+bench: ## Benchmarks (admission handler; results recorded in docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchmem ./webhook/...
+
+fmt: ## gofmt the tree
+	gofmt -l -w $$(git ls-files '*.go')
+
+vet: ## go vet
+	$(GO) vet ./...
+
+include Makefile-cluster.mk

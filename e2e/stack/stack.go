@@ -1,0 +1,249 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-dev/sluice/certs"
+	"github.com/sluice-dev/sluice/e2e/cluster"
+	"github.com/sluice-dev/sluice/webhook"
+)
+
+// Identity is the user Sluice runs as on the local control plane.
+const Identity = "sluice"
+
+// Namespace is Sluice's own namespace (leader election).
+const Namespace = "sluice-system"
+
+// Options configure Up.
+type Options struct {
+	Log io.Writer
+	// ScrapeInterval of Prometheus (default 1s, so short release intervals have data).
+	ScrapeInterval time.Duration
+	// SluiceArgs are extra flags for sluice.
+	SluiceArgs []string
+}
+
+// Stack is Sluice running on a local control plane.
+type Stack struct {
+	Cluster       *cluster.Cluster
+	Client        kubernetes.Interface
+	PrometheusURL string
+	// SluiceBinary is the built sluice; MetricsURL serves its /metrics.
+	SluiceBinary string
+	PluginBinary string
+	MetricsURL   string
+	opts         Options
+	args         []string
+	repo         string
+}
+
+// Up builds sluice, starts Prometheus and sluice, and registers the webhook.
+func Up(ctx context.Context, c *cluster.Cluster, o Options) (*Stack, error) {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.ScrapeInterval == 0 {
+		o.ScrapeInterval = time.Second
+	}
+	repo, err := cluster.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(c.RESTConfig())
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{Cluster: c, Client: cs, opts: o, repo: repo}
+	start := time.Now()
+	step := func(format string, args ...any) {
+		fmt.Fprintf(o.Log, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+
+	step("building sluice and kubectl-sluice")
+	binDir := filepath.Join(c.Dir, "bin")
+	s.SluiceBinary = filepath.Join(binDir, "sluice")
+	s.PluginBinary = filepath.Join(binDir, "kubectl-sluice")
+	build := exec.CommandContext(ctx, "go", "build", "-o", binDir+"/", "./cmd/sluice", "./cmd/kubectl-sluice")
+	build.Dir, build.Stdout, build.Stderr = repo, o.Log, o.Log
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("build sluice: %w", err)
+	}
+
+	step("applying RBAC from deploy/rbac and the %s namespace", Namespace)
+	if err := s.rbac(ctx); err != nil {
+		return nil, err
+	}
+	kubeconfig, _, err := c.UserKubeconfig(Identity)
+	if err != nil {
+		return nil, err
+	}
+
+	step("starting Prometheus (scrapes pods every %s)", o.ScrapeInterval)
+	promKubeconfig, err := c.PrometheusKubeconfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.PrometheusURL, err = c.StartPrometheus(ctx, cluster.PodsScrapeConfig(promKubeconfig, o.ScrapeInterval)); err != nil {
+		return nil, err
+	}
+
+	bundle, err := certs.Generate([]string{"127.0.0.1", "localhost"}, 365*24*time.Hour, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	certDir := filepath.Join(c.Dir, "sluice-certs")
+	if err := bundle.WriteDir(certDir); err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	s.MetricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1])
+	s.args = append([]string{
+		"--kubeconfig=" + kubeconfig,
+		"--controller-identity=" + Identity,
+		"--webhook-host=127.0.0.1", "--webhook-port=" + strconv.Itoa(ports[0]),
+		"--cert-dir=" + certDir,
+		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(ports[1]),
+		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(ports[2]),
+		"--leader-election-namespace=" + Namespace,
+		"--prometheus-address=" + s.PrometheusURL,
+	}, o.SluiceArgs...)
+	step("starting sluice (webhook https://127.0.0.1:%d%s)", ports[0], webhook.Path)
+	if err := s.StartSluice(ctx); err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[2]), 60*time.Second); err != nil {
+		return nil, fmt.Errorf("sluice not ready: %w\n%s", err, c.LogTail("sluice", 20))
+	}
+	step("registering the webhook from deploy/webhook.yaml")
+	if err := s.registerWebhook(ctx, fmt.Sprintf("https://127.0.0.1:%d%s", ports[0], webhook.Path), bundle.CACert); err != nil {
+		return nil, err
+	}
+	step("sluice is up")
+	return s, nil
+}
+
+// StartSluice (re)starts the sluice process with the same flags.
+func (s *Stack) StartSluice(ctx context.Context) error {
+	_, err := s.Cluster.StartProcess("sluice", s.SluiceBinary, s.args...)
+	return err
+}
+
+// Plugin runs `kubectl sluice ARGS` as the cluster admin.
+func (s *Stack) Plugin(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, s.PluginBinary, append([]string{"--kubeconfig", s.Cluster.Kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// KillSluice kills sluice with SIGKILL, as a crash would, and waits for it to exit.
+func (s *Stack) KillSluice() error { return s.Cluster.KillProcess("sluice") }
+
+func (s *Stack) rbac(ctx context.Context) error {
+	if _, err := s.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", Namespace, err)
+	}
+	if _, stderr, err := s.Cluster.Kubectl(ctx, "apply", "-f", filepath.Join(s.repo, "deploy", "rbac")); err != nil {
+		return fmt.Errorf("apply deploy/rbac: %w: %s", err, stderr)
+	}
+	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: Identity}}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "sluice"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "sluice"},
+		Subjects:   subject,
+	}
+	if _, err := s.Client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "sluice-leader-election", Namespace: Namespace},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "sluice-leader-election"},
+		Subjects:   subject,
+	}
+	if _, err := s.Client.RbacV1().RoleBindings(Namespace).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+// registerWebhook installs deploy/webhook.yaml, pointed at the local sluice by url.
+func (s *Stack) registerWebhook(ctx context.Context, url string, caBundle []byte) error {
+	raw, err := os.ReadFile(filepath.Join(s.repo, "deploy", "webhook.yaml"))
+	if err != nil {
+		return err
+	}
+	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := yaml.UnmarshalStrict(raw, cfg); err != nil {
+		return fmt.Errorf("parse deploy/webhook.yaml: %w", err)
+	}
+	for i := range cfg.Webhooks {
+		cfg.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
+	}
+	api := s.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	_ = api.Delete(ctx, cfg.Name, metav1.DeleteOptions{})
+	if _, err := api.Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("register webhook: %w", err)
+	}
+	return nil
+}
+
+func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
