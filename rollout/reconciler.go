@@ -244,8 +244,8 @@ func desiredCanary(parent *appsv1.Deployment, revision string, replicas int32) *
 			Name:      spec.CanaryName(parent.Name),
 			Namespace: parent.Namespace,
 			Labels: map[string]string{
-				spec.LabelEnabled: spec.ValueCanary,
-				spec.LabelParent:  parent.Name,
+				spec.LabelEnabled:              spec.ValueCanary,
+				spec.LabelParent:               parent.Name,
 				"app.kubernetes.io/managed-by": "sluice",
 			},
 			Annotations: map[string]string{spec.AnnRevision: revision},

@@ -86,7 +86,6 @@ func main() {
 	}
 }
 
-
 func status(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
 	d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {

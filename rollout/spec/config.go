@@ -124,17 +124,17 @@ type Defaults struct {
 
 // analysisBlock is the Flagger-shaped `sluice.dev/analysis` annotation.
 type analysisBlock struct {
-	Interval    string            `json:"interval,omitempty"`
-	Threshold   *int              `json:"threshold,omitempty"`
-	MaxWeight   *int              `json:"maxWeight,omitempty"`
-	StepWeight  *int              `json:"stepWeight,omitempty"`
-	StepWeights []int             `json:"stepWeights,omitempty"`
-	Iterations  *int              `json:"iterations,omitempty"`
-	Match       []any             `json:"match,omitempty"`
-	Metrics     []Metric          `json:"metrics,omitempty"`
-	Webhooks    []any             `json:"webhooks,omitempty"`
-	Alerts      []any             `json:"alerts,omitempty"`
-	Mirror      *bool             `json:"mirror,omitempty"`
+	Interval    string   `json:"interval,omitempty"`
+	Threshold   *int     `json:"threshold,omitempty"`
+	MaxWeight   *int     `json:"maxWeight,omitempty"`
+	StepWeight  *int     `json:"stepWeight,omitempty"`
+	StepWeights []int    `json:"stepWeights,omitempty"`
+	Iterations  *int     `json:"iterations,omitempty"`
+	Match       []any    `json:"match,omitempty"`
+	Metrics     []Metric `json:"metrics,omitempty"`
+	Webhooks    []any    `json:"webhooks,omitempty"`
+	Alerts      []any    `json:"alerts,omitempty"`
+	Mirror      *bool    `json:"mirror,omitempty"`
 }
 
 // DefaultMetrics are the checks a Deployment gets when it configures none: success rate of at
@@ -311,7 +311,6 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 	}
 	return c, nil
 }
-
 
 type parser struct {
 	ann  map[string]string
