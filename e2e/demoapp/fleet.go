@@ -246,7 +246,7 @@ func (f *Fleet) Endpoints(selector labels.Selector) []Endpoint {
 		selector = labels.Everything()
 	}
 	return f.endpoints(func(s *podServer) bool {
-		return selector.Matches(labels.Set(s.labels))
+		return s.ready && selector.Matches(labels.Set(s.labels))
 	})
 }
 
