@@ -31,18 +31,18 @@ type Decision string
 
 // Decisions.
 const (
-	DecisionController  Decision = "controller"
-	DecisionNotOptedIn  Decision = "not-opted-in"
-	DecisionCreate      Decision = "create"
-	DecisionInvalid     Decision = "invalid"
-	DecisionOptOut      Decision = "opt-out"
-	DecisionUnchanged   Decision = "unchanged"
-	DecisionRestart     Decision = "restart"
-	DecisionSkip        Decision = "skip-analysis"
-	DecisionRevert      Decision = "revert"
-	DecisionHeldFailed  Decision = "held-failed"
-	DecisionHeld        Decision = "held"
-	DecisionReplaced    Decision = "held-replaced"
+	DecisionController Decision = "controller"
+	DecisionNotOptedIn Decision = "not-opted-in"
+	DecisionCreate     Decision = "create"
+	DecisionInvalid    Decision = "invalid"
+	DecisionOptOut     Decision = "opt-out"
+	DecisionUnchanged  Decision = "unchanged"
+	DecisionRestart    Decision = "restart"
+	DecisionSkip       Decision = "skip-analysis"
+	DecisionRevert     Decision = "revert"
+	DecisionHeldFailed Decision = "held-failed"
+	DecisionHeld       Decision = "held"
+	DecisionReplaced   Decision = "held-replaced"
 )
 
 // Event is a Kubernetes Event the handler emits (asynchronously, never under dry-run).
@@ -90,9 +90,6 @@ func Decide(in Input) Verdict {
 	if !optedIn(old) && !optedIn(obj) {
 		return Verdict{Decision: DecisionNotOptedIn, Allowed: true}
 	}
-	if restoreOwnState(old, obj) {
-		v.Warnings = append(v.Warnings, fmt.Sprintf("sluice: kept %s as it was: it is written only by Sluice", spec.AnnState))
-	}
 	st, err := spec.ReadState(old.Annotations)
 	if err != nil {
 		// A state Sluice cannot read is treated as no release; the worker reports it.
@@ -100,7 +97,12 @@ func Decide(in Input) Verdict {
 	}
 
 	if optedIn(old) && !optedIn(obj) {
-		return optOut(v, st, old, obj)
+		// Before the restore below: opting out drops the state, so "kept as it was" would be
+		// a false warning.
+		return optOut(v, st, old, in.New, obj)
+	}
+	if restoreOwnState(old, obj) {
+		v.Warnings = append(v.Warnings, fmt.Sprintf("sluice: kept %s as it was: it is written only by Sluice", spec.AnnState))
 	}
 
 	cfg, errs := spec.Parse(obj.Annotations, in.Defaults)
@@ -200,7 +202,7 @@ func Decide(in Input) Verdict {
 	return v
 }
 
-func optOut(v Verdict, st spec.State, old, obj *appsv1.Deployment) Verdict {
+func optOut(v Verdict, st spec.State, old, sent, obj *appsv1.Deployment) Verdict {
 	v.Decision = DecisionOptOut
 	if st.Phase.Holds() && old.Spec.Paused && obj.Spec.Paused {
 		obj.Spec.Paused = false
@@ -211,7 +213,9 @@ func optOut(v Verdict, st spec.State, old, obj *appsv1.Deployment) Verdict {
 		v.Warnings = append(v.Warnings, "sluice: opted out: release "+st.Revision+" is abandoned and its canary removed")
 	}
 	dropOwnState(obj)
-	v.Object = obj
+	if !equalForPatch(sent, obj) {
+		v.Object = obj
+	}
 	return v
 }
 

@@ -67,7 +67,7 @@ func (h *Handler) handle(req admission.Request) (admission.Response, Decision) {
 	v := Decide(Input{
 		Operation: req.Operation, Old: old, New: obj, Now: now().UTC().Truncate(time.Second),
 		FromController: h.ControllerIdentity != "" && req.UserInfo.Username == h.ControllerIdentity,
-		Defaults: h.Defaults, RestartBypass: h.RestartBypass,
+		Defaults:       h.Defaults, RestartBypass: h.RestartBypass,
 	})
 	if !v.Allowed {
 		return admission.Denied(v.Denial), v.Decision

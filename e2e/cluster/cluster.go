@@ -118,6 +118,7 @@ type Cluster struct {
 
 	mu            sync.Mutex
 	procs         []*process
+	stopping      bool // set by Stop; no process starts after it
 	prometheusURL string
 	stopOnce      sync.Once
 	stopErr       error
@@ -147,8 +148,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c := &Cluster{Dir: dir, Binaries: bins, opts: opts, started: time.Now()}
+	track(c) // from now on, Main's signal handler stops it too
 	defer func() {
 		if err != nil {
+			untrack(c)
 			if killErr := c.kill(); killErr != nil {
 				err = errors.Join(err, killErr)
 			}
@@ -292,7 +295,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		{"kube-scheduler", func(ctx context.Context) error {
 			return httpGet(ctx, fmt.Sprintf("https://127.0.0.1:%d/healthz", c.Ports.Scheduler), "ok")
 		}},
-		{fmt.Sprintf("kwok: %d node(s) Ready and schedulable", opts.Nodes), func(ctx context.Context) error {
+		{fmt.Sprintf("%d kwok node(s)", opts.Nodes), func(ctx context.Context) error {
 			return nodesReady(ctx, cs, opts.Nodes)
 		}},
 		{"default ServiceAccount", func(ctx context.Context) error {

@@ -350,9 +350,11 @@ func TestDetachedClusterDownLeavesNothingBehind(t *testing.T) {
 		t.Errorf("detached cluster shares a port with the shared one: %v", ports)
 	}
 
+	downStart := time.Now()
 	if err := cluster.Down(dir); err != nil {
 		t.Fatalf("Down: %v", err)
 	}
+	t.Logf("Down took %s", time.Since(downStart))
 	pollUntil(t, 10*time.Second, func(context.Context) error {
 		for _, pid := range pids {
 			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -18,8 +20,8 @@ import (
 const (
 	markerFile = ".sluice-cluster"
 	pidFile    = "pids"
-	// termGrace is how long processes get to exit after SIGTERM before SIGKILL.
-	termGrace = 10 * time.Second
+	// killWait bounds the wait for killed processes to exit.
+	killWait = 10 * time.Second
 )
 
 // process is one started control-plane program.
@@ -52,7 +54,15 @@ func (c *Cluster) startProcess(name, binary string, env []string, args ...string
 	} else {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	}
+	// Start under the lock so that a concurrent Stop either kills it or prevents it.
+	c.mu.Lock()
+	if c.stopping {
+		c.mu.Unlock()
+		f.Close()
+		return fmt.Errorf("start %s: the cluster is being stopped", name)
+	}
 	if err := cmd.Start(); err != nil {
+		c.mu.Unlock()
 		f.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
@@ -62,7 +72,6 @@ func (c *Cluster) startProcess(name, binary string, env []string, args ...string
 		f.Close()
 		close(p.done)
 	}()
-	c.mu.Lock()
 	c.procs = append(c.procs, p)
 	err = c.writePIDsLocked()
 	c.mu.Unlock()
@@ -103,10 +112,14 @@ func (c *Cluster) exited() error {
 	return nil
 }
 
-// Stop kills every process the cluster started, waits for them to exit and removes Dir
+// Stop kills (SIGKILL) every process the cluster started, waits for them to exit and removes Dir
 // (unless Options.KeepDir). Calling it again returns the first result.
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
+		untrack(c)
+		c.mu.Lock()
+		c.stopping = true
+		c.mu.Unlock()
 		c.stopErr = c.kill()
 		if c.stopErr == nil && !c.opts.KeepDir {
 			if err := os.RemoveAll(c.Dir); err != nil {
@@ -117,39 +130,76 @@ func (c *Cluster) Stop() error {
 	return c.stopErr
 }
 
-// kill terminates every started process group: SIGTERM, then SIGKILL after termGrace.
+// kill SIGKILLs every started process group and waits for the processes to exit.
+// The state is disposable, and a graceful kube-apiserver shutdown takes 20 s or more
+// (etcd then waits for it), so there is nothing to gain from SIGTERM.
 func (c *Cluster) kill() error {
 	c.mu.Lock()
 	procs := slices.Clone(c.procs)
 	c.mu.Unlock()
 	for _, p := range procs {
-		signalGroup(p.pid, syscall.SIGTERM)
+		select {
+		case <-p.done: // already reaped: its PID may belong to someone else by now
+		default:
+			killGroup(p.pid)
+		}
 	}
 	var errs []error
-	deadline := time.Now().Add(termGrace)
+	deadline := time.Now().Add(killWait)
 	for _, p := range procs {
 		select {
 		case <-p.done:
-			continue
 		case <-time.After(time.Until(deadline)):
-		}
-		signalGroup(p.pid, syscall.SIGKILL)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
 			errs = append(errs, fmt.Errorf("%s (pid %d) did not exit after SIGKILL", p.name, p.pid))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// signalGroup signals the process group led by pid (each process leads its own).
+// running tracks the clusters this process started and has not stopped, so that Main
+// can stop all of them on SIGINT or SIGTERM, detached ones that a test started included.
+var running = struct {
+	sync.Mutex
+	clusters map[*Cluster]bool
+}{clusters: map[*Cluster]bool{}}
+
+func track(c *Cluster) {
+	running.Lock()
+	running.clusters[c] = true
+	running.Unlock()
+}
+
+func untrack(c *Cluster) {
+	running.Lock()
+	delete(running.clusters, c)
+	running.Unlock()
+}
+
+// stopAll stops every cluster this process started and has not stopped.
+func stopAll(log io.Writer) {
+	running.Lock()
+	var all []*Cluster
+	for c := range running.clusters {
+		all = append(all, c)
+	}
+	running.Unlock()
+	for _, c := range all {
+		if err := c.Stop(); err != nil {
+			fmt.Fprintf(log, "stop control plane in %s: %v\n", c.Dir, err)
+		}
+	}
+}
+
+// killGroup kills the process group led by pid (each started process leads its own).
+func killGroup(pid int) { signalGroup(pid, syscall.SIGKILL) }
+
+// signalGroup signals the process group led by pid, and pid itself.
 func signalGroup(pid int, sig syscall.Signal) {
 	_ = syscall.Kill(-pid, sig)
 	_ = syscall.Kill(pid, sig)
 }
 
-// Down stops a detached cluster: it kills every process in dir's pid file that is still
+// Down stops a detached cluster: it SIGKILLs every process in dir's pid file that is still
 // running the binary recorded there (a reused PID is left alone), waits for them to
 // exit and removes dir. A missing dir is not an error.
 func Down(dir string) error {
@@ -164,13 +214,9 @@ func Down(dir string) error {
 		return err
 	}
 	for _, pid := range pids {
-		signalGroup(pid, syscall.SIGTERM)
+		killGroup(pid)
 	}
-	pids = waitGone(pids, termGrace)
-	for _, pid := range pids {
-		signalGroup(pid, syscall.SIGKILL)
-	}
-	if pids = waitGone(pids, 5*time.Second); len(pids) > 0 {
+	if pids = waitGone(pids, killWait); len(pids) > 0 {
 		return fmt.Errorf("stop cluster in %s: pids %v still running after SIGKILL", dir, pids)
 	}
 	if err := os.RemoveAll(dir); err != nil {

@@ -39,7 +39,6 @@ func (c *Cluster) StartPrometheus(ctx context.Context, configYAML string) (baseU
 		return "", fmt.Errorf("start prometheus: write config: %w", err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	start := time.Now()
 	if err := c.startProcess("prometheus", c.Binaries.Prometheus, nil,
 		"--config.file="+config,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
@@ -49,7 +48,7 @@ func (c *Cluster) StartPrometheus(ctx context.Context, configYAML string) (baseU
 		return "", err
 	}
 	baseURL = "http://" + addr
-	if err := c.poll(ctx, "prometheus", time.Minute, start, func(ctx context.Context) error {
+	if err := c.poll(ctx, "prometheus", time.Minute, c.started, func(ctx context.Context) error {
 		return httpGet(ctx, baseURL+"/-/ready", "")
 	}); err != nil {
 		return "", err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -24,7 +25,8 @@ import (
 //
 // It builds missing binaries (with progress lines; a cold build takes about 30 min, so
 // run `make tools` first or give `go test` a large -timeout), starts the control plane,
-// calls setup, runs the tests and stops the control plane, also on SIGINT or SIGTERM.
+// calls setup, runs the tests and stops the control plane (and any other cluster the
+// tests started and did not stop), also on SIGINT or SIGTERM.
 // With -short it runs no tests and starts nothing.
 func Main(m *testing.M, opts Options, setup func(*Cluster) error) int {
 	if !flag.Parsed() {
@@ -44,20 +46,16 @@ func Main(m *testing.M, opts Options, setup func(*Cluster) error) int {
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
 	var (
-		mu      sync.Mutex
-		running *Cluster
+		booted  atomic.Bool
+		exiting sync.Mutex // held by whoever stops the clusters before exiting
 	)
 	go func() {
 		sig := <-signals
-		cancel() // aborts a build or boot in progress
-		mu.Lock()
-		c := running
-		mu.Unlock()
-		if c != nil {
-			fmt.Fprintf(opts.Log, "%v: stopping the local control plane\n", sig)
-			if err := c.Stop(); err != nil {
-				fmt.Fprintf(opts.Log, "stop local control plane: %v\n", err)
-			}
+		cancel() // aborts a build or boot in progress; Start then cleans up itself
+		if booted.Load() {
+			exiting.Lock()
+			fmt.Fprintf(opts.Log, "%v: stopping the local control plane(s)\n", sig)
+			stopAll(opts.Log) // also detached clusters a test started
 			os.Exit(130)
 		}
 	}()
@@ -67,16 +65,13 @@ func Main(m *testing.M, opts Options, setup func(*Cluster) error) int {
 		fmt.Fprintf(opts.Log, "start local control plane: %v\n", err)
 		return 1
 	}
-	mu.Lock()
-	running = c
-	mu.Unlock()
+	booted.Store(true)
 	defer func() {
-		if err := c.Stop(); err != nil {
-			fmt.Fprintf(opts.Log, "stop local control plane: %v\n", err)
-		}
+		exiting.Lock()    // blocks for good if the signal handler is stopping and exiting
+		stopAll(opts.Log) // the shared cluster and any a test forgot to stop
 	}()
-	if ctx.Err() != nil { // interrupted right after Start returned
-		return 130
+	if ctx.Err() != nil {
+		return 130 // interrupted right after Start returned
 	}
 	if setup != nil {
 		if err := setup(c); err != nil {

@@ -269,6 +269,12 @@ func paused(s Snapshot, now time.Time, d *Decision) {
 
 func promoting(s Snapshot, now time.Time, d *Decision) {
 	st := &d.State
+	if st.AbortReason != "" {
+		// The webhook saw the template set back to the stable one mid-promotion (a revert):
+		// remove the canary; with Revert set, RollingBack then releases the parent on stable.
+		startRollback(d, now, st.AbortReason)
+		return
+	}
 	d.Paused = ptr(false)
 	p := s.Parent
 	rolled := !p.Paused && p.Revision == st.Revision && p.ObservedGeneration >= p.Generation &&

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -132,15 +133,18 @@ func TestOnlyRestarted(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
+			a, b := tc.a.DeepCopy(), tc.b.DeepCopy()
 			if got := spec.OnlyRestarted(tc.a, tc.b); got != tc.want {
 				t.Errorf("OnlyRestarted() = %v, want %v", got, tc.want)
 			}
-			if tc.a.Annotations[spec.AnnRestartedAt] == "" && tc.b.Annotations[spec.AnnRestartedAt] == "" {
-				return
+			if got := spec.OnlyRestarted(tc.b, tc.a); got != tc.want {
+				t.Errorf("OnlyRestarted() is not symmetric: reversed = %v, want %v", got, tc.want)
 			}
-			// The inputs are not modified.
-			if _, ok := tc.a.Annotations[spec.AnnRestartedAt]; !ok && len(tc.a.Annotations) > 0 && tc.a.Annotations == nil {
-				t.Error("input modified")
+			if diff := cmp.Diff(a, tc.a); diff != "" {
+				t.Errorf("OnlyRestarted modified its first argument (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(b, tc.b); diff != "" {
+				t.Errorf("OnlyRestarted modified its second argument (-want +got):\n%s", diff)
 			}
 		})
 	}

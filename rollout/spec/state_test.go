@@ -16,7 +16,7 @@ func TestStateRoundTrip(t *testing.T) {
 		c.Metrics = append(c.Metrics, spec.Metric{Name: "errors", Query: "up", AbortRange: &spec.Range{Max: ptr(3.0)}, InconclusiveLimit: 2, DryRun: true})
 	})
 	tests := map[string]spec.State{
-		"idle":            {Phase: spec.PhaseIdle},
+		"idle":             {Phase: spec.PhaseIdle},
 		"idle with stable": {Phase: spec.PhaseIdle, Stable: "aaaaaaaaaa", FailedRevision: "bbbbbbbbbb"},
 		"progressing, every field": {
 			Phase: spec.PhaseProgressing, Revision: "cccccccccc", Stable: "aaaaaaaaaa", FailedRevision: "bbbbbbbbbb",
