@@ -279,6 +279,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"--manage-nodes-with-annotation-selector="+kwokNodeAnnotation+"="+kwokNodeValue,
 		"--node-ip=127.0.0.1",
 		"--cidr="+opts.PodCIDR,
+		// Without node leases kwok only refreshes node status about once a minute, later than
+		// the node lifecycle controller's grace period: nodes flap NotReady and their pods are
+		// marked unready for good.
+		"--node-lease-duration-seconds=40",
 	); err != nil {
 		return nil, err
 	}
