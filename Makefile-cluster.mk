@@ -3,14 +3,16 @@
 # (default ~/.cache/sluice) and linked into bin/; state lives in .local/cluster.
 
 GO ?= go
+# `go run` compiles the command silently first (a minute or two on a cold build cache).
+CLUSTER_CMD = @echo "compiling ./e2e/cmd/cluster (silent; up to ~2 min the first time)..." && $(GO) run ./e2e/cmd/cluster
 
 .PHONY: tools cluster-up cluster-down
 
 tools: ## Build etcd, kube-*, kubectl, kwok, prometheus into the cache (~30 min cold, seconds warm)
-	$(GO) run ./e2e/cmd/cluster build
+	$(CLUSTER_CMD) build
 
 cluster-up: ## Start a detached local control plane; prints `export KUBECONFIG=...`
-	$(GO) run ./e2e/cmd/cluster up
+	$(CLUSTER_CMD) up
 
 cluster-down: ## Stop the local control plane and remove .local/cluster
-	$(GO) run ./e2e/cmd/cluster down
+	$(CLUSTER_CMD) down

@@ -92,6 +92,8 @@ func TestStateAnnotationCannotBeForged(t *testing.T) {
 		stable := d.Annotations[spec.AnnState]
 		edit(d.Annotations)
 		d.ManagedFields = nil
+		d.APIVersion, d.Kind = "apps/v1", "Deployment"
+		d.ResourceVersion = "" // an unconditional replace, as a GitOps tool with Replace=true does
 		b, _ := json.Marshal(d)
 		path := t.TempDir() + "/replace.json"
 		writeFile(t, path, b)

@@ -35,12 +35,15 @@ import (
 	"github.com/sluice-dev/sluice/e2e/cluster"
 )
 
-const testPodCIDR = "127.1.0.0/16"
+// The CIDRs differ from the defaults (and from the detached test's) so that this package
+// can run at the same time as another test binary's control plane.
+const testPodCIDR = "127.3.0.0/16"
 
 var testCluster *cluster.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(cluster.Main(m, cluster.Options{Nodes: 2, PodCIDR: testPodCIDR}, func(c *cluster.Cluster) error {
+	opts := cluster.Options{Nodes: 2, PodCIDR: testPodCIDR, ServiceCIDR: "127.18.0.0/16"}
+	os.Exit(cluster.Main(m, opts, func(c *cluster.Cluster) error {
 		testCluster = c
 		return nil
 	}))
