@@ -3,13 +3,15 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -80,32 +82,46 @@ func (h *Handler) handle(req admission.Request) (admission.Response, Decision) {
 	if v.Object == nil {
 		return admission.Allowed("").WithWarnings(v.Warnings...), v.Decision
 	}
-	resp, err := patch(req.Object.Raw, v.Object)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err), "error"
-	}
+	resp := admission.Patched("", patchOps(obj, v.Object)...)
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.PatchType = &pt
 	return resp.WithWarnings(v.Warnings...), v.Decision
 }
 
-// patch diffs the mutated typed object against the raw request. Decide changes only
-// annotations and spec.paused, so any other "remove" is a field the Go types do not know
-// (a newer API server's field) and is dropped rather than erased.
-func patch(raw []byte, obj runtime.Object) (admission.Response, error) {
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return admission.Response{}, err
-	}
-	resp := admission.PatchResponseFromRaw(raw, b)
-	kept := resp.Patches[:0]
-	for _, p := range resp.Patches {
-		if p.Operation == "remove" && !strings.HasPrefix(p.Path, "/metadata/annotations") && p.Path != "/spec/paused" {
-			continue
+// patchOps builds the JSON patch from sent to obj directly. Decide changes only annotations and
+// spec.paused, so the patch names exactly those fields: nothing else of the raw request —
+// including fields these Go types do not know — is ever touched, and no JSON diff of two whole
+// documents is needed on the hot path.
+func patchOps(sent, obj *appsv1.Deployment) []jsonpatch.JsonPatchOperation {
+	var ops []jsonpatch.JsonPatchOperation
+	switch {
+	case len(sent.Annotations) == 0 && len(obj.Annotations) > 0:
+		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", obj.Annotations))
+	default:
+		for _, k := range slices.Sorted(maps.Keys(obj.Annotations)) {
+			path := "/metadata/annotations/" + escape(k)
+			if old, ok := sent.Annotations[k]; !ok {
+				ops = append(ops, jsonpatch.NewOperation("add", path, obj.Annotations[k]))
+			} else if old != obj.Annotations[k] {
+				ops = append(ops, jsonpatch.NewOperation("replace", path, obj.Annotations[k]))
+			}
 		}
-		kept = append(kept, p)
+		for _, k := range slices.Sorted(maps.Keys(sent.Annotations)) {
+			if _, ok := obj.Annotations[k]; !ok {
+				ops = append(ops, jsonpatch.NewOperation("remove", "/metadata/annotations/"+escape(k), nil))
+			}
+		}
 	}
-	resp.Patches = kept
-	if len(kept) == 0 {
-		resp.PatchType = nil
+	switch {
+	case obj.Spec.Paused && !sent.Spec.Paused:
+		ops = append(ops, jsonpatch.NewOperation("add", "/spec/paused", true))
+	case !obj.Spec.Paused && sent.Spec.Paused:
+		ops = append(ops, jsonpatch.NewOperation("replace", "/spec/paused", false))
 	}
-	return resp, nil
+	return ops
+}
+
+// escape encodes a map key as a JSON pointer token (RFC 6901).
+func escape(k string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
 }

@@ -185,7 +185,7 @@ func TestHandlerPatch(t *testing.T) {
 			req: func(t *testing.T) admission.Request {
 				return request(t, admissionv1.Update, web().Image("v2").Paused(true).State(inFlight).d, web().Image("v2").Paused(true).State(inFlight).OptOut().d)
 			},
-			wantPaths:   []string{"remove /metadata/annotations", "remove /spec/paused"},
+			wantPaths:   []string{"remove /metadata/annotations/sluice.dev~1state", "replace /spec/paused"},
 			wantWarning: "sluice: opted out: unpausing releases app=ghcr.io/x/app:v2 without analysis",
 		},
 		"create with a forged state: state removed": {

@@ -152,7 +152,7 @@ func run(ctx context.Context) error {
 		}
 	}
 	fmt.Printf("stable pods all still run demo:v2; the Deployment holds demo:v3-bad paused until Git moves on\n")
-	if _, err := kubectl("get", "events", "--field-selector", "involvedObject.name="+name, "--sort-by=.lastTimestamp",
+	if _, err := kubectl("get", "events", "--field-selector", "involvedObject.name="+name, "--sort-by=.metadata.creationTimestamp",
 		"-o", "custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message"); err != nil {
 		return err
 	}
