@@ -160,7 +160,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}()
 	c.logf("starting control plane in %s", dir)
 
-	ports, err := freePorts(5)
+	ports, err := FreePorts(5)
 	if err != nil {
 		return nil, err
 	}
@@ -476,9 +476,9 @@ func prepareDir(opts Options) (string, error) {
 	return dir, nil
 }
 
-// freePorts returns n distinct free ports on 127.0.0.1. Another process may take one
+// FreePorts returns n distinct free ports on 127.0.0.1. Another process may take one
 // before it is used; on this machine that has not been seen to happen.
-func freePorts(n int) ([]int, error) {
+func FreePorts(n int) ([]int, error) {
 	var ports []int
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -26,7 +26,7 @@ func (c *Cluster) StartPrometheus(ctx context.Context, configYAML string) (baseU
 	if running != "" {
 		return "", fmt.Errorf("start prometheus: already running at %s", running)
 	}
-	ports, err := freePorts(1)
+	ports, err := FreePorts(1)
 	if err != nil {
 		return "", err
 	}
