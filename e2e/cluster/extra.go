@@ -46,3 +46,6 @@ func (c *Cluster) KillProcess(name string) error {
 func (c *Cluster) LogTail(name string, n int) string {
 	return tail(filepath.Join(c.Dir, "logs", name+".log"), n)
 }
+
+// Uptime is the time since Start began, the clock of the progress lines.
+func (c *Cluster) Uptime() time.Duration { return time.Since(c.started) }

@@ -70,9 +70,8 @@ func Up(ctx context.Context, c *cluster.Cluster, o Options) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{Cluster: c, Client: cs, opts: o, repo: repo}
-	start := time.Now()
 	step := func(format string, args ...any) {
-		fmt.Fprintf(o.Log, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+		fmt.Fprintf(o.Log, "[%5.1fs] %s\n", c.Uptime().Seconds(), fmt.Sprintf(format, args...))
 	}
 
 	step("building sluice and kubectl-sluice")

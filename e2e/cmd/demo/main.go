@@ -232,7 +232,8 @@ func up(ctx context.Context) error {
 Sluice is running on a local control plane. Try:
 
   export KUBECONFIG=%s
-  alias kubectl=%s
+  export PATH=%s:%s:$PATH    # kubectl, and kubectl sluice (the plugin)
+  kubectl sluice list
 
   Prometheus (used by sluice):  %s
   sluice metrics:               %s
@@ -245,7 +246,7 @@ An inline check that always passes, to see a release through without app traffic
       thresholdRange: {min: 99}
 
 Stop everything with: make down
-`, c.Kubeconfig, c.Binaries.Kubectl, s.PrometheusURL, s.MetricsURL, filepath.Join(c.Dir, "logs", "sluice.log"))
+`, c.Kubeconfig, filepath.Dir(c.Binaries.Kubectl), filepath.Dir(s.PluginBinary), s.PrometheusURL, s.MetricsURL, filepath.Join(c.Dir, "logs", "sluice.log"))
 	return nil
 }
 

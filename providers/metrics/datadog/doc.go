@@ -1,0 +1,17 @@
+// Package datadog answers Sluice's analysis checks from Datadog.
+//
+// It calls the v1 metrics query API, GET <Address>/api/v1/query?from=&to=&query=, with the
+// DD-API-KEY and DD-APPLICATION-KEY headers, over the range [now-Window, now] (Window defaults
+// to 5m). See https://docs.datadoghq.com/api/latest/metrics/query-timeseries-points/.
+//
+// Reduction to one number: the query must yield exactly one series (aggregate it in the query,
+// e.g. sum:…{…} without "by {…}"); the value is that series' last point whose value is not
+// null. No series, or only null points, is metrics.ErrNoData (inconclusive); more than one
+// series is metrics.ErrMultipleSeries. Flagger's datadog provider also reads one point of the
+// first series, but silently ignores extra series; here they are an error, because checking the
+// wrong series is worse than checking none.
+//
+// Errors: transport failures and timeouts wrap metrics.ErrUnreachable; HTTP 401/403 say the keys
+// were refused; any other non-2xx status carries the status and the API's "errors" text.
+// Redirects are not followed, so the keys never travel to another host.
+package datadog
