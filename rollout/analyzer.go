@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -48,6 +49,10 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 			start := time.Now()
 			v, err := a.Provider.Query(ctx, q)
 			queryDuration.Observe(time.Since(start).Seconds())
+			if errors.Is(err, metrics.ErrNoData) {
+				// Say which query came back empty, so a user can see what series it expected.
+				err = fmt.Errorf("%w; query: %s", err, q)
+			}
 			results[i] = analysis.Judge(m, v, err)
 		})
 	}
