@@ -61,7 +61,7 @@ func TestNoDataWaitsThenLimitRollsBack(t *testing.T) {
 	t.Parallel()
 	waits := newApp(t, "nodata", map[string]string{
 		spec.AnnInterval: "5s", spec.AnnThreshold: "1",
-		spec.AnnMetrics:  "- name: latency\n  query: sum(rate(no_such_metric_total[1m]))\n  thresholdRange: {max: 100}\n",
+		spec.AnnMetrics: "- name: latency\n  query: sum(rate(no_such_metric_total[1m]))\n  thresholdRange: {max: 100}\n",
 	})
 	waits.deploy("demo:v1")
 	waits.apply("demo:v2")

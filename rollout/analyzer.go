@@ -7,6 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/sluice-dev/sluice/providers/metrics"
 	"github.com/sluice-dev/sluice/rollout/analysis"
 	"github.com/sluice-dev/sluice/rollout/spec"
@@ -15,8 +18,12 @@ import (
 // Analyzer runs a release's checks concurrently against one metrics provider, with a bound on
 // the queries in flight across all releases.
 type Analyzer struct {
+	// Provider runs the builtin checks and inline queries.
 	Provider metrics.Provider
-	sem      chan struct{}
+	// Templates reads MetricTemplates (from the cache); Providers builds their providers.
+	Templates client.Reader
+	Providers *Providers
+	sem       chan struct{}
 }
 
 // NewAnalyzer bounds the queries in flight at once to parallelism.
@@ -33,7 +40,7 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 	results := make([]spec.CheckResult, len(plan.Metrics))
 	var wg sync.WaitGroup
 	for i, m := range plan.Metrics {
-		q, err := analysis.QueryFor(plan.Router, m, plan.Interval.Duration, vars)
+		prov, q, err := a.resolve(ctx, namespace, plan, m, vars)
 		if err != nil {
 			results[i] = analysis.Judge(m, 0, err)
 			continue
@@ -47,7 +54,7 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 				return
 			}
 			start := time.Now()
-			v, err := a.Provider.Query(ctx, q)
+			v, err := prov.Query(ctx, q)
 			queryDuration.Observe(time.Since(start).Seconds())
 			if errors.Is(err, metrics.ErrNoData) {
 				// Say which query came back empty, so a user can see what series it expected.
@@ -58,6 +65,42 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 	}
 	wg.Wait()
 	return results
+}
+
+// templateTimeout bounds the wait for the MetricTemplate informer (e.g. when the CRD is missing).
+const templateTimeout = 10 * time.Second
+
+// resolve finds the provider and rendered query of check m: its MetricTemplate's when it has a
+// templateRef, else the default provider with the builtin or inline query.
+func (a *Analyzer) resolve(ctx context.Context, namespace string, plan *spec.Config, m spec.Metric, vars analysis.Vars) (metrics.Provider, string, error) {
+	vars.Variables = m.TemplateVariables
+	if m.TemplateRef == nil {
+		q, err := analysis.QueryFor(plan.Router, m, plan.Interval.Duration, vars)
+		return a.Provider, q, err
+	}
+	ns := m.TemplateRef.Namespace
+	if ns == "" {
+		ns = namespace
+	}
+	if a.Templates == nil || a.Providers == nil {
+		return nil, "", fmt.Errorf("MetricTemplates are not enabled in this controller")
+	}
+	tctx, cancel := context.WithTimeout(ctx, templateTimeout)
+	defer cancel()
+	t := &spec.MetricTemplate{}
+	if err := a.Templates.Get(tctx, types.NamespacedName{Namespace: ns, Name: m.TemplateRef.Name}, t); err != nil {
+		return nil, "", fmt.Errorf("MetricTemplate %s/%s: %w", ns, m.TemplateRef.Name, err)
+	}
+	prov, err := a.Providers.For(ctx, ns, t.Spec.Provider)
+	if err != nil {
+		return nil, "", fmt.Errorf("MetricTemplate %s/%s: %w", ns, m.TemplateRef.Name, err)
+	}
+	m.Query = t.Spec.Query
+	q, err := analysis.QueryFor(plan.Router, m, plan.Interval.Duration, vars)
+	if err != nil {
+		return nil, "", fmt.Errorf("MetricTemplate %s/%s: %w", ns, m.TemplateRef.Name, err)
+	}
+	return prov, q, nil
 }
 
 func serviceName(name string, plan *spec.Config) string {

@@ -15,7 +15,9 @@ import (
 	"go.uber.org/zap/zapcore"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -65,7 +67,15 @@ func run(ctx context.Context, o Options) error {
 		return err
 	}
 	tlsMin := func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := spec.AddToScheme(scheme); err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: scheme,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: {Label: labels.NewSelector().Add(*scope)},
 		}},
@@ -99,9 +109,13 @@ func run(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
+		analyzer := rollout.NewAnalyzer(prom, o.QueryParallelism)
+		analyzer.Templates = mgr.GetClient()
+		analyzer.Providers = &rollout.Providers{
+			PrometheusAddress: o.PrometheusAddress, Secrets: mgr.GetAPIReader(), Timeout: o.QueryTimeout,
+		}
 		r := &rollout.Reconciler{
-			Client: mgr.GetClient(), Recorder: recorder, Defaults: defaults,
-			Analyzer: rollout.NewAnalyzer(prom, o.QueryParallelism),
+			Client: mgr.GetClient(), Recorder: recorder, Defaults: defaults, Analyzer: analyzer,
 		}
 		if err := r.SetupWithManager(mgr, o.Concurrency); err != nil {
 			return fmt.Errorf("set up rollout worker: %w", err)

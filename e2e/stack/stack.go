@@ -84,7 +84,7 @@ func Up(ctx context.Context, c *cluster.Cluster, o Options) (*Stack, error) {
 		return nil, fmt.Errorf("build sluice: %w", err)
 	}
 
-	step("applying RBAC from deploy/rbac and the %s namespace", Namespace)
+	step("applying deploy/crds, deploy/rbac and the %s namespace", Namespace)
 	if err := s.rbac(ctx); err != nil {
 		return nil, err
 	}
@@ -160,8 +160,13 @@ func (s *Stack) rbac(ctx context.Context) error {
 	if _, err := s.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", Namespace, err)
 	}
-	if _, stderr, err := s.Cluster.Kubectl(ctx, "apply", "-f", filepath.Join(s.repo, "deploy", "rbac")); err != nil {
-		return fmt.Errorf("apply deploy/rbac: %w: %s", err, stderr)
+	for _, dir := range []string{"crds", "rbac"} {
+		if _, stderr, err := s.Cluster.Kubectl(ctx, "apply", "-f", filepath.Join(s.repo, "deploy", dir)); err != nil {
+			return fmt.Errorf("apply deploy/%s: %w: %s", dir, err, stderr)
+		}
+	}
+	if _, stderr, err := s.Cluster.Kubectl(ctx, "wait", "--for=condition=Established", "crd/metrictemplates.sluice.dev", "--timeout=30s"); err != nil {
+		return fmt.Errorf("wait for the MetricTemplate CRD: %w: %s", err, stderr)
 	}
 	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: Identity}}
 	crb := &rbacv1.ClusterRoleBinding{

@@ -67,6 +67,10 @@ type Metric struct {
 	Name string `json:"name"`
 	// Query is an inline provider query; empty for the builtin checks.
 	Query string `json:"query,omitempty"`
+	// TemplateRef takes the query and its provider from a MetricTemplate.
+	TemplateRef *TemplateRef `json:"templateRef,omitempty"`
+	// TemplateVariables fill {{ variables.NAME }} in the query.
+	TemplateVariables map[string]string `json:"templateVariables,omitempty"`
 	// ThresholdRange is the passing range of a reading.
 	ThresholdRange *Range `json:"thresholdRange,omitempty"`
 	// AbortRange: a single reading outside it rolls the release back at once.
@@ -416,9 +420,19 @@ func (p *parser) metrics(key string, ms []Metric) {
 		}
 		seen[m.Name] = true
 		builtin := m.Name == CheckSuccessRate || m.Name == CheckDuration
-		if !builtin && strings.TrimSpace(m.Query) == "" {
+		switch {
+		case m.TemplateRef != nil && strings.TrimSpace(m.Query) != "":
+			p.errs = append(p.errs, field.Invalid(field.NewPath(where+".templateRef"), m.TemplateRef.Name, "give either query or templateRef, not both"))
+		case m.TemplateRef != nil:
+			if !validName(m.TemplateRef.Name) && !validSubdomain(m.TemplateRef.Name) {
+				p.errs = append(p.errs, field.Invalid(field.NewPath(where+".templateRef.name"), m.TemplateRef.Name, "must name a MetricTemplate"))
+			}
+			if ns := m.TemplateRef.Namespace; ns != "" && !validName(ns) {
+				p.errs = append(p.errs, field.Invalid(field.NewPath(where+".templateRef.namespace"), ns, "must be a namespace name"))
+			}
+		case !builtin && strings.TrimSpace(m.Query) == "":
 			p.errs = append(p.errs, field.Required(field.NewPath(where+".query"),
-				"a custom check needs a query (builtins are "+CheckSuccessRate+" and "+CheckDuration+")"))
+				"a custom check needs a query or a templateRef (builtins are "+CheckSuccessRate+" and "+CheckDuration+")"))
 		}
 		if !m.ThresholdRange.bounded() && !m.AbortRange.bounded() {
 			p.errs = append(p.errs, field.Required(field.NewPath(where+".thresholdRange"), "give min and/or max"))
@@ -441,6 +455,24 @@ func (p *parser) metrics(key string, ms []Metric) {
 			p.errs = append(p.errs, field.Invalid(field.NewPath(where+".inconclusiveLimit"), strconv.Itoa(m.InconclusiveLimit), "must be 0 (wait) or more"))
 		}
 	}
+}
+
+// validSubdomain reports whether s is a DNS-1123 subdomain (the names of most objects).
+func validSubdomain(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // validName reports whether s is a DNS-1035 label.

@@ -360,7 +360,7 @@ func TestParseInvalid(t *testing.T) {
 		},
 		"custom metric without a query": {
 			ann: map[string]string{spec.AnnMetrics: "- name: errors\n  thresholdRange: {max: 1}\n"},
-			want: `sluice.dev/metrics[errors].query: required: a custom check needs a query ` +
+			want: `sluice.dev/metrics[errors].query: required: a custom check needs a query or a templateRef ` +
 				`(builtins are request-success-rate and request-duration)`,
 		},
 		"metric without any range": {
@@ -414,7 +414,7 @@ func TestParseInvalid(t *testing.T) {
 		},
 		"analysis block metric errors name the block": {
 			ann:  map[string]string{spec.AnnAnalysis: "metrics:\n- name: errors\n  thresholdRange: {max: 1}\n"},
-			want: `sluice.dev/analysis metrics[errors].query: required: a custom check needs a query (builtins are request-success-rate and request-duration)`,
+			want: `sluice.dev/analysis metrics[errors].query: required: a custom check needs a query or a templateRef (builtins are request-success-rate and request-duration)`,
 		},
 		"analysis block features that are not available": {
 			ann: map[string]string{spec.AnnAnalysis: "match: [{headers: {}}]\nwebhooks: [{}]\nalerts: [{}]\nmirror: true"},
