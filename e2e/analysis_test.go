@@ -93,3 +93,37 @@ func TestNoDataWaitsThenLimitRollsBack(t *testing.T) {
 		t.Errorf("rollback reason = %q", st.Message)
 	}
 }
+
+// compareTo: stable runs the builtin query on the canary and on the stable pods (both series
+// present in Prometheus) and judges the difference; minRequests keeps a thin canary inconclusive.
+func TestCompareToStableAndMinRequests(t *testing.T) {
+	t.Parallel()
+	compare := "- name: request-success-rate\n  thresholdRange: {min: 0}\n  compareTo: stable\n  maxDelta: 5\n"
+	worse := newApp(t, "worse", map[string]string{spec.AnnInterval: "5s", spec.AnnThreshold: "1", spec.AnnMetrics: compare})
+	worse.deploy("demo:v1")
+	worse.apply("demo:v2-bad")
+	st := worse.waitPhase(60*time.Second, spec.PhaseFailed)
+	if len(st.Checks) != 1 || !strings.Contains(st.Checks[0].Reason, "vs stable 100") || !strings.Contains(st.Checks[0].Reason, "more than maxDelta 5") {
+		t.Errorf("compare verdict = %s", mustJSON(st.Checks))
+	}
+
+	same := newApp(t, "same", map[string]string{spec.AnnInterval: "5s", spec.AnnThreshold: "1", spec.AnnStepWeights: "50", spec.AnnMetrics: compare})
+	same.deploy("demo:v1")
+	same.apply("demo:v2")
+	st = same.waitPhase(60*time.Second, spec.PhaseSucceeded)
+	if len(st.Checks) != 1 || !strings.Contains(st.Checks[0].Reason, "within maxDelta 5") {
+		t.Errorf("compare verdict = %s", mustJSON(st.Checks))
+	}
+
+	thin := newApp(t, "thin", map[string]string{spec.AnnInterval: "5s", spec.AnnThreshold: "1",
+		spec.AnnMetrics: "- name: request-success-rate\n  thresholdRange: {min: 99}\n  minRequests: 1000000\n"})
+	thin.deploy("demo:v1")
+	thin.apply("demo:v2")
+	d := thin.waitFor(60*time.Second, "an inconclusive run", func(d *appsv1.Deployment) (bool, string) {
+		st := stateOf(t, d)
+		return st.Inconclusive >= 1, st.Message
+	})
+	if st := stateOf(t, d); st.Phase != spec.PhaseProgressing || !strings.Contains(st.Message, "fewer than minRequests 1000000") {
+		t.Errorf("thin canary state = %s", mustJSON(st))
+	}
+}

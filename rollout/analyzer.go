@@ -40,9 +40,16 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 	results := make([]spec.CheckResult, len(plan.Metrics))
 	var wg sync.WaitGroup
 	for i, m := range plan.Metrics {
-		prov, q, err := a.resolve(ctx, namespace, plan, m, vars)
+		prov, m, err := a.resolve(ctx, namespace, m)
 		if err != nil {
 			results[i] = analysis.Judge(m, 0, err)
+			continue
+		}
+		vars := vars
+		vars.Variables = m.TemplateVariables
+		canaryQ, err := analysis.QueryFor(plan.Router, m, plan.Interval.Duration, vars)
+		if err != nil {
+			results[i] = analysis.Judge(m, 0, withTemplate(m, err))
 			continue
 		}
 		wg.Go(func() {
@@ -53,14 +60,7 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 				results[i] = analysis.Judge(m, 0, fmt.Errorf("%w: %v", metrics.ErrUnreachable, ctx.Err()))
 				return
 			}
-			start := time.Now()
-			v, err := prov.Query(ctx, q)
-			queryDuration.Observe(time.Since(start).Seconds())
-			if errors.Is(err, metrics.ErrNoData) {
-				// Say which query came back empty, so a user can see what series it expected.
-				err = fmt.Errorf("%w; query: %s", err, q)
-			}
-			results[i] = analysis.Judge(m, v, err)
+			results[i] = a.check(ctx, prov, plan, m, vars, canaryQ)
 		})
 	}
 	wg.Wait()
@@ -70,37 +70,76 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 // templateTimeout bounds the wait for the MetricTemplate informer (e.g. when the CRD is missing).
 const templateTimeout = 10 * time.Second
 
-// resolve finds the provider and rendered query of check m: its MetricTemplate's when it has a
-// templateRef, else the default provider with the builtin or inline query.
-func (a *Analyzer) resolve(ctx context.Context, namespace string, plan *spec.Config, m spec.Metric, vars analysis.Vars) (metrics.Provider, string, error) {
-	vars.Variables = m.TemplateVariables
+// resolve finds the provider of check m, and for a templateRef check the template's query: its
+// MetricTemplate's provider, else the default one.
+func (a *Analyzer) resolve(ctx context.Context, namespace string, m spec.Metric) (metrics.Provider, spec.Metric, error) {
 	if m.TemplateRef == nil {
-		q, err := analysis.QueryFor(plan.Router, m, plan.Interval.Duration, vars)
-		return a.Provider, q, err
+		return a.Provider, m, nil
 	}
 	ns := m.TemplateRef.Namespace
 	if ns == "" {
 		ns = namespace
+		m.TemplateRef = &spec.TemplateRef{Name: m.TemplateRef.Name, Namespace: ns}
 	}
 	if a.Templates == nil || a.Providers == nil {
-		return nil, "", fmt.Errorf("MetricTemplates are not enabled in this controller")
+		return nil, m, fmt.Errorf("MetricTemplates are not enabled in this controller")
 	}
 	tctx, cancel := context.WithTimeout(ctx, templateTimeout)
 	defer cancel()
 	t := &spec.MetricTemplate{}
 	if err := a.Templates.Get(tctx, types.NamespacedName{Namespace: ns, Name: m.TemplateRef.Name}, t); err != nil {
-		return nil, "", fmt.Errorf("MetricTemplate %s/%s: %w", ns, m.TemplateRef.Name, err)
+		return nil, m, withTemplate(m, err)
 	}
 	prov, err := a.Providers.For(ctx, ns, t.Spec.Provider)
 	if err != nil {
-		return nil, "", fmt.Errorf("MetricTemplate %s/%s: %w", ns, m.TemplateRef.Name, err)
+		return nil, m, withTemplate(m, err)
 	}
 	m.Query = t.Spec.Query
-	q, err := analysis.QueryFor(plan.Router, m, plan.Interval.Duration, vars)
-	if err != nil {
-		return nil, "", fmt.Errorf("MetricTemplate %s/%s: %w", ns, m.TemplateRef.Name, err)
+	return prov, m, nil
+}
+
+// check runs one check: the canary query, and where asked the same query on the stable pods
+// (compareTo) and the canary's request count (minRequests).
+func (a *Analyzer) check(ctx context.Context, prov metrics.Provider, plan *spec.Config, m spec.Metric, vars analysis.Vars, canaryQ string) spec.CheckResult {
+	v, err := a.query(ctx, prov, canaryQ)
+	r := analysis.Judge(m, v, err)
+	if m.CompareTo == spec.CompareStable {
+		stableVars := vars
+		stableVars.Canary = vars.Stable
+		stableQ, qerr := analysis.QueryFor(plan.Router, m, plan.Interval.Duration, stableVars)
+		sv, serr := 0.0, qerr
+		if qerr == nil {
+			sv, serr = a.query(ctx, prov, stableQ)
+		}
+		r = analysis.JudgeCompare(m, v, sv, err, serr)
 	}
-	return prov, q, nil
+	if m.MinRequests > 0 {
+		countQ, qerr := analysis.RequestCountQuery(plan.Router, m, plan.Interval.Duration, vars)
+		n, nerr := 0.0, qerr
+		if qerr == nil {
+			n, nerr = a.query(ctx, prov, countQ)
+		}
+		r = analysis.JudgeRequests(r, m.MinRequests, n, nerr)
+	}
+	return r
+}
+
+func (a *Analyzer) query(ctx context.Context, prov metrics.Provider, q string) (float64, error) {
+	start := time.Now()
+	v, err := prov.Query(ctx, q)
+	queryDuration.Observe(time.Since(start).Seconds())
+	if errors.Is(err, metrics.ErrNoData) {
+		// Say which query came back empty, so a user can see what series it expected.
+		err = fmt.Errorf("%w; query: %s", err, q)
+	}
+	return v, err
+}
+
+func withTemplate(m spec.Metric, err error) error {
+	if m.TemplateRef == nil {
+		return err
+	}
+	return fmt.Errorf("MetricTemplate %s/%s: %w", m.TemplateRef.Namespace, m.TemplateRef.Name, err)
 }
 
 func serviceName(name string, plan *spec.Config) string {

@@ -42,3 +42,51 @@ func Judge(m spec.Metric, value float64, err error) spec.CheckResult {
 }
 
 func format(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+
+// JudgeCompare judges a compareTo: stable check from the canary's and the stable pods' readings
+// of the same query: the canary must pass the check's own ranges, and be worse than stable by
+// at most MaxDelta. Higher is better when the thresholdRange has a min, lower otherwise.
+func JudgeCompare(m spec.Metric, canary, stable float64, canaryErr, stableErr error) spec.CheckResult {
+	r := Judge(m, canary, canaryErr)
+	if r.Verdict != spec.VerdictPass {
+		return r
+	}
+	if s := Judge(spec.Metric{Name: m.Name}, stable, stableErr); s.Verdict == spec.VerdictInconclusive || s.Verdict == spec.VerdictError {
+		s.DryRun = m.DryRun
+		s.Reason = "stable: " + s.Reason
+		return s
+	}
+	worse := canary - stable
+	if m.ThresholdRange != nil && m.ThresholdRange.Min != nil {
+		worse = stable - canary
+	}
+	maxDelta := 0.0
+	if m.MaxDelta != nil {
+		maxDelta = *m.MaxDelta
+	}
+	if worse > maxDelta {
+		r.Verdict = spec.VerdictFail
+		r.Reason = fmt.Sprintf("canary %s vs stable %s: worse by %s, more than maxDelta %s", format(canary), format(stable), format(worse), format(maxDelta))
+		return r
+	}
+	r.Reason = fmt.Sprintf("canary %s vs stable %s, within maxDelta %s", format(canary), format(stable), format(maxDelta))
+	return r
+}
+
+// JudgeRequests makes r inconclusive when the canary served fewer than min requests.
+func JudgeRequests(r spec.CheckResult, min int, requests float64, err error) spec.CheckResult {
+	if min <= 0 || r.Verdict == spec.VerdictError {
+		return r
+	}
+	switch {
+	case errors.Is(err, metrics.ErrNoData):
+		requests, err = 0, nil
+	case err != nil:
+		return spec.CheckResult{Name: r.Name, DryRun: r.DryRun, Verdict: spec.VerdictError, Reason: "request count: " + err.Error()}
+	}
+	if requests < float64(min) {
+		return spec.CheckResult{Name: r.Name, DryRun: r.DryRun, Value: r.Value, Verdict: spec.VerdictInconclusive,
+			Reason: fmt.Sprintf("canary served %s requests in the window, fewer than minRequests %d", format(requests), min)}
+	}
+	return r
+}

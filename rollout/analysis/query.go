@@ -19,7 +19,23 @@ const (
 	replicasSuccessRate = `sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{ canary }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+",code!~"5.."}[{{ interval }}]))` +
 		` / sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{ canary }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}])) * 100`
 	replicasDuration = `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{{ namespace }}",pod=~"{{ canary }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}]))) * 1000`
+
+	replicasRequests = `sum(increase(http_requests_total{namespace="{{ namespace }}",pod=~"{{ canary }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}]))`
 )
+
+// requestCounts are the queries behind minRequests: requests the canary served in the window.
+var requestCounts = map[string]string{
+	spec.RouterReplicas: replicasRequests,
+}
+
+// RequestCountQuery renders the canary's request count in the check's window for router.
+func RequestCountQuery(router string, m spec.Metric, interval time.Duration, v Vars) (string, error) {
+	q := requestCounts[router]
+	if q == "" {
+		return "", fmt.Errorf("check %s: minRequests: no request count query for router %q", m.Name, router)
+	}
+	return QueryFor(router, spec.Metric{Name: m.Name, Query: q, Interval: m.Interval}, interval, v)
+}
 
 var builtins = map[string]map[string]string{
 	spec.RouterReplicas: {

@@ -232,6 +232,7 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		}
 	case st.Step+1 < len(plan.Steps):
 		st.Inconclusive = 0
+		resetConsecutive(plan, st)
 		st.Step++
 		st.Weight, st.StepAt = plan.Steps[st.Step], now
 		want := canaryReplicas(s.Parent.Replicas, st.Weight)
@@ -240,7 +241,19 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		d.normal("WeightAdvanced", fmt.Sprintf("analysis passed (%s); advancing canary weight to %d%% (%d replicas)", summary(s.Analysis), st.Weight, want))
 	default:
 		st.Inconclusive = 0
+		resetConsecutive(plan, st)
 		startPromotion(d, now, fmt.Sprintf("analysis passed at the final weight %d%% (%s)", st.Weight, summary(s.Analysis)))
+	}
+}
+
+// resetConsecutive clears the failed-run count after a passing run when a check asks for
+// consecutive failures only.
+func resetConsecutive(plan *spec.Config, st *spec.State) {
+	for _, m := range plan.Metrics {
+		if m.Consecutive {
+			st.FailedChecks = 0
+			return
+		}
 	}
 }
 

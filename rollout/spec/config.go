@@ -81,7 +81,21 @@ type Metric struct {
 	InconclusiveLimit int `json:"inconclusiveLimit,omitempty"`
 	// DryRun records the result but never fails or aborts the release.
 	DryRun bool `json:"dryRun,omitempty"`
+	// CompareTo "stable" runs the same query against the stable pods too and judges the
+	// difference: the canary may be worse than stable by at most MaxDelta ("worse" is below for
+	// a thresholdRange with a min, above for one with only a max).
+	CompareTo string   `json:"compareTo,omitempty"`
+	MaxDelta  *float64 `json:"maxDelta,omitempty"`
+	// MinRequests makes a builtin check inconclusive while the canary served fewer requests in
+	// the window.
+	MinRequests int `json:"minRequests,omitempty"`
+	// Consecutive counts only consecutive failed runs towards the threshold: a passing run
+	// resets the count.
+	Consecutive bool `json:"consecutive,omitempty"`
 }
+
+// CompareStable is the only CompareTo target.
+const CompareStable = "stable"
 
 // Range bounds a reading; a nil bound is open.
 type Range struct {
@@ -453,6 +467,20 @@ func (p *parser) metrics(key string, ms []Metric) {
 		}
 		if m.InconclusiveLimit < 0 {
 			p.errs = append(p.errs, field.Invalid(field.NewPath(where+".inconclusiveLimit"), strconv.Itoa(m.InconclusiveLimit), "must be 0 (wait) or more"))
+		}
+		switch {
+		case m.CompareTo != "" && m.CompareTo != CompareStable:
+			p.errs = append(p.errs, field.Invalid(field.NewPath(where+".compareTo"), m.CompareTo, `must be "stable"`))
+		case m.CompareTo == CompareStable && (m.MaxDelta == nil || *m.MaxDelta < 0):
+			p.errs = append(p.errs, field.Required(field.NewPath(where+".maxDelta"), "compareTo: stable needs a maxDelta of 0 or more"))
+		case m.CompareTo == "" && m.MaxDelta != nil:
+			p.errs = append(p.errs, field.Invalid(field.NewPath(where+".maxDelta"), strconv.FormatFloat(*m.MaxDelta, 'g', -1, 64), "needs compareTo: stable"))
+		}
+		if m.MinRequests < 0 {
+			p.errs = append(p.errs, field.Invalid(field.NewPath(where+".minRequests"), strconv.Itoa(m.MinRequests), "must be 0 or more"))
+		}
+		if m.MinRequests > 0 && m.Name != CheckSuccessRate && m.Name != CheckDuration {
+			p.errs = append(p.errs, field.Invalid(field.NewPath(where+".minRequests"), strconv.Itoa(m.MinRequests), "applies to the builtin checks only"))
 		}
 	}
 }

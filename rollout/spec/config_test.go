@@ -358,6 +358,26 @@ func TestParseInvalid(t *testing.T) {
 				"- name: request-duration\n  thresholdRange: {max: 400}\n"},
 			want: `sluice.dev/metrics[request-duration]: duplicate check name`,
 		},
+		"compareTo without maxDelta": {
+			ann:  map[string]string{spec.AnnMetrics: "- name: request-success-rate\n  thresholdRange: {min: 99}\n  compareTo: stable\n"},
+			want: `sluice.dev/metrics[request-success-rate].maxDelta: required: compareTo: stable needs a maxDelta of 0 or more`,
+		},
+		"compareTo something else": {
+			ann:  map[string]string{spec.AnnMetrics: "- name: request-success-rate\n  thresholdRange: {min: 99}\n  compareTo: primary\n  maxDelta: 1\n"},
+			want: `sluice.dev/metrics[request-success-rate].compareTo: must be "stable", got "primary"`,
+		},
+		"maxDelta without compareTo": {
+			ann:  map[string]string{spec.AnnMetrics: "- name: request-success-rate\n  thresholdRange: {min: 99}\n  maxDelta: 1\n"},
+			want: `sluice.dev/metrics[request-success-rate].maxDelta: needs compareTo: stable, got "1"`,
+		},
+		"minRequests on a custom check": {
+			ann:  map[string]string{spec.AnnMetrics: "- name: errors\n  query: up\n  thresholdRange: {max: 1}\n  minRequests: 10\n"},
+			want: `sluice.dev/metrics[errors].minRequests: applies to the builtin checks only, got "10"`,
+		},
+		"query and templateRef": {
+			ann:  map[string]string{spec.AnnMetrics: "- name: errors\n  query: up\n  templateRef: {name: t}\n  thresholdRange: {max: 1}\n"},
+			want: `sluice.dev/metrics[errors].templateRef: give either query or templateRef, not both, got "t"`,
+		},
 		"custom metric without a query": {
 			ann: map[string]string{spec.AnnMetrics: "- name: errors\n  thresholdRange: {max: 1}\n"},
 			want: `sluice.dev/metrics[errors].query: required: a custom check needs a query or a templateRef ` +
