@@ -23,7 +23,8 @@
 // "ReturnData": false on the inputs of the expression); NaN or ±Inf is metrics.ErrNoData.
 //
 // Credentials come from the SDK's default chain (environment, shared files, web identity as
-// used by IRSA and EKS Pod Identity, container and instance roles) unless static keys are given.
+// used by IRSA, container credentials as used by EKS Pod Identity and ECS, instance roles)
+// unless static keys are given.
 package cloudwatch
 
 import (

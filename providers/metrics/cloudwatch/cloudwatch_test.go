@@ -280,6 +280,23 @@ func isolateAWSConfig(t *testing.T) {
 	}
 }
 
+// hangingServer reads the request and never answers. The server only notices a client that
+// gave up once it has read the body, and release lets the handler go before srv.Close waits.
+func hangingServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs before srv.Close
+	return srv
+}
+
 func newProvider(t *testing.T, o Options) *Provider {
 	t.Helper()
 	o.Region = testRegion
@@ -313,9 +330,9 @@ func TestQuery(t *testing.T) {
 		},
 		"empty values": {rep: ok(results(result("e1", "Complete"))), wantErr: metrics.ErrNoData,
 			wantText: []string{"e1: Complete"}},
-		"no results":    {rep: ok(results()), wantErr: metrics.ErrNoData},
-		"NaN value":     {rep: ok(results(result("e1", "Complete", math.NaN()))), wantErr: metrics.ErrNoData},
-		"partial data":  {rep: ok(results(result("e1", "PartialData", 3))), want: 3},
+		"no results":   {rep: ok(results()), wantErr: metrics.ErrNoData},
+		"NaN value":    {rep: ok(results(result("e1", "Complete", math.NaN()))), wantErr: metrics.ErrNoData},
+		"partial data": {rep: ok(results(result("e1", "PartialData", 3))), want: 3},
 		"two results with values": {rep: ok(results(result("e1", "Complete", 1), result("m1", "Complete", 2))),
 			wantErr: metrics.ErrMultipleSeries, wantText: []string{"e1, m1"}},
 		"forbidden result": {
@@ -344,8 +361,9 @@ func TestQuery(t *testing.T) {
 		},
 		"service fault": {
 			rep: reply{status: http.StatusInternalServerError, queryError: "InternalServiceError;Receiver", body: map[string]any{
+				// InternalServiceFault's member is "Message", unlike the "message" of the others.
 				"__type":  "com.amazonaws.cloudwatch#InternalServiceFault",
-				"message": "Request processing has failed due to some unknown error.",
+				"Message": "Request processing has failed due to some unknown error.",
 			}},
 			wantText: []string{"StatusCode: 500", "Request processing has failed due to some unknown error."},
 			notErr:   []error{metrics.ErrNoData},
@@ -367,6 +385,7 @@ func TestQuery(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Query = %v, want an error", got)
 			}
+			t.Logf("error: %v", err)
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Errorf("error %q is not %v", err, tc.wantErr)
 			}
@@ -416,10 +435,7 @@ func TestQueryUnreachable(t *testing.T) {
 
 func TestQueryTimeout(t *testing.T) {
 	isolateAWSConfig(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done()
-	}))
-	t.Cleanup(srv.Close)
+	srv := hangingServer(t)
 
 	start := time.Now()
 	_, err := newProvider(t, Options{Endpoint: srv.URL, Timeout: 200 * time.Millisecond}).Query(t.Context(), testQuery)
@@ -433,10 +449,7 @@ func TestQueryTimeout(t *testing.T) {
 
 func TestQueryCanceledByCaller(t *testing.T) {
 	isolateAWSConfig(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done()
-	}))
-	t.Cleanup(srv.Close)
+	srv := hangingServer(t)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(50*time.Millisecond, cancel)

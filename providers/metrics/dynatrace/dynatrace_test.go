@@ -233,6 +233,7 @@ func TestQuery(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Query = %v, want an error", got)
 			}
+			t.Logf("error: %v", err)
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Errorf("error %q is not %v", err, tc.wantErr)
 			}

@@ -212,7 +212,8 @@ func single(m map[string]json.RawMessage) (float64, error) {
 	}
 	var key string
 	var raw json.RawMessage
-	for key, raw = range m {
+	for k, v := range m {
+		key, raw = k, v
 	}
 	raw = bytes.TrimSpace(raw)
 	switch {
