@@ -11,7 +11,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/cloudwatch"
+	"github.com/sluice-dev/sluice/providers/metrics/datadog"
+	"github.com/sluice-dev/sluice/providers/metrics/dynatrace"
+	"github.com/sluice-dev/sluice/providers/metrics/graphite"
+	"github.com/sluice-dev/sluice/providers/metrics/influxdb"
+	"github.com/sluice-dev/sluice/providers/metrics/newrelic"
 	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
+	"github.com/sluice-dev/sluice/providers/metrics/stackdriver"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -62,7 +69,7 @@ func (s *Providers) For(ctx context.Context, ns string, p spec.ProviderSpec) (me
 		}
 		secret = sec.Data
 	}
-	prov, err := s.build(p, secret)
+	prov, err := s.build(ctx, p, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +82,10 @@ func (s *Providers) For(ctx context.Context, ns string, p spec.ProviderSpec) (me
 	return prov, nil
 }
 
-func (s *Providers) build(p spec.ProviderSpec, secret map[string][]byte) (metrics.Provider, error) {
+// build makes the client of provider spec p. Secret keys follow Flagger's, so a Flagger
+// template's Secret works unchanged.
+func (s *Providers) build(ctx context.Context, p spec.ProviderSpec, secret map[string][]byte) (metrics.Provider, error) {
+	key := func(k string) string { return string(secret[k]) }
 	switch p.Type {
 	case "prometheus":
 		addr := p.Address
@@ -84,9 +94,32 @@ func (s *Providers) build(p spec.ProviderSpec, secret map[string][]byte) (metric
 		}
 		return prometheus.New(prometheus.Options{
 			Address: addr, Timeout: s.Timeout,
-			BearerToken: string(secret["token"]),
-			Username:    string(secret["username"]), Password: string(secret["password"]),
+			BearerToken: key("token"), Username: key("username"), Password: key("password"),
 		})
+	case "datadog":
+		return datadog.New(datadog.Options{Address: p.Address, APIKey: key("datadog_api_key"),
+			ApplicationKey: key("datadog_application_key"), Timeout: s.Timeout})
+	case "newrelic":
+		return newrelic.New(newrelic.Options{Address: p.Address, AccountID: key("newrelic_account_id"),
+			QueryKey: key("newrelic_query_key"), Timeout: s.Timeout})
+	case "graphite":
+		return graphite.New(graphite.Options{Address: p.Address, Username: key("username"), Password: key("password"), Timeout: s.Timeout})
+	case "influxdb":
+		return influxdb.New(influxdb.Options{Address: p.Address, Org: key("org"), Token: key("token"), Timeout: s.Timeout})
+	case "dynatrace":
+		return dynatrace.New(dynatrace.Options{Address: p.Address, Token: key("dynatrace_token"), Timeout: s.Timeout})
+	case "cloudwatch":
+		return cloudwatch.New(ctx, cloudwatch.Options{Region: p.Region, Endpoint: p.Address, Timeout: s.Timeout,
+			AccessKeyID: key("aws_access_key_id"), SecretAccessKey: key("aws_secret_access_key"), SessionToken: key("aws_session_token")})
+	case "stackdriver":
+		token := key("token")
+		return stackdriver.New(stackdriver.Options{Project: key("project"), Address: p.Address, Timeout: s.Timeout,
+			TokenSource: func(context.Context) (string, error) {
+				if token == "" {
+					return "", fmt.Errorf("the provider Secret has no token")
+				}
+				return token, nil
+			}})
 	default:
 		return nil, fmt.Errorf("provider type %q is not available in this version of Sluice", p.Type)
 	}

@@ -1,0 +1,74 @@
+package rollout
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/sluice-dev/sluice/rollout/spec"
+)
+
+// A template's provider is built from its Secret with Flagger's keys, reused while fresh, and
+// rebuilt (re-reading the Secret) after secretTTL; broken specs are errors, never Prometheus.
+func TestProvidersFromTemplates(t *testing.T) {
+	var keys []string
+	dd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		keys = append(keys, r.Header.Get("DD-API-KEY")+"/"+r.Header.Get("DD-APPLICATION-KEY"))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok","series":[{"metric":"m","pointlist":[[1700000000000,42]]}]}`))
+	}))
+	defer dd.Close()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "dd"},
+		Data: map[string][]byte{"datadog_api_key": []byte("api"), "datadog_application_key": []byte("app")}}
+	reader := fake.NewClientBuilder().WithObjects(secret).Build()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	ps := &Providers{Secrets: reader, Timeout: time.Second, Now: func() time.Time { return now }}
+	dds := spec.ProviderSpec{Type: "datadog", Address: dd.URL, SecretRef: &spec.SecretRef{Name: "dd"}}
+
+	p1, err := ps.For(t.Context(), "ns", dds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := p1.Query(t.Context(), "avg:m{*}")
+	if err != nil || v != 42 || len(keys) != 1 || keys[0] != "api/app" {
+		t.Fatalf("query = %v, %v; keys sent %v", v, err, keys)
+	}
+	if p2, _ := ps.For(t.Context(), "ns", dds); p2 != p1 {
+		t.Error("a second check built a new client instead of reusing it")
+	}
+	secret.Data["datadog_api_key"] = []byte("rotated")
+	if err := reader.Update(t.Context(), secret); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(secretTTL + time.Second)
+	p3, err := ps.For(t.Context(), "ns", dds)
+	if err != nil || p3 == p1 {
+		t.Fatalf("after the TTL the client should be rebuilt: %v", err)
+	}
+	if _, err := p3.Query(t.Context(), "avg:m{*}"); err != nil || keys[len(keys)-1] != "rotated/app" {
+		t.Errorf("rotated key not used: %v %v", err, keys)
+	}
+
+	for name, tc := range map[string]struct {
+		spec    spec.ProviderSpec
+		wantErr string
+	}{
+		"missing secret": {spec.ProviderSpec{Type: "datadog", SecretRef: &spec.SecretRef{Name: "nope"}}, `read Secret ns/nope of the datadog provider`},
+		"unknown type":   {spec.ProviderSpec{Type: "graphana"}, `provider type "graphana" is not available`},
+		"no region":      {spec.ProviderSpec{Type: "cloudwatch"}, "egion"},
+		"no credentials": {spec.ProviderSpec{Type: "datadog"}, "APIKey"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ps.For(t.Context(), "ns", tc.spec)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("error = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
