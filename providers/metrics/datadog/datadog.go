@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/internal/httpapi"
 )
 
 const (
@@ -28,8 +29,7 @@ const (
 	queryPath = "api/v1/query"
 	// maxBody caps how much of a response is read.
 	maxBody = 16 << 20
-	// maxErrText caps how much of an error body is quoted in an error.
-	maxErrText = 512
+	// httpapi.MaxErrText caps how much of an error body is quoted in an error.
 )
 
 // Options configure a Provider. APIKey and ApplicationKey come from a Secret, never flags.
@@ -71,7 +71,7 @@ func New(o Options) (*Provider, error) {
 	if o.Address == "" {
 		o.Address = DefaultAddress
 	}
-	base, err := parseAddress(o.Address)
+	base, err := httpapi.ParseAddress(o.Address)
 	if err != nil {
 		return nil, fmt.Errorf("datadog: Address: %w", err)
 	}
@@ -88,7 +88,7 @@ func New(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("datadog: Timeout must not be negative, got %s", o.Timeout)
 	}
 	return &Provider{
-		client:   newClient(),
+		client:   httpapi.NewClient(),
 		endpoint: *base.JoinPath(queryPath),
 		address:  base.String(),
 		apiKey:   o.APIKey,
@@ -143,7 +143,7 @@ func (p *Provider) Query(ctx context.Context, q string) (float64, error) {
 
 	var res response
 	if err := json.Unmarshal(body, &res); err != nil {
-		return 0, fmt.Errorf("datadog %s: decode response: %w (body %s)", p.address, err, quote(body))
+		return 0, fmt.Errorf("datadog %s: decode response: %w (body %s)", p.address, err, httpapi.Quote(body))
 	}
 	if res.Status == "error" {
 		return 0, fmt.Errorf("datadog %s: query failed: %s", p.address, firstNonEmpty(res.Error, strings.Join(res.Errors, "; "), "no error text"))
@@ -158,7 +158,7 @@ func (p *Provider) Query(ctx context.Context, q string) (float64, error) {
 			names = append(names, firstNonEmpty(strings.Join(s.TagSet, ","), s.Scope, "?"))
 		}
 		return 0, fmt.Errorf("datadog: query returned %d series (%s); aggregate them into one: %w",
-			len(res.Series), abbreviate(names), metrics.ErrMultipleSeries)
+			len(res.Series), httpapi.Abbreviate(names), metrics.ErrMultipleSeries)
 	}
 	pl := res.Series[0].Pointlist
 	for i := len(pl) - 1; i >= 0; i-- {
@@ -207,7 +207,7 @@ func (p *Provider) statusError(status int, body []byte) error {
 		text = firstNonEmpty(strings.Join(res.Errors, "; "), res.Error)
 	}
 	if text == "" {
-		text = quote(body)
+		text = httpapi.Quote(body)
 	}
 	if status == http.StatusUnauthorized || status == http.StatusForbidden {
 		return fmt.Errorf("datadog %s: authentication failed (HTTP %d): %s; check the API key, the application key (it needs timeseries_query) and that both belong to this site",
@@ -226,47 +226,6 @@ func value(f float64) (float64, error) {
 	return f, nil
 }
 
-func newClient() *http.Client {
-	var rt http.RoundTripper = http.DefaultTransport
-	if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		t = t.Clone()
-		// Analysis queries run concurrently against one host; keep enough idle connections.
-		t.MaxIdleConnsPerHost = 32
-		rt = t
-	}
-	return &http.Client{
-		Transport: rt,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-}
-
-func parseAddress(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%q: scheme must be http or https", s)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("%q: no host", s)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("%q: must not carry a query, fragment or user info", s)
-	}
-	return u, nil
-}
-
-func quote(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > maxErrText {
-		s = s[:maxErrText] + "…"
-	}
-	return strconv.Quote(s)
-}
-
 func firstNonEmpty(s ...string) string {
 	for _, v := range s {
 		if v != "" {
@@ -274,12 +233,4 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-func abbreviate(names []string) string {
-	const show = 5
-	if len(names) <= show {
-		return strings.Join(names, "; ")
-	}
-	return strings.Join(names[:show], "; ") + fmt.Sprintf("; … %d more", len(names)-show)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/internal/httpapi"
 )
 
 const (
@@ -22,8 +23,7 @@ const (
 	// DefaultTimeout bounds one query when Options.Timeout is zero.
 	DefaultTimeout = 10 * time.Second
 
-	maxBody    = 16 << 20
-	maxErrText = 512
+	maxBody = 16 << 20
 )
 
 // Options configure a Provider. Username and Password come from a Secret, never flags.
@@ -58,8 +58,11 @@ func New(o Options) (*Provider, error) {
 	if o.Address == "" {
 		return nil, errors.New("graphite: Address is required")
 	}
-	base, err := parseAddress(o.Address)
+	base, err := httpapi.ParseAddress(o.Address)
 	if err != nil {
+		if strings.Contains(o.Address, "@") {
+			return nil, fmt.Errorf("graphite: Address: %w (use Username and Password)", err)
+		}
 		return nil, fmt.Errorf("graphite: Address: %w", err)
 	}
 	if o.Username == "" && o.Password != "" {
@@ -81,7 +84,7 @@ func New(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("graphite: Timeout must not be negative, got %s", o.Timeout)
 	}
 	return &Provider{
-		client:   newClient(),
+		client:   httpapi.NewClient(),
 		endpoint: *base.JoinPath("render"),
 		address:  base.String(),
 		username: o.Username,
@@ -161,7 +164,7 @@ type series struct {
 func decode(body []byte) (float64, error) {
 	var res []series
 	if err := json.Unmarshal(body, &res); err != nil {
-		return 0, fmt.Errorf("graphite: decode render response: %w (body %s)", err, quote(body))
+		return 0, fmt.Errorf("graphite: decode render response: %w (body %s)", err, httpapi.Quote(body))
 	}
 	switch len(res) {
 	case 0:
@@ -173,7 +176,7 @@ func decode(body []byte) (float64, error) {
 			names = append(names, s.Target)
 		}
 		return 0, fmt.Errorf("graphite: query returned %d series (%s); combine them into one, e.g. sumSeries(): %w",
-			len(res), abbreviate(names), metrics.ErrMultipleSeries)
+			len(res), httpapi.Abbreviate(names), metrics.ErrMultipleSeries)
 	}
 	s := res[0]
 	for i := len(s.Datapoints) - 1; i >= 0; i-- {
@@ -230,7 +233,7 @@ func (p *Provider) transportError(ctx context.Context, err error) error {
 
 // statusError words a non-2xx answer; graphite-web answers errors as plain text.
 func (p *Provider) statusError(status int, body []byte) error {
-	text := quote(body)
+	text := httpapi.Quote(body)
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		hint := "the server wants credentials; set Username and Password"
@@ -243,52 +246,4 @@ func (p *Provider) statusError(status int, body []byte) error {
 	default:
 		return fmt.Errorf("graphite %s: HTTP %d: %s", p.address, status, text)
 	}
-}
-
-func newClient() *http.Client {
-	var rt http.RoundTripper = http.DefaultTransport
-	if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		t = t.Clone()
-		t.MaxIdleConnsPerHost = 32
-		rt = t
-	}
-	return &http.Client{
-		Transport: rt,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-}
-
-func parseAddress(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%q: scheme must be http or https", s)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("%q: no host", s)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("%q: must not carry a query, fragment or user info (use Username and Password)", s)
-	}
-	return u, nil
-}
-
-func quote(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > maxErrText {
-		s = s[:maxErrText] + "…"
-	}
-	return strconv.Quote(s)
-}
-
-func abbreviate(names []string) string {
-	const show = 5
-	if len(names) <= show {
-		return strings.Join(names, "; ")
-	}
-	return strings.Join(names[:show], "; ") + fmt.Sprintf("; … %d more", len(names)-show)
 }

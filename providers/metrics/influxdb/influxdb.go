@@ -17,14 +17,14 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/internal/httpapi"
 )
 
 const (
 	// DefaultTimeout bounds one query when Options.Timeout is zero.
 	DefaultTimeout = 10 * time.Second
 
-	maxBody    = 16 << 20
-	maxErrText = 512
+	maxBody = 16 << 20
 )
 
 // Options configure a Provider. Token comes from a Secret, never flags.
@@ -56,7 +56,7 @@ func New(o Options) (*Provider, error) {
 	if o.Address == "" {
 		return nil, errors.New("influxdb: Address is required")
 	}
-	base, err := parseAddress(o.Address)
+	base, err := httpapi.ParseAddress(o.Address)
 	if err != nil {
 		return nil, fmt.Errorf("influxdb: Address: %w", err)
 	}
@@ -75,7 +75,7 @@ func New(o Options) (*Provider, error) {
 	endpoint := *base.JoinPath("api", "v2", "query")
 	endpoint.RawQuery = url.Values{"org": {o.Org}}.Encode()
 	return &Provider{
-		client:   newClient(),
+		client:   httpapi.NewClient(),
 		endpoint: endpoint,
 		address:  base.String(),
 		org:      o.Org,
@@ -270,7 +270,7 @@ func (p *Provider) statusError(status int, body []byte) error {
 		}
 	}
 	if text == "" {
-		text = quote(body)
+		text = httpapi.Quote(body)
 	}
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
@@ -283,49 +283,9 @@ func (p *Provider) statusError(status int, body []byte) error {
 	}
 }
 
-func newClient() *http.Client {
-	var rt http.RoundTripper = http.DefaultTransport
-	if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		t = t.Clone()
-		t.MaxIdleConnsPerHost = 32
-		rt = t
-	}
-	return &http.Client{
-		Transport: rt,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-}
-
-func parseAddress(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%q: scheme must be http or https", s)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("%q: no host", s)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("%q: must not carry a query, fragment or user info", s)
-	}
-	return u, nil
-}
-
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return one
 	}
 	return many
-}
-
-func quote(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > maxErrText {
-		s = s[:maxErrText] + "…"
-	}
-	return strconv.Quote(s)
 }

@@ -12,11 +12,11 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/internal/httpapi"
 )
 
 const (
@@ -28,8 +28,7 @@ const (
 	// DefaultTimeout bounds one query when Options.Timeout is zero.
 	DefaultTimeout = 10 * time.Second
 
-	maxBody    = 16 << 20
-	maxErrText = 512
+	maxBody = 16 << 20
 )
 
 // Options configure a Provider. QueryKey comes from a Secret, never flags.
@@ -75,7 +74,7 @@ func New(o Options) (*Provider, error) {
 	if o.Address == "" {
 		o.Address = DefaultAddress
 	}
-	base, err := parseAddress(o.Address)
+	base, err := httpapi.ParseAddress(o.Address)
 	if err != nil {
 		return nil, fmt.Errorf("newrelic: Address: %w", err)
 	}
@@ -92,7 +91,7 @@ func New(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("newrelic: Timeout must not be negative, got %s", o.Timeout)
 	}
 	return &Provider{
-		client:   newClient(),
+		client:   httpapi.NewClient(),
 		endpoint: *base.JoinPath("v1", "accounts", o.AccountID, "query"),
 		address:  base.String(),
 		queryKey: o.QueryKey,
@@ -159,7 +158,7 @@ type answer struct {
 func decode(body []byte) (float64, error) {
 	var a answer
 	if err := json.Unmarshal(body, &a); err != nil {
-		return 0, fmt.Errorf("newrelic: decode response: %w (body %s)", err, quote(body))
+		return 0, fmt.Errorf("newrelic: decode response: %w (body %s)", err, httpapi.Quote(body))
 	}
 	var results []map[string]json.RawMessage
 	switch {
@@ -175,14 +174,14 @@ func decode(body []byte) (float64, error) {
 				names = append(names, string(f.Name))
 			}
 			return 0, fmt.Errorf("newrelic: FACET query returned %d facets (%s); drop FACET or filter to one: %w",
-				len(*a.Facets), abbreviate(names), metrics.ErrMultipleSeries)
+				len(*a.Facets), httpapi.Abbreviate(names), metrics.ErrMultipleSeries)
 		}
 	case a.TimeSeries != nil:
 		return 0, errors.New("newrelic: TIMESERIES queries are not supported; drop TIMESERIES so the query returns one value")
 	case a.Results != nil:
 		results = *a.Results
 	default:
-		return 0, fmt.Errorf("newrelic: response has no results (body %s)", quote(body))
+		return 0, fmt.Errorf("newrelic: response has no results (body %s)", httpapi.Quote(body))
 	}
 	switch len(results) {
 	case 0:
@@ -237,7 +236,7 @@ func single(m map[string]json.RawMessage) (float64, error) {
 	}
 	var f float64
 	if err := json.Unmarshal(raw, &f); err != nil {
-		return 0, fmt.Errorf("newrelic: %s is %s, not a number", key, quote(raw))
+		return 0, fmt.Errorf("newrelic: %s is %s, not a number", key, httpapi.Quote(raw))
 	}
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, fmt.Errorf("newrelic: %s is %v: %w", key, f, metrics.ErrNoData)
@@ -282,7 +281,7 @@ func (p *Provider) statusError(status int, body []byte) error {
 		text = e.Error
 	}
 	if text == "" {
-		text = quote(body)
+		text = httpapi.Quote(body)
 	}
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
@@ -293,52 +292,4 @@ func (p *Provider) statusError(status int, body []byte) error {
 	default:
 		return fmt.Errorf("newrelic %s: HTTP %d: %s", p.address, status, text)
 	}
-}
-
-func newClient() *http.Client {
-	var rt http.RoundTripper = http.DefaultTransport
-	if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		t = t.Clone()
-		t.MaxIdleConnsPerHost = 32
-		rt = t
-	}
-	return &http.Client{
-		Transport: rt,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-}
-
-func parseAddress(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%q: scheme must be http or https", s)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("%q: no host", s)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("%q: must not carry a query, fragment or user info", s)
-	}
-	return u, nil
-}
-
-func quote(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > maxErrText {
-		s = s[:maxErrText] + "…"
-	}
-	return strconv.Quote(s)
-}
-
-func abbreviate(names []string) string {
-	const show = 5
-	if len(names) <= show {
-		return strings.Join(names, "; ")
-	}
-	return strings.Join(names[:show], "; ") + fmt.Sprintf("; … %d more", len(names)-show)
 }

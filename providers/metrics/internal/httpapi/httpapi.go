@@ -1,0 +1,70 @@
+// Package httpapi holds what the HTTP-based metric providers share: one reusable client that
+// does not follow redirects (so credentials never travel to another host), address checks,
+// and how a backend's error text is quoted into an error.
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// MaxErrText bounds how much of a backend's error body goes into an error.
+const MaxErrText = 512
+
+// NewClient returns a client for one backend, reused across queries: analysis queries run
+// concurrently against one host, so it keeps enough idle connections; redirects are returned,
+// not followed.
+func NewClient() *http.Client {
+	var rt http.RoundTripper = http.DefaultTransport
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = t.Clone()
+		t.MaxIdleConnsPerHost = 32
+		rt = t
+	}
+	return &http.Client{
+		Transport: rt,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// ParseAddress checks a backend's base URL: http(s), a host, and no query, fragment or user
+// info (credentials come from Secrets, never from the address).
+func ParseAddress(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("%q: scheme must be http or https", s)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("%q: no host", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("%q: must not carry a query, fragment or user info", s)
+	}
+	return u, nil
+}
+
+// Quote renders a backend's answer for an error message, trimmed and bounded.
+func Quote(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > MaxErrText {
+		s = s[:MaxErrText] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// Abbreviate lists series names, at most five of them.
+func Abbreviate(names []string) string {
+	const show = 5
+	if len(names) <= show {
+		return strings.Join(names, "; ")
+	}
+	return strings.Join(names[:show], "; ") + fmt.Sprintf("; … %d more", len(names)-show)
+}
