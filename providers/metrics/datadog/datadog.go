@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -170,33 +169,9 @@ func (p *Provider) Query(ctx context.Context, q string) (float64, error) {
 	return 0, fmt.Errorf("datadog: series has no non-null point in the last %s (%d points): %w", p.window, len(pl), metrics.ErrNoData)
 }
 
-// do sends req and reads the whole (capped) body, so the connection goes back to the pool.
+// do sends req and reads the whole (capped) body.
 func (p *Provider) do(req *http.Request) (int, []byte, error) {
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return 0, nil, p.transportError(req.Context(), err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return 0, nil, p.transportError(req.Context(), err)
-	}
-	if len(body) > maxBody {
-		return 0, nil, fmt.Errorf("datadog %s: response larger than %d bytes", p.address, maxBody)
-	}
-	return resp.StatusCode, body, nil
-}
-
-func (p *Provider) transportError(ctx context.Context, err error) error {
-	switch {
-	case errors.Is(ctx.Err(), context.Canceled):
-		// The caller gave up (shutdown); that says nothing about Datadog.
-		return fmt.Errorf("datadog %s: query canceled: %w", p.address, ctx.Err())
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("datadog %s: %w: no answer within %s: %w", p.address, metrics.ErrUnreachable, p.timeout, err)
-	default:
-		return fmt.Errorf("datadog %s: %w: %w", p.address, metrics.ErrUnreachable, err)
-	}
+	return httpapi.Do(p.client, req, "datadog "+p.address, p.timeout, maxBody)
 }
 
 // statusError words a non-2xx answer; the v1 API reports {"errors": ["…"]}.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -204,31 +203,9 @@ func decode(body []byte) (float64, error) {
 	return 0, fmt.Errorf("graphite: %s has no non-null datapoint (%d datapoints): %w", s.Target, len(s.Datapoints), metrics.ErrNoData)
 }
 
+// do sends req and reads the whole (capped) body.
 func (p *Provider) do(req *http.Request) (int, []byte, error) {
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return 0, nil, p.transportError(req.Context(), err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return 0, nil, p.transportError(req.Context(), err)
-	}
-	if len(body) > maxBody {
-		return 0, nil, fmt.Errorf("graphite %s: response larger than %d bytes", p.address, maxBody)
-	}
-	return resp.StatusCode, body, nil
-}
-
-func (p *Provider) transportError(ctx context.Context, err error) error {
-	switch {
-	case errors.Is(ctx.Err(), context.Canceled):
-		return fmt.Errorf("graphite %s: query canceled: %w", p.address, ctx.Err())
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("graphite %s: %w: no answer within %s: %w", p.address, metrics.ErrUnreachable, p.timeout, err)
-	default:
-		return fmt.Errorf("graphite %s: %w: %w", p.address, metrics.ErrUnreachable, err)
-	}
+	return httpapi.Do(p.client, req, "graphite "+p.address, p.timeout, maxBody)
 }
 
 // statusError words a non-2xx answer; graphite-web answers errors as plain text.

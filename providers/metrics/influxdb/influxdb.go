@@ -229,31 +229,9 @@ func isHeader(row []string) bool {
 	return len(row) >= 2 && row[1] == "error" && (len(row) == 2 || row[2] == "reference")
 }
 
+// do sends req and reads the whole (capped) body.
 func (p *Provider) do(req *http.Request) (int, []byte, error) {
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return 0, nil, p.transportError(req.Context(), err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return 0, nil, p.transportError(req.Context(), err)
-	}
-	if len(body) > maxBody {
-		return 0, nil, fmt.Errorf("influxdb %s: response larger than %d bytes", p.address, maxBody)
-	}
-	return resp.StatusCode, body, nil
-}
-
-func (p *Provider) transportError(ctx context.Context, err error) error {
-	switch {
-	case errors.Is(ctx.Err(), context.Canceled):
-		return fmt.Errorf("influxdb %s: query canceled: %w", p.address, ctx.Err())
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("influxdb %s: %w: no answer within %s: %w", p.address, metrics.ErrUnreachable, p.timeout, err)
-	default:
-		return fmt.Errorf("influxdb %s: %w: %w", p.address, metrics.ErrUnreachable, err)
-	}
+	return httpapi.Do(p.client, req, "influxdb "+p.address, p.timeout, maxBody)
 }
 
 // statusError words a non-2xx answer; the v2 API reports {"code": "…", "message": "…"}.

@@ -4,11 +4,17 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/sluice-dev/sluice/providers/metrics"
 )
 
 // MaxErrText bounds how much of a backend's error body goes into an error.
@@ -67,4 +73,35 @@ func Abbreviate(names []string) string {
 		return strings.Join(names, "; ")
 	}
 	return strings.Join(names[:show], "; ") + fmt.Sprintf("; … %d more", len(names)-show)
+}
+
+// Do sends req with c and reads the whole body, capped at maxBody, so the connection goes back
+// to the pool. who names the backend in errors ("datadog https://…"); a transport failure or
+// timeout wraps metrics.ErrUnreachable, a caller's cancel does not.
+func Do(c *http.Client, req *http.Request, who string, timeout time.Duration, maxBody int64) (int, []byte, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, transportError(req.Context(), who, timeout, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return 0, nil, transportError(req.Context(), who, timeout, err)
+	}
+	if int64(len(body)) > maxBody {
+		return 0, nil, fmt.Errorf("%s: response larger than %d bytes", who, maxBody)
+	}
+	return resp.StatusCode, body, nil
+}
+
+func transportError(ctx context.Context, who string, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		// The caller gave up (shutdown); that says nothing about the backend.
+		return fmt.Errorf("%s: query canceled: %w", who, ctx.Err())
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w: no answer within %s: %w", who, metrics.ErrUnreachable, timeout, err)
+	default:
+		return fmt.Errorf("%s: %w: %w", who, metrics.ErrUnreachable, err)
+	}
 }
