@@ -117,7 +117,9 @@ func Decide(in Input) Verdict {
 	switch {
 	case newHash == oldHash:
 		v.Decision = DecisionUnchanged
-		if st.Phase.Holds() && !obj.Spec.Paused {
+		// Re-assert only a hold that is in place: a promotion that ran out of time is Failed
+		// but unpaused, and re-pausing it would freeze a half-finished rolling update.
+		if st.Phase.Holds() && old.Spec.Paused && !obj.Spec.Paused {
 			obj.Spec.Paused = true
 			v.Warnings = append(v.Warnings, fmt.Sprintf(
 				"sluice: spec.paused stays true while release %s is %s; a manifest that sets spec.paused: false fights the hold on every sync",

@@ -67,6 +67,11 @@ func TestDecide(t *testing.T) {
 		"unchanged_failed_paused_false_reasserted": {
 			in: update_(web().Image("v2").Paused(true).State(failed), web().Image("v2").Paused(false).State(failed)),
 		},
+		// A promotion that ran out of time is Failed with the parent unpaused: a scale must not
+		// re-pause (and freeze) the half-finished rolling update.
+		"unchanged_failed_after_promotion_not_repaused": {
+			in: update_(web().Image("v2").Paused(false).State(failed), web().Image("v2").Paused(false).State(failed).Replicas(5)),
+		},
 		"unchanged_promoting_not_reasserted": {
 			in: update_(web().Image("v2").State(release(spec.PhasePromoting)), web().Image("v2").State(release(spec.PhasePromoting)).Replicas(5)),
 		},
