@@ -1,10 +1,8 @@
 package datadog
 
 import (
-	"context"
 	"errors"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/internal/providertest"
 )
 
 const (
@@ -179,24 +178,10 @@ func newProvider(t *testing.T, o Options) *Provider {
 	return p
 }
 
-var sentinels = []error{metrics.ErrNoData, metrics.ErrMultipleSeries, metrics.ErrUnreachable}
-
 // checkErr fails unless err is exactly the wanted sentinel (or none) and says every text.
 func checkErr(t *testing.T, err, wantErr error, wantText []string) {
 	t.Helper()
-	if err == nil {
-		t.Fatalf("err = nil, want an error")
-	}
-	for _, s := range sentinels {
-		if got, want := errors.Is(err, s), s == wantErr; got != want {
-			t.Errorf("errors.Is(err, %q) = %v, want %v; err = %v", s, got, want, err)
-		}
-	}
-	for _, s := range wantText {
-		if !strings.Contains(err.Error(), s) {
-			t.Errorf("err = %q, want it to mention %q", err, s)
-		}
-	}
+	providertest.CheckErr(t, err, wantErr, wantText...)
 }
 
 func TestNew(t *testing.T) {
@@ -330,54 +315,6 @@ func TestQuery(t *testing.T) {
 	}
 }
 
-func TestQueryUnreachable(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	p := newProvider(t, Options{Address: addr})
-
-	_, err := p.Query(t.Context(), testQuery)
-	checkErr(t, err, metrics.ErrUnreachable, []string{addr})
-}
-
-func TestQueryTimeout(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select { // hang until the client gives up (or the test ends)
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-	p := newProvider(t, Options{Address: srv.URL, Timeout: 100 * time.Millisecond})
-
-	start := time.Now()
-	_, err := p.Query(t.Context(), testQuery)
-	checkErr(t, err, metrics.ErrUnreachable, []string{"no answer within 100ms"})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("err = %v, want it to wrap context.DeadlineExceeded", err)
-	}
-	if elapsed := time.Since(start); elapsed > 5*time.Second {
-		t.Errorf("Query took %s; the 100ms timeout was not applied", elapsed)
-	}
-}
-
-func TestQueryCallerCancelIsNotUnreachable(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.Error("no request expected after the caller canceled")
-	}))
-	t.Cleanup(srv.Close)
-	p := newProvider(t, Options{Address: srv.URL})
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-
-	_, err := p.Query(ctx, testQuery)
-	if !errors.Is(err, context.Canceled) || errors.Is(err, metrics.ErrUnreachable) {
-		t.Errorf("err = %v, want context.Canceled and not ErrUnreachable", err)
-	}
-}
-
 func TestQueryDoesNotFollowRedirects(t *testing.T) {
 	var leaked atomic.Bool
 	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -397,33 +334,6 @@ func TestQueryDoesNotFollowRedirects(t *testing.T) {
 	}
 }
 
-func TestQueryReusesConnection(t *testing.T) {
-	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("query") == "bad" {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = w.Write([]byte(errBadQuery))
-			return
-		}
-		_, _ = w.Write([]byte(okOneSeries))
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	p := newProvider(t, Options{Address: srv.URL})
-
-	for _, q := range []string{"a", "bad", "b", "c"} {
-		_, _ = p.Query(t.Context(), q)
-	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("4 sequential queries opened %d connections, want 1 (client and connection reused)", n)
-	}
-}
-
 func TestValueRejectsNaNAndInf(t *testing.T) {
 	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
 		if _, err := value(f); !errors.Is(err, metrics.ErrNoData) {
@@ -433,4 +343,16 @@ func TestValueRejectsNaNAndInf(t *testing.T) {
 	if got, err := value(0); err != nil || got != 0 {
 		t.Errorf("value(0) = %v, %v; want 0, nil", got, err)
 	}
+}
+
+// TestTransport: unreachable, timeout, caller cancel and connection reuse, as every HTTP
+// provider must handle them.
+func TestTransport(t *testing.T) {
+	providertest.Transport{
+		New: func(t *testing.T, address string, timeout time.Duration) metrics.Provider {
+			return newProvider(t, Options{Address: address, Timeout: timeout})
+		},
+		Query: testQuery,
+		OK:    func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(okOneSeries)) },
+	}.Run(t)
 }

@@ -1,19 +1,16 @@
 package graphite
 
 import (
-	"context"
-	"errors"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/internal/providertest"
 )
 
 // testTarget carries characters that break a hand-built URL: spaces, quotes, '&', '+', '#'.
@@ -57,23 +54,9 @@ func newProvider(t *testing.T, o Options) *Provider {
 	return p
 }
 
-var sentinels = []error{metrics.ErrNoData, metrics.ErrMultipleSeries, metrics.ErrUnreachable}
-
 func checkErr(t *testing.T, err, wantErr error, wantText []string) {
 	t.Helper()
-	if err == nil {
-		t.Fatalf("err = nil, want an error")
-	}
-	for _, s := range sentinels {
-		if got, want := errors.Is(err, s), s == wantErr; got != want {
-			t.Errorf("errors.Is(err, %q) = %v, want %v; err = %v", s, got, want, err)
-		}
-	}
-	for _, s := range wantText {
-		if !strings.Contains(err.Error(), s) {
-			t.Errorf("err = %q, want it to mention %q", err, s)
-		}
-	}
+	providertest.CheckErr(t, err, wantErr, wantText...)
 }
 
 func TestNew(t *testing.T) {
@@ -268,66 +251,6 @@ func TestQuery(t *testing.T) {
 	}
 }
 
-func TestQueryUnreachable(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	p := newProvider(t, Options{Address: addr})
-
-	_, err := p.Query(t.Context(), testTarget)
-	checkErr(t, err, metrics.ErrUnreachable, []string{addr})
-}
-
-func TestQueryTimeout(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-	p := newProvider(t, Options{Address: srv.URL, Timeout: 100 * time.Millisecond})
-
-	start := time.Now()
-	_, err := p.Query(t.Context(), testTarget)
-	checkErr(t, err, metrics.ErrUnreachable, []string{"no answer within 100ms"})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("err = %v, want it to wrap context.DeadlineExceeded", err)
-	}
-	if elapsed := time.Since(start); elapsed > 5*time.Second {
-		t.Errorf("Query took %s; the 100ms timeout was not applied", elapsed)
-	}
-}
-
-func TestQueryReusesConnection(t *testing.T) {
-	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("target") == "bad" {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = w.Write([]byte(errUnknownFn))
-			return
-		}
-		_, _ = w.Write([]byte(docsEntries))
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	p := newProvider(t, Options{Address: srv.URL})
-
-	for _, q := range []string{"a", "bad", "b", "c"} {
-		_, _ = p.Query(t.Context(), q)
-	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("4 sequential queries opened %d connections, want 1 (client and connection reused)", n)
-	}
-}
-
 // FuzzDecode: no render answer makes decode panic, and a value it returns is finite.
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{docsEntries, trailingNulls, allNull, noSeries, twoSeries, quotedNumber, `[{"target":"x","datapoints":[["NaN",1]]}]`} {
@@ -339,4 +262,16 @@ func FuzzDecode(f *testing.F) {
 			t.Errorf("decode(%q) = %v without error", body, v)
 		}
 	})
+}
+
+// TestTransport: unreachable, timeout, caller cancel and connection reuse, as every HTTP
+// provider must handle them.
+func TestTransport(t *testing.T) {
+	providertest.Transport{
+		New: func(t *testing.T, address string, timeout time.Duration) metrics.Provider {
+			return newProvider(t, Options{Address: address, Timeout: timeout})
+		},
+		Query: testTarget,
+		OK:    func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(docsEntries)) },
+	}.Run(t)
 }

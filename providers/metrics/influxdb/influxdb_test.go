@@ -1,18 +1,15 @@
 package influxdb
 
 import (
-	"context"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/internal/providertest"
 )
 
 const (
@@ -147,23 +144,9 @@ func newProvider(t *testing.T, o Options) *Provider {
 	return p
 }
 
-var sentinels = []error{metrics.ErrNoData, metrics.ErrMultipleSeries, metrics.ErrUnreachable}
-
 func checkErr(t *testing.T, err, wantErr error, wantText []string) {
 	t.Helper()
-	if err == nil {
-		t.Fatalf("err = nil, want an error")
-	}
-	for _, s := range sentinels {
-		if got, want := errors.Is(err, s), s == wantErr; got != want {
-			t.Errorf("errors.Is(err, %q) = %v, want %v; err = %v", s, got, want, err)
-		}
-	}
-	for _, s := range wantText {
-		if !strings.Contains(err.Error(), s) {
-			t.Errorf("err = %q, want it to mention %q", err, s)
-		}
-	}
+	providertest.CheckErr(t, err, wantErr, wantText...)
 }
 
 func TestNew(t *testing.T) {
@@ -303,39 +286,6 @@ func TestQuery(t *testing.T) {
 	}
 }
 
-func TestQueryUnreachable(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	p := newProvider(t, Options{Address: addr})
-
-	_, err := p.Query(t.Context(), testFlux)
-	checkErr(t, err, metrics.ErrUnreachable, []string{addr})
-}
-
-func TestQueryTimeout(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-	p := newProvider(t, Options{Address: srv.URL, Timeout: 100 * time.Millisecond})
-
-	start := time.Now()
-	_, err := p.Query(t.Context(), testFlux)
-	checkErr(t, err, metrics.ErrUnreachable, []string{"no answer within 100ms"})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("err = %v, want it to wrap context.DeadlineExceeded", err)
-	}
-	if elapsed := time.Since(start); elapsed > 5*time.Second {
-		t.Errorf("Query took %s; the 100ms timeout was not applied", elapsed)
-	}
-}
-
 // A server that sends the header and then stalls mid-body is a timeout too, not a parse error.
 func TestQueryTimeoutMidBody(t *testing.T) {
 	release := make(chan struct{})
@@ -355,34 +305,6 @@ func TestQueryTimeoutMidBody(t *testing.T) {
 	checkErr(t, err, metrics.ErrUnreachable, []string{"no answer within 100ms"})
 }
 
-func TestQueryReusesConnection(t *testing.T) {
-	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		if string(b) == "bad" {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = w.Write([]byte(errCompile))
-			return
-		}
-		_, _ = w.Write([]byte(plainOne))
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	p := newProvider(t, Options{Address: srv.URL})
-
-	for _, q := range []string{"a", "bad", "b", "c"} {
-		_, _ = p.Query(t.Context(), q)
-	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("4 sequential queries opened %d connections, want 1 (client and connection reused)", n)
-	}
-}
-
 // FuzzParseCSV: no answer body makes the CSV reader panic.
 func FuzzParseCSV(f *testing.F) {
 	for _, s := range []string{annotatedOne, twoYields, defaultValue, docsThreeTables, docsTwoSchemas, docsError, plainOne, plainNull, plainMidStream, plainErrorTag, ""} {
@@ -391,4 +313,16 @@ func FuzzParseCSV(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_, _ = parseCSV(body)
 	})
+}
+
+// TestTransport: unreachable, timeout, caller cancel and connection reuse, as every HTTP
+// provider must handle them.
+func TestTransport(t *testing.T) {
+	providertest.Transport{
+		New: func(t *testing.T, address string, timeout time.Duration) metrics.Provider {
+			return newProvider(t, Options{Address: address, Timeout: timeout})
+		},
+		Query: testFlux,
+		OK:    func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(plainOne)) },
+	}.Run(t)
 }
