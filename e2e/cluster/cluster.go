@@ -287,7 +287,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	for i := range opts.Nodes {
-		if err := createNode(ctx, cs, fmt.Sprintf("kwok-node-%d", i)); err != nil {
+		podCIDR, err := nodePodCIDR(opts.PodCIDR, i)
+		if err != nil {
+			return nil, err
+		}
+		if err := createNode(ctx, cs, fmt.Sprintf("kwok-node-%d", i), podCIDR); err != nil {
 			return nil, err
 		}
 	}
@@ -377,7 +381,23 @@ func (c *Cluster) writeKubeconfig(path, user string, groups ...string) (*rest.Co
 	}, nil
 }
 
-func createNode(ctx context.Context, cs kubernetes.Interface, name string) error {
+// nodePodCIDR is node i's own /24 of the cluster's pod range. kwok takes pod IPs from the
+// node's spec.podCIDR, so nodes sharing one range would hand out the same IPs twice.
+func nodePodCIDR(cluster string, i int) (string, error) {
+	p, err := netip.ParsePrefix(cluster)
+	if err != nil || !p.Addr().Is4() || p.Bits() > 24 {
+		return "", fmt.Errorf("pod CIDR %q: want an IPv4 range of /24 or larger", cluster)
+	}
+	a := p.Masked().Addr().As4()
+	n := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 + uint32(i)<<8
+	sub := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), 0}), 24)
+	if !p.Contains(sub.Addr()) {
+		return "", fmt.Errorf("pod CIDR %q has no /24 left for node %d", cluster, i)
+	}
+	return sub.String(), nil
+}
+
+func createNode(ctx context.Context, cs kubernetes.Interface, name, podCIDR string) error {
 	res := corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("1000"),
 		corev1.ResourceMemory: resource.MustParse("1Ti"),
@@ -392,6 +412,7 @@ func createNode(ctx context.Context, cs kubernetes.Interface, name string) error
 				"type": "kwok",
 			},
 		},
+		Spec:   corev1.NodeSpec{PodCIDR: podCIDR, PodCIDRs: []string{podCIDR}},
 		Status: corev1.NodeStatus{Allocatable: res, Capacity: res},
 	}
 	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
