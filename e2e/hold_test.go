@@ -97,7 +97,19 @@ func TestStateAnnotationCannotBeForged(t *testing.T) {
 		b, _ := json.Marshal(d)
 		path := t.TempDir() + "/replace.json"
 		writeFile(t, path, b)
-		_, stderr := a.kubectl("replace", "-f", path)
+		// kubectl replace sends the live resourceVersion it reads just before; the worker may
+		// write in between, so retry on a conflict as a user or a GitOps tool would.
+		var stderr string
+		for attempt := 0; ; attempt++ {
+			_, e, err := a.tryKubectl("replace", "-f", path)
+			stderr = e
+			if err == nil {
+				break
+			}
+			if attempt == 5 || !strings.Contains(e, "Conflict") {
+				t.Fatalf("kubectl replace: %v\n%s", err, e)
+			}
+		}
 		got := a.get().Annotations[spec.AnnState]
 		if got == "" {
 			t.Errorf("%s: state annotation dropped", name)
