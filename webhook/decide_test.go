@@ -209,7 +209,7 @@ func TestDecide(t *testing.T) {
 			in: update_(web(), web().Image("v2").Annotate(spec.AnnMaxWeight, "150")),
 		},
 		"invalid_config_denied_naming_every_annotation": {
-			in: update_(web(), web().Annotate(spec.AnnInterval, "1s").Annotate(spec.AnnRouter, "istio").Annotate(spec.AnnMetrics, "- name: errors\n  thresholdRange: {max: 1}\n")),
+			in: update_(web(), web().Annotate(spec.AnnInterval, "1s").Annotate(spec.AnnRouter, "haproxy").Annotate(spec.AnnMetrics, "- name: errors\n  thresholdRange: {max: 1}\n")),
 		},
 	}
 	for name, tc := range tests {

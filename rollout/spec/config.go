@@ -47,11 +47,18 @@ const (
 // Config is a Deployment's release configuration, parsed from its annotations. It is frozen
 // into the release state when a release starts, so it serialises to JSON.
 type Config struct {
-	Strategy         Strategy        `json:"strategy"`
-	Router           string          `json:"router"`
-	Service          string          `json:"service"`
-	Port             string          `json:"port,omitempty"`
-	Route            string          `json:"route"`
+	Strategy Strategy `json:"strategy"`
+	Router   string   `json:"router"`
+	Service  string   `json:"service"`
+	Port     string   `json:"port,omitempty"`
+	Route    string   `json:"route"`
+	// RouteKind is the kind of the routing object, lower case ("httproute", "virtualservice" …);
+	// empty means the router's default kind.
+	RouteKind string `json:"routeKind,omitempty"`
+	// Matches send matching requests to the canary (strategy ab).
+	Matches []Match `json:"matches,omitempty"`
+	// MirrorPercent is the share of live requests copied to the canary (strategy mirror).
+	MirrorPercent    int             `json:"mirrorPercent,omitempty"`
 	Interval         metav1.Duration `json:"interval"`
 	Threshold        int             `json:"threshold"`
 	Steps            []int           `json:"steps"`
@@ -148,11 +155,13 @@ type analysisBlock struct {
 	StepWeight  *int     `json:"stepWeight,omitempty"`
 	StepWeights []int    `json:"stepWeights,omitempty"`
 	Iterations  *int     `json:"iterations,omitempty"`
-	Match       []any    `json:"match,omitempty"`
+	Match       []Match  `json:"match,omitempty"`
 	Metrics     []Metric `json:"metrics,omitempty"`
 	Webhooks    []any    `json:"webhooks,omitempty"`
 	Alerts      []any    `json:"alerts,omitempty"`
 	Mirror      *bool    `json:"mirror,omitempty"`
+	// MirrorWeight is the percent of requests mirrored (Flagger's field).
+	MirrorWeight *int `json:"mirrorWeight,omitempty"`
 }
 
 // DefaultMetrics are the checks a Deployment gets when it configures none: success rate of at
@@ -185,7 +194,7 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 	stepWeight, maxWeight := 10, 50
 	// stepKey, maxKey and metricsKey name where a value came from, so an error names the
 	// annotation the user actually wrote.
-	stepKey, maxKey, metricsKey := AnnStepWeight, AnnMaxWeight, AnnMetrics
+	stepKey, maxKey, metricsKey, matchKey, strategyKey := AnnStepWeight, AnnMaxWeight, AnnMetrics, AnnMatch, AnnStrategy
 	var stepWeights []int
 
 	// The Flagger-shaped block first; flat annotations win where both are set.
@@ -214,7 +223,7 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 				metricsKey = AnnAnalysis + " metrics"
 			}
 			if len(block.Match) > 0 {
-				p.unsupported(AnnAnalysis+" match", "A/B matches")
+				c.Matches, matchKey = block.Match, AnnAnalysis+" match"
 			}
 			if len(block.Webhooks) > 0 {
 				p.unsupported(AnnAnalysis+" webhooks", "webhooks")
@@ -223,17 +232,18 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 				p.unsupported(AnnAnalysis+" alerts", "alerts")
 			}
 			if block.Mirror != nil && *block.Mirror {
-				p.unsupported(AnnAnalysis+" mirror", "mirroring")
+				c.Strategy, strategyKey = StrategyMirror, AnnAnalysis+" mirror"
+			}
+			if block.MirrorWeight != nil {
+				p.bounded(AnnAnalysis+" mirrorWeight", block.MirrorWeight, 1, 100, &c.MirrorPercent)
 			}
 		}
 	}
 
 	if v, ok := ann[AnnStrategy]; ok {
 		switch s := Strategy(v); s {
-		case StrategyCanary:
-			c.Strategy = s
-		case StrategyBlueGreen, StrategyAB, StrategyMirror:
-			p.invalid(AnnStrategy, v, "strategy is not available in this version of Sluice (only canary is)")
+		case StrategyCanary, StrategyBlueGreen, StrategyAB, StrategyMirror:
+			c.Strategy, strategyKey = s, AnnStrategy
 		default:
 			p.invalid(AnnStrategy, v, "must be one of canary, bluegreen, ab, mirror")
 		}
@@ -241,15 +251,19 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 	if v, ok := ann[AnnRouter]; ok {
 		c.Router = v
 	}
-	switch c.Router {
-	case RouterReplicas:
-	case RouterGatewayAPI, RouterIstio, RouterLinkerd, RouterNginx, RouterContour, RouterAppMesh:
-		p.invalid(AnnRouter, c.Router, "router is not available in this version of Sluice (only replicas is)")
-	default:
-		p.invalid(AnnRouter, c.Router, "must be one of replicas, gatewayapi, istio, linkerd, nginx, contour, appmesh")
+	routerKnown := true
+	if _, ok := routeKinds[c.Router]; !ok {
+		routerKnown = false
+		p.invalid(AnnRouter, c.Router, "must be one of "+strings.Join(Routers, ", "))
 	}
 	c.Service = p.name(AnnService)
-	c.Route = p.name(AnnRoute)
+	if v, ok := ann[AnnRoute]; ok {
+		c.RouteKind, c.Route = p.route(v, c.Router, routerKnown)
+	}
+	if v, ok := ann[AnnMirrorPercent]; ok {
+		p.int(AnnMirrorPercent, 1, 100, &c.MirrorPercent)
+		_ = v
+	}
 	if v, ok := ann[AnnPort]; ok {
 		if n, err := strconv.Atoi(v); err == nil {
 			if n < 1 || n > 65535 {
@@ -281,8 +295,13 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 	} else if len(stepWeights) > 0 {
 		stepWeights = p.checkWeights(AnnAnalysis+" stepWeights", fmt.Sprint(stepWeights), stepWeights)
 	}
-	if _, ok := ann[AnnMatch]; ok {
-		p.unsupported(AnnMatch, "A/B matches (strategy ab)")
+	if v, ok := ann[AnnMatch]; ok {
+		var ms []Match
+		if err := yaml.UnmarshalStrict([]byte(v), &ms); err != nil {
+			p.invalid(AnnMatch, "", "not a valid YAML list of matches: "+cleanYAMLError(err))
+		} else {
+			c.Matches, matchKey = ms, AnnMatch
+		}
 	}
 	if _, ok := ann[AnnWebhooks]; ok {
 		p.unsupported(AnnWebhooks, "webhooks")
@@ -324,6 +343,13 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 		c.Metrics = DefaultMetrics()
 	}
 	p.metrics(metricsKey, c.Metrics)
+	p.matches(matchKey, c.Matches)
+	if routerKnown {
+		p.capabilities(&c, strategyKey, matchKey)
+	}
+	if c.Strategy == StrategyMirror && c.MirrorPercent == 0 {
+		c.MirrorPercent = 100
+	}
 	if len(p.errs) > 0 {
 		return Config{}, p.errs
 	}

@@ -53,7 +53,7 @@ func TestParse(t *testing.T) {
 		"every flat annotation": {
 			ann: map[string]string{
 				spec.AnnStrategy:         "canary",
-				spec.AnnRouter:           "replicas",
+				spec.AnnRouter:           "gatewayapi",
 				spec.AnnService:          "web-svc",
 				spec.AnnPort:             "http",
 				spec.AnnRoute:            "web-route",
@@ -66,7 +66,7 @@ func TestParse(t *testing.T) {
 				spec.AnnSkipAnalysis:     "false",
 			},
 			want: config(func(c *spec.Config) {
-				c.Service, c.Port, c.Route = "web-svc", "http", "web-route"
+				c.Router, c.Service, c.Port, c.Route = "gatewayapi", "web-svc", "http", "web-route"
 				c.Interval.Duration = 30 * time.Second
 				c.Threshold = 3
 				c.Steps = []int{20, 40, 60}
@@ -78,6 +78,40 @@ func TestParse(t *testing.T) {
 			ann: map[string]string{spec.AnnPort: "8080", spec.AnnThreshold: " 2 ", spec.AnnInterval: " 10s"},
 			want: config(func(c *spec.Config) {
 				c.Port, c.Threshold, c.Interval.Duration = "8080", 2, 10*time.Second
+			}),
+		},
+		"ab through istio with every kind of match": {
+			ann: map[string]string{spec.AnnRouter: "istio", spec.AnnStrategy: "ab", spec.AnnIterations: "3",
+				spec.AnnMatch: "- headers: {x-canary: {exact: insider}}\n- cookies: {canary: {exact: always}}\n- queryParams: {beta: {regex: \"^(1|yes)$\"}}"},
+			want: config(func(c *spec.Config) {
+				c.Router, c.Strategy, c.Iterations = "istio", spec.StrategyAB, 3
+				c.Matches = []spec.Match{
+					{Headers: map[string]spec.StringMatch{"x-canary": {Exact: "insider"}}},
+					{Cookies: map[string]spec.StringMatch{"canary": {Exact: "always"}}},
+					{QueryParams: map[string]spec.StringMatch{"beta": {Regex: "^(1|yes)$"}}},
+				}
+			}),
+		},
+		"mirror defaults to every request": {
+			ann: map[string]string{spec.AnnRouter: "gatewayapi", spec.AnnStrategy: "mirror"},
+			want: config(func(c *spec.Config) {
+				c.Router, c.Strategy, c.MirrorPercent = "gatewayapi", spec.StrategyMirror, 100
+			}),
+		},
+		"mirror from a Flagger analysis block": {
+			ann: map[string]string{spec.AnnRouter: "istio", spec.AnnAnalysis: "mirror: true\nmirrorWeight: 40\niterations: 4"},
+			want: config(func(c *spec.Config) {
+				c.Router, c.Strategy, c.MirrorPercent, c.Iterations = "istio", spec.StrategyMirror, 40, 4
+			}),
+		},
+		"blue/green with the replicas router": {
+			ann:  map[string]string{spec.AnnStrategy: "bluegreen"},
+			want: config(func(c *spec.Config) { c.Strategy = spec.StrategyBlueGreen }),
+		},
+		"route kind prefix": {
+			ann: map[string]string{spec.AnnRouter: "linkerd", spec.AnnRoute: "TrafficSplit/web"},
+			want: config(func(c *spec.Config) {
+				c.Router, c.RouteKind, c.Route = "linkerd", "trafficsplit", "web"
 			}),
 		},
 		"max weight not a multiple of the step is the last step": {
@@ -261,17 +295,79 @@ func TestParseInvalid(t *testing.T) {
 			ann:  map[string]string{spec.AnnStrategy: "rolling"},
 			want: `sluice.dev/strategy: must be one of canary, bluegreen, ab, mirror, got "rolling"`,
 		},
-		"strategy known but not available": {
-			ann:  map[string]string{spec.AnnStrategy: "bluegreen"},
-			want: `sluice.dev/strategy: strategy is not available in this version of Sluice (only canary is), got "bluegreen"`,
+		"strategy the router cannot do": {
+			ann:  map[string]string{spec.AnnStrategy: "mirror"},
+			want: `sluice.dev/strategy: the replicas router cannot do mirror releases (it can do canary, bluegreen), got "mirror"`,
+		},
+		"mirror through linkerd": {
+			ann:  map[string]string{spec.AnnRouter: "linkerd", spec.AnnStrategy: "mirror"},
+			want: `sluice.dev/strategy: the linkerd (httproute) router cannot do mirror releases (it can do canary, bluegreen, ab), got "mirror"`,
+		},
+		"ab through a TrafficSplit": {
+			ann:  map[string]string{spec.AnnRouter: "linkerd", spec.AnnRoute: "trafficsplit/web", spec.AnnStrategy: "ab", spec.AnnMatch: "- headers: {x-canary: {exact: insider}}"},
+			want: `sluice.dev/strategy: the linkerd (trafficsplit) router cannot do ab releases (it can do canary, bluegreen), got "ab"`,
+		},
+		"ab without matches": {
+			ann:  map[string]string{spec.AnnRouter: "istio", spec.AnnStrategy: "ab"},
+			want: `sluice.dev/match: required: strategy ab needs at least one match`,
+		},
+		"matches without ab": {
+			ann:  map[string]string{spec.AnnRouter: "istio", spec.AnnMatch: "- headers: {x-canary: {exact: insider}}"},
+			want: `sluice.dev/match: matches apply to strategy ab only (strategy is canary)`,
+		},
+		"mirror percent without mirror": {
+			ann:  map[string]string{spec.AnnRouter: "istio", spec.AnnMirrorPercent: "20"},
+			want: `sluice.dev/mirror-percent: applies to strategy mirror only (strategy is canary)`,
+		},
+		"mirror percent out of range": {
+			ann:  map[string]string{spec.AnnRouter: "istio", spec.AnnStrategy: "mirror", spec.AnnMirrorPercent: "0"},
+			want: `sluice.dev/mirror-percent: must be 1..100, got "0"`,
+		},
+		"nginx matches one header only": {
+			ann: map[string]string{spec.AnnRouter: "nginx", spec.AnnStrategy: "ab",
+				spec.AnnMatch: "- headers: {x-a: {exact: a}, x-b: {exact: b}}"},
+			want: `sluice.dev/match: the nginx router can route by one header and/or one cookie only`,
+		},
+		"nginx cookie must be always": {
+			ann: map[string]string{spec.AnnRouter: "nginx", spec.AnnStrategy: "ab",
+				spec.AnnMatch: "- cookies: {canary: {exact: \"on\"}}"},
+			want: `sluice.dev/match[0].cookies.canary: ingress-nginx routes a cookie to the canary when its value is "always"; use exact: always, got "on"`,
+		},
+		"grpcroute cannot match query parameters": {
+			ann: map[string]string{spec.AnnRouter: "gatewayapi", spec.AnnRoute: "grpcroute/api", spec.AnnStrategy: "ab",
+				spec.AnnMatch: "- queryParams: {canary: {exact: \"1\"}}"},
+			want: `sluice.dev/match[0].queryParams.canary: the gatewayapi (grpcroute) router cannot match queryParams, got "exact"`,
+		},
+		"contour matches headers exactly": {
+			ann: map[string]string{spec.AnnRouter: "contour", spec.AnnStrategy: "ab",
+				spec.AnnMatch: "- headers: {x-canary: {regex: \"^in.*\"}}"},
+			want: `sluice.dev/match[0].headers.x-canary: the contour router can match headers by exact only, got "regex"`,
+		},
+		"match with two comparisons": {
+			ann: map[string]string{spec.AnnRouter: "istio", spec.AnnStrategy: "ab",
+				spec.AnnMatch: "- headers: {x-canary: {exact: a, prefix: b}}"},
+			want: `sluice.dev/match[0].headers.x-canary: give exactly one of exact, prefix, regex`,
+		},
+		"match with a bad regex": {
+			ann: map[string]string{spec.AnnRouter: "istio", spec.AnnStrategy: "ab",
+				spec.AnnMatch: "- headers: {x-canary: {regex: \"(\"}}"},
+			want: `sluice.dev/match[0].headers.x-canary.regex: not a valid regular expression, got "("`,
+		},
+		"empty match": {
+			ann:  map[string]string{spec.AnnRouter: "istio", spec.AnnStrategy: "ab", spec.AnnMatch: "- {}"},
+			want: `sluice.dev/match[0]: required: a match needs headers, cookies or queryParams`,
+		},
+		"route of a kind the router does not manage": {
+			ann:  map[string]string{spec.AnnRouter: "istio", spec.AnnRoute: "httproute/web"},
+			want: `sluice.dev/route: the istio router manages virtualservice objects, got "httproute/web"`,
+		},
+		"route with the replicas router": {
+			ann:  map[string]string{spec.AnnRoute: "web"},
+			want: `sluice.dev/route: the replicas router manages no routing object, got "web"`,
 		},
 		"router unknown": {
 			ann:  map[string]string{spec.AnnRouter: "haproxy"},
 			want: `sluice.dev/router: must be one of replicas, gatewayapi, istio, linkerd, nginx, contour, appmesh, got "haproxy"`,
-		},
-		"router known but not available": {
-			ann:  map[string]string{spec.AnnRouter: "istio"},
-			want: `sluice.dev/router: router is not available in this version of Sluice (only replicas is), got "istio"`,
 		},
 		"unknown router from the controller's defaults": {
 			defaults: spec.Defaults{Router: "haproxy"},
@@ -283,7 +379,7 @@ func TestParseInvalid(t *testing.T) {
 		},
 		"route starting with a digit": {
 			ann:  map[string]string{spec.AnnRoute: "1web"},
-			want: `sluice.dev/route: must be a DNS-1035 name (lower-case letters, digits, '-'), got "1web"`,
+			want: `sluice.dev/route: must be a DNS-1035 name (lower-case letters, digits, '-'), optionally prefixed by a kind as in httproute/my-route, got "1web"`,
 		},
 		"service empty": {
 			ann:  map[string]string{spec.AnnService: ""},
@@ -324,10 +420,6 @@ func TestParseInvalid(t *testing.T) {
 		"skip analysis not a bool": {
 			ann:  map[string]string{spec.AnnSkipAnalysis: "yes"},
 			want: `sluice.dev/skip-analysis: must be "true" or "false", got "yes"`,
-		},
-		"match is not available": {
-			ann:  map[string]string{spec.AnnMatch: "- headers: {x-canary: {exact: always}}"},
-			want: `sluice.dev/match: A/B matches (strategy ab) are not available in this version of Sluice`,
 		},
 		"webhooks are not available": {
 			ann:  map[string]string{spec.AnnWebhooks: "[]"},
@@ -437,11 +529,10 @@ func TestParseInvalid(t *testing.T) {
 			want: `sluice.dev/analysis metrics[errors].query: required: a custom check needs a query or a templateRef (builtins are request-success-rate and request-duration)`,
 		},
 		"analysis block features that are not available": {
-			ann: map[string]string{spec.AnnAnalysis: "match: [{headers: {}}]\nwebhooks: [{}]\nalerts: [{}]\nmirror: true"},
-			want: `sluice.dev/analysis match: A/B matches are not available in this version of Sluice; ` +
-				`sluice.dev/analysis webhooks: webhooks are not available in this version of Sluice; ` +
+			ann: map[string]string{spec.AnnAnalysis: "webhooks: [{}]\nalerts: [{}]\nmirror: true"},
+			want: `sluice.dev/analysis webhooks: webhooks are not available in this version of Sluice; ` +
 				`sluice.dev/analysis alerts: alerts are not available in this version of Sluice; ` +
-				`sluice.dev/analysis mirror: mirroring are not available in this version of Sluice`,
+				`sluice.dev/analysis mirror: the replicas router cannot do mirror releases (it can do canary, bluegreen), got "mirror"`,
 		},
 		"every problem is reported, in a fixed order": {
 			ann: map[string]string{
@@ -450,10 +541,10 @@ func TestParseInvalid(t *testing.T) {
 				spec.AnnMaxWeight: "150",
 				spec.AnnStrategy:  "ab",
 			},
-			want: `sluice.dev/strategy: strategy is not available in this version of Sluice (only canary is), got "ab"; ` +
-				`sluice.dev/interval: must be a duration such as 30s or 1m, got "soon"; ` +
+			want: `sluice.dev/interval: must be a duration such as 30s or 1m, got "soon"; ` +
 				`sluice.dev/threshold: must be 1..1000, got "many"; ` +
-				`sluice.dev/max-weight: must be 1..100, got "150"`,
+				`sluice.dev/max-weight: must be 1..100, got "150"; ` +
+				`sluice.dev/strategy: the replicas router cannot do ab releases (it can do canary, bluegreen), got "ab"`,
 		},
 	}
 	for name, tc := range tests {

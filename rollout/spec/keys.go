@@ -35,6 +35,8 @@ const (
 	AnnAnalysis         = "sluice.dev/analysis"
 	AnnProgressDeadline = "sluice.dev/progress-deadline"
 	AnnSkipAnalysis     = "sluice.dev/skip-analysis"
+	// AnnMirrorPercent is the share of requests mirrored to the canary (strategy mirror).
+	AnnMirrorPercent = "sluice.dev/mirror-percent"
 )
 
 // Manual controls (SPEC §4): annotations a user (or `kubectl sluice`) writes.
@@ -61,3 +63,9 @@ const AnnRestartedAt = "kubectl.kubernetes.io/restartedAt"
 
 // CanaryName is the name of the canary copy of Deployment parent.
 func CanaryName(parent string) string { return parent + "-canary" }
+
+// Names of the Sluice-owned Services in front of the two tracks (mesh routers and blue/green).
+func StableServiceName(svc string) string { return svc + "-stable" }
+
+// CanaryServiceName is the Service selecting only the canary's pods.
+func CanaryServiceName(svc string) string { return svc + "-canary" }

@@ -1,0 +1,93 @@
+// Package routers moves live traffic between a Deployment's stable and canary pods through the
+// routing object a user already runs (an HTTPRoute, a VirtualService, an Ingress …). Each router
+// lives in a sub-package and implements Router; all of them are idempotent: applying the same
+// Routing twice writes nothing the second time, so a step re-run after a controller restart
+// leaves the same objects.
+//
+// Traffic is split between two Sluice-owned Services, `<svc>-stable` (pinned to the stable
+// ReplicaSet's pod-template-hash) and `<svc>-canary`; the reconciler keeps those, routers only
+// point at them. When no release is in flight a router puts the user's object back the way the
+// user wrote it (Reset), so GitOps sees drift only while a release runs.
+package routers
+
+import (
+	"context"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sluice-dev/sluice/rollout/spec"
+)
+
+// Target is what a router manages for one Deployment.
+type Target struct {
+	Namespace string
+	// Service is the user's Service in front of the Deployment; Port is its port number.
+	Service string
+	Port    int32
+	// Route names the routing object; Kind is its lower-case kind ("httproute" …).
+	Route, Kind string
+	// Owner owns the objects a router creates (the parent Deployment), so they are
+	// garbage-collected with it.
+	Owner metav1.OwnerReference
+	// Create lets the router create a Sluice-owned routing object when Route does not exist
+	// (the user named none); otherwise a missing object is an *ErrNotFound.
+	Create bool
+}
+
+// Stable is the Service selecting only the stable pods.
+func (t Target) Stable() string { return spec.StableServiceName(t.Service) }
+
+// Canary is the Service selecting only the canary pods.
+func (t Target) Canary() string { return spec.CanaryServiceName(t.Service) }
+
+// Routing is the traffic a router must send to the canary.
+type Routing struct {
+	// Weight is the percent of requests the canary gets (0..100).
+	Weight int `json:"weight"`
+	// Matches send requests matching any of them to the canary, whatever the weight.
+	Matches []spec.Match `json:"matches,omitempty"`
+	// Mirror is the percent of requests copied to the canary, responses discarded (0 = off).
+	Mirror int `json:"mirror,omitempty"`
+}
+
+func (r Routing) String() string {
+	s := fmt.Sprintf("weight %d%%", r.Weight)
+	if len(r.Matches) > 0 {
+		s += fmt.Sprintf(", %d match(es) to the canary", len(r.Matches))
+	}
+	if r.Mirror > 0 {
+		s += fmt.Sprintf(", %d%% mirrored", r.Mirror)
+	}
+	return s
+}
+
+// Router drives one kind of routing object.
+type Router interface {
+	// Apply makes the routing object split traffic as r says. It writes only when the object
+	// differs, and touches only what it manages: the rules that send traffic to the Service.
+	Apply(ctx context.Context, t Target, r Routing) error
+	// Reset puts the routing object back the way the user wrote it (every managed rule sends
+	// everything to the Service again) and deletes the routing objects Sluice created.
+	Reset(ctx context.Context, t Target) error
+	// Current reads back what the routing object sets now.
+	Current(ctx context.Context, t Target) (Observed, error)
+}
+
+// ErrNotFound wraps a routing object that does not exist when the user named it.
+type ErrNotFound struct{ Kind, Namespace, Name string }
+
+func (e *ErrNotFound) Error() string {
+	return fmt.Sprintf("%s %s/%s not found", e.Kind, e.Namespace, e.Name)
+}
+
+// Observed is what a routing object sets now, as read back by Current.
+type Observed struct {
+	// Managed is false when no rule points at the stable and canary Services (the object is as
+	// the user wrote it, or missing).
+	Managed bool
+	Weight  int
+	Mirror  int
+	// MatchRules counts the rules Sluice added to send matching requests to the canary.
+	MatchRules int
+}
