@@ -141,10 +141,3 @@ func withTemplate(m spec.Metric, err error) error {
 	}
 	return fmt.Errorf("MetricTemplate %s/%s: %w", m.TemplateRef.Namespace, m.TemplateRef.Name, err)
 }
-
-func serviceName(name string, plan *spec.Config) string {
-	if plan.Service != "" {
-		return plan.Service
-	}
-	return name
-}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/sluice-dev/sluice/providers/routers"
 	"github.com/sluice-dev/sluice/rollout/plan"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -44,7 +45,20 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
 		Named("rollout").
 		WithOptions(controllerOptions(concurrency)).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(parentOf)).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(ownedBy)).
 		Complete(r)
+}
+
+// ownedBy maps a Sluice-owned Service (`<svc>-stable`, `<svc>-canary`) to its Deployment, so
+// a deleted parent's routing is put back before the Service's finalizer lets it go.
+func ownedBy(_ context.Context, o client.Object) []reconcile.Request {
+	if o.GetLabels()[routers.LabelManagedBy] != routers.ManagedBy {
+		return nil
+	}
+	if p := o.GetLabels()[spec.LabelParent]; p != "" {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: p}}}
+	}
+	return nil
 }
 
 func parentOf(_ context.Context, o client.Object) []reconcile.Request {
@@ -69,13 +83,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if apierrors.IsNotFound(err) {
 		// Deleted, or opted out (the cache only holds opted-in Deployments).
 		forget(req.Namespace, req.Name)
-		return reconcile.Result{}, r.deleteCanary(ctx, req.Namespace, req.Name)
+		return reconcile.Result{}, r.abandon(ctx, req.Namespace, req.Name)
 	}
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if parent.Labels[spec.LabelEnabled] != spec.ValueEnabled || !parent.DeletionTimestamp.IsZero() {
-		return reconcile.Result{}, r.deleteCanary(ctx, req.Namespace, req.Name)
+		return reconcile.Result{}, r.abandon(ctx, req.Namespace, req.Name)
 	}
 
 	st, err := spec.ReadState(parent.Annotations)
@@ -89,13 +103,46 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 
 	snap := snapshot(parent, canary, st, r.Defaults)
+	// An isolated canary is reached only through the routing object and the Sluice-owned
+	// Services: set them as the current state says (a no-op unless a step was cut short), and
+	// tell the planner when that fails.
+	var tr *traffic
+	if st.Plan != nil && st.Plan.Isolated() {
+		if tr, err = r.traffic(ctx, parent, st.Plan); err != nil {
+			return reconcile.Result{}, err
+		}
+		snap.Parent.PodHash = tr.podHash
+		if err := r.setTraffic(ctx, parent, tr, st); err != nil {
+			snap.RoutingErr = err.Error()
+		}
+	}
 	if plan.AnalysisDue(snap, now) {
 		snap.Analysis = r.Analyzer.Run(ctx, parent.Namespace, parent.Name, st.Plan)
 		recordChecks(parent.Namespace, parent.Name, snap.Analysis)
 	}
 	d := plan.Plan(snap, now)
 
-	if err := r.applyCanary(ctx, parent, canary, d); err != nil {
+	// Then as the decision says: Services before routes (a re-pinned <svc>-stable takes the
+	// traffic that moves back to it), routes before the canary (traffic leaves it before its
+	// pods go), and the state last, so a step cut short is redone.
+	if d.State.Plan != nil && d.State.Plan.Isolated() {
+		if tr == nil || d.State.Plan != st.Plan {
+			if tr, err = r.traffic(ctx, parent, d.State.Plan); err != nil {
+				return reconcile.Result{}, err
+			}
+		}
+		if err := r.setTraffic(ctx, parent, tr, d.State); err != nil {
+			r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "RoutingFailed", "Route", "%v", err)
+			if snap.RoutingErr == "" {
+				return reconcile.Result{}, err
+			}
+		}
+	}
+	var isolate []string
+	if d.State.Plan != nil && d.State.Plan.Isolated() {
+		isolate = isolationKeys(parent, tr.svc)
+	}
+	if err := r.applyCanary(ctx, parent, canary, d, isolate); err != nil {
 		return reconcile.Result{}, err
 	}
 	if err := r.patchParent(ctx, parent, st, d); err != nil {
@@ -193,7 +240,7 @@ func (r *Reconciler) deleteCanary(ctx context.Context, namespace, parent string)
 	return client.IgnoreNotFound(r.Client.Delete(ctx, c, client.Preconditions{UID: &c.UID}))
 }
 
-func (r *Reconciler) applyCanary(ctx context.Context, parent, canary *appsv1.Deployment, d plan.Decision) error {
+func (r *Reconciler) applyCanary(ctx context.Context, parent, canary *appsv1.Deployment, d plan.Decision, isolate []string) error {
 	switch d.Canary {
 	case plan.CanaryDelete:
 		if canary == nil {
@@ -203,7 +250,7 @@ func (r *Reconciler) applyCanary(ctx context.Context, parent, canary *appsv1.Dep
 			return fmt.Errorf("delete canary %s: %w", klog.KObj(canary), err)
 		}
 	case plan.CanaryEnsure:
-		want := desiredCanary(parent, d.State.Revision, d.CanaryReplicas)
+		want := desiredCanary(parent, d.State.Revision, d.CanaryReplicas, isolate)
 		if canary == nil {
 			if err := r.Client.Create(ctx, want); err != nil {
 				return fmt.Errorf("create canary %s: %w", klog.KObj(want), err)
@@ -226,8 +273,10 @@ func (r *Reconciler) applyCanary(ctx context.Context, parent, canary *appsv1.Dep
 
 // desiredCanary is the canary copy of parent: the held template plus the canary track label,
 // owned by the parent so it is garbage-collected with it. For the replicas router its pods keep
-// the parent's labels, so the parent's Services send them their share of traffic.
-func desiredCanary(parent *appsv1.Deployment, revision string, replicas int32) *appsv1.Deployment {
+// the parent's labels, so the parent's Services send them their share of traffic. An isolated
+// canary's pods carry other values for the labels in isolate (those the Deployment's selector
+// and Service select on), so only `<svc>-canary` and the routing object reach them.
+func desiredCanary(parent *appsv1.Deployment, revision string, replicas int32, isolate []string) *appsv1.Deployment {
 	tmpl := parent.Spec.Template.DeepCopy()
 	tmpl.Labels = maps.Clone(tmpl.Labels)
 	if tmpl.Labels == nil {
@@ -239,6 +288,14 @@ func desiredCanary(parent *appsv1.Deployment, revision string, replicas int32) *
 		sel.MatchLabels = map[string]string{}
 	}
 	sel.MatchLabels[spec.LabelTrack] = spec.ValueCanary
+	for _, k := range isolate {
+		if v, ok := tmpl.Labels[k]; ok {
+			tmpl.Labels[k] = canaryValue(v)
+		}
+		if v, ok := sel.MatchLabels[k]; ok {
+			sel.MatchLabels[k] = canaryValue(v)
+		}
+	}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      spec.CanaryName(parent.Name),

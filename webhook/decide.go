@@ -119,7 +119,7 @@ func Decide(in Input) Verdict {
 		v.Decision = DecisionUnchanged
 		// Re-assert only a hold that is in place: a promotion that ran out of time is Failed
 		// but unpaused, and re-pausing it would freeze a half-finished rolling update.
-		if st.Phase.Holds() && old.Spec.Paused && !obj.Spec.Paused {
+		if st.HoldsParent() && old.Spec.Paused && !obj.Spec.Paused {
 			obj.Spec.Paused = true
 			v.Warnings = append(v.Warnings, fmt.Sprintf(
 				"sluice: spec.paused stays true while release %s is %s; a manifest that sets spec.paused: false fights the hold on every sync",
@@ -178,7 +178,7 @@ func Decide(in Input) Verdict {
 	default:
 		v.Decision = DecisionHeld
 		stable := oldHash
-		if st.Phase.Holds() || (st.Phase.InFlight() && st.Phase != spec.PhasePromoting) {
+		if st.HoldsParent() || (st.Phase.InFlight() && st.Phase != spec.PhasePromoting) {
 			stable = st.Stable
 		}
 		if st.Phase.InFlight() && st.Phase != spec.PhaseRollingBack {
@@ -206,7 +206,7 @@ func Decide(in Input) Verdict {
 
 func optOut(v Verdict, st spec.State, old, sent, obj *appsv1.Deployment) Verdict {
 	v.Decision = DecisionOptOut
-	if st.Phase.Holds() && old.Spec.Paused && obj.Spec.Paused {
+	if st.HoldsParent() && old.Spec.Paused && obj.Spec.Paused {
 		obj.Spec.Paused = false
 		v.Warnings = append(v.Warnings, fmt.Sprintf(
 			"sluice: opted out: unpausing releases %s without analysis", spec.Images(&obj.Spec.Template)))

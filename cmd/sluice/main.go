@@ -79,6 +79,9 @@ func run(ctx context.Context, o Options) error {
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: {Label: labels.NewSelector().Add(*scope)},
 		}},
+		// Routing objects (HTTPRoutes, VirtualServices …) are read as unstructured objects, from
+		// the cache like everything else; their informers start on first use.
+		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect && !o.DisableReconciler,

@@ -88,6 +88,10 @@ func Up(ctx context.Context, c *cluster.Cluster, o Options) (*Stack, error) {
 	if err := s.rbac(ctx); err != nil {
 		return nil, err
 	}
+	step("installing the routers' CRDs (Gateway API, Istio, Contour, SMI, App Mesh stand-in)")
+	if err := InstallRouterCRDs(ctx, c, repo); err != nil {
+		return nil, err
+	}
 	kubeconfig, _, err := c.UserKubeconfig(Identity)
 	if err != nil {
 		return nil, err

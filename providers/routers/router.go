@@ -42,25 +42,7 @@ func (t Target) Stable() string { return spec.StableServiceName(t.Service) }
 func (t Target) Canary() string { return spec.CanaryServiceName(t.Service) }
 
 // Routing is the traffic a router must send to the canary.
-type Routing struct {
-	// Weight is the percent of requests the canary gets (0..100).
-	Weight int `json:"weight"`
-	// Matches send requests matching any of them to the canary, whatever the weight.
-	Matches []spec.Match `json:"matches,omitempty"`
-	// Mirror is the percent of requests copied to the canary, responses discarded (0 = off).
-	Mirror int `json:"mirror,omitempty"`
-}
-
-func (r Routing) String() string {
-	s := fmt.Sprintf("weight %d%%", r.Weight)
-	if len(r.Matches) > 0 {
-		s += fmt.Sprintf(", %d match(es) to the canary", len(r.Matches))
-	}
-	if r.Mirror > 0 {
-		s += fmt.Sprintf(", %d%% mirrored", r.Mirror)
-	}
-	return s
-}
+type Routing = spec.Routing
 
 // Router drives one kind of routing object.
 type Router interface {

@@ -15,7 +15,10 @@ import (
 type Workload struct {
 	// Revision is the template hash: the parent's spec.template, or the canary's
 	// sluice.dev/revision annotation.
-	Revision           string
+	Revision string
+	// PodHash is the pod-template-hash of the parent's newest ReplicaSet (read only for
+	// isolated canaries, which pin `<svc>-stable` to it).
+	PodHash            string
 	Paused             bool
 	Generation         int64
 	ObservedGeneration int64
@@ -47,6 +50,9 @@ type Snapshot struct {
 	ConfigErr string
 	// Analysis holds the readings of the run that AnalysisDue asked for; nil when none ran.
 	Analysis []spec.CheckResult
+	// RoutingErr says why the routing object could not be set as the state asks ("" when it
+	// is); the release waits for it like for an unready canary.
+	RoutingErr string
 }
 
 // CanaryAction is what to do with the canary Deployment.
@@ -88,7 +94,7 @@ func AnalysisDue(s Snapshot, now time.Time) bool {
 	if st.Phase != spec.PhaseProgressing || st.Plan == nil || !st.CanaryReady || st.AbortReason != "" {
 		return false
 	}
-	if s.Controls.Abort || s.Controls.Pause || !canaryReady(s, canaryReplicas(s.Parent.Replicas, st.Weight)) {
+	if s.Controls.Abort || s.Controls.Pause || !canaryReady(s, wantCanary(s, &st)) {
 		return false
 	}
 	return !now.Before(st.LastRunAt.Add(st.Plan.Interval.Duration))
@@ -148,26 +154,51 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 		return
 	}
 	plan := st.Plan
-	if st.Weight == 0 {
-		st.Step, st.Weight, st.StepAt = 0, plan.Steps[0], now
+	if st.StepAt.IsZero() {
+		st.Step, st.StepAt = 0, now
+		if !plan.Iterative() {
+			st.Weight = plan.Steps[0]
+		}
 		st.Message = "starting canary"
 	}
-	want := canaryReplicas(s.Parent.Replicas, st.Weight)
+	deadline := st.StepAt.Add(plan.ProgressDeadline.Duration)
+	if plan.Isolated() && st.StablePod == "" {
+		// <svc>-stable is pinned to the stable ReplicaSet before any traffic moves.
+		if s.Parent.PodHash == "" {
+			if now.After(deadline) {
+				startRollback(d, now, "the Deployment has no ReplicaSet to pin "+spec.StableServiceName(plan.Service)+" to")
+				return
+			}
+			st.Message = "waiting for the Deployment's stable ReplicaSet"
+			d.RequeueAfter = poll
+			return
+		}
+		st.StablePod = s.Parent.PodHash
+	}
+	want := wantCanary(s, st)
 	d.Canary, d.CanaryReplicas = CanaryEnsure, want
 	if !canaryReady(s, want) {
-		deadline := st.StepAt.Add(plan.ProgressDeadline.Duration)
 		if now.After(deadline) {
 			startRollback(d, now, fmt.Sprintf("canary not ready within the progress deadline of %s", plan.ProgressDeadline.Duration))
 			return
 		}
-		st.Message = fmt.Sprintf("waiting for canary %s to be ready (%d replicas for weight %d%%)", spec.CanaryName(s.Name), want, st.Weight)
+		st.Message = fmt.Sprintf("waiting for canary %s to be ready (%d replicas%s)", spec.CanaryName(s.Name), want, atWeight(st))
+		d.RequeueAfter = min(poll, deadline.Sub(now)+time.Second)
+		return
+	}
+	if s.RoutingErr != "" {
+		if now.After(deadline) {
+			startRollback(d, now, "routing: "+s.RoutingErr)
+			return
+		}
+		st.Message = "waiting for the routing object: " + s.RoutingErr
 		d.RequeueAfter = min(poll, deadline.Sub(now)+time.Second)
 		return
 	}
 	if !st.CanaryReady {
 		st.CanaryReady, st.LastRunAt = true, now
-		st.Message = fmt.Sprintf("canary ready at weight %d%%; first analysis in %s", st.Weight, plan.Interval.Duration)
-		d.normal("CanaryReady", fmt.Sprintf("canary %s ready with %d replicas at weight %d%%", spec.CanaryName(s.Name), want, st.Weight))
+		st.Message = fmt.Sprintf("canary ready%s; first analysis in %s", atWeight(st), plan.Interval.Duration)
+		d.normal("CanaryReady", fmt.Sprintf("canary %s ready with %d replicas%s", spec.CanaryName(s.Name), want, exposure(st)))
 		d.RequeueAfter = plan.Interval.Duration
 		return
 	}
@@ -230,12 +261,23 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		if limit > 0 && st.Inconclusive >= limit {
 			startRollback(d, now, fmt.Sprintf("%d inconclusive analysis runs reached the limit of %d", st.Inconclusive, limit))
 		}
+	case plan.Iterative() && st.Iteration+1 < plan.Iterations:
+		st.Inconclusive = 0
+		resetConsecutive(plan, st)
+		st.Iteration++
+		st.Message = fmt.Sprintf("analysis passed (%d/%d)", st.Iteration, plan.Iterations)
+		d.normal("AnalysisPassed", fmt.Sprintf("analysis passed (%s); %s iteration %d/%d", summary(s.Analysis), plan.Strategy, st.Iteration, plan.Iterations))
+	case plan.Iterative():
+		st.Iteration++
+		st.Inconclusive = 0
+		resetConsecutive(plan, st)
+		startPromotion(d, now, fmt.Sprintf("analysis passed %d %s iterations (%s)", st.Iteration, plan.Strategy, summary(s.Analysis)))
 	case st.Step+1 < len(plan.Steps):
 		st.Inconclusive = 0
 		resetConsecutive(plan, st)
 		st.Step++
 		st.Weight, st.StepAt = plan.Steps[st.Step], now
-		want := canaryReplicas(s.Parent.Replicas, st.Weight)
+		want := wantCanary(s, st)
 		d.CanaryReplicas = want
 		st.Message = fmt.Sprintf("analysis passed; weight %d%%", st.Weight)
 		d.normal("WeightAdvanced", fmt.Sprintf("analysis passed (%s); advancing canary weight to %d%% (%d replicas)", summary(s.Analysis), st.Weight, want))
@@ -288,12 +330,43 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		startRollback(d, now, st.AbortReason)
 		return
 	}
+	deadline := st.PromotingAt.Add(st.Plan.ProgressDeadline.Duration)
+	if st.Plan.Isolated() {
+		switch st.PromoteStep {
+		case spec.PromoteScale:
+			// The canary takes all traffic next, so it first grows to the parent's size.
+			d.hold(s)
+			want := max(s.Parent.Replicas, 1)
+			d.Canary, d.CanaryReplicas = CanaryEnsure, want
+			if !canaryReady(s, want) {
+				if now.After(deadline) {
+					startRollback(d, now, fmt.Sprintf("canary not scaled to %d ready replicas within the progress deadline of %s", want, st.Plan.ProgressDeadline.Duration))
+					return
+				}
+				st.Message = fmt.Sprintf("promoting: scaling canary to %d replicas", want)
+				d.RequeueAfter = poll
+				return
+			}
+			st.PromoteStep, st.Weight = spec.PromoteShift, 100
+			st.Message = "promoting: all traffic to the canary"
+			d.normal("TrafficShifted", fmt.Sprintf("all traffic to canary %s (%d replicas) before the Deployment rolls", spec.CanaryName(s.Name), want))
+			d.RequeueAfter = time.Second
+			return
+		case spec.PromoteShift:
+			// The routing object sends everything to the canary (written before this state was):
+			// the parent may roll now.
+			st.PromoteStep = spec.PromoteRollout
+			st.Message = "promoting: rolling out the Deployment"
+			d.Paused = ptr(false)
+			d.RequeueAfter = poll
+			return
+		}
+	}
 	d.Paused = ptr(false)
 	p := s.Parent
 	rolled := !p.Paused && p.Revision == st.Revision && p.ObservedGeneration >= p.Generation &&
 		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas && p.AvailableReplicas == p.Replicas
 	if !rolled {
-		deadline := st.PromotingAt.Add(st.Plan.ProgressDeadline.Duration)
 		if now.After(deadline) {
 			st.Phase, st.FinishedAt = spec.PhaseFailed, now
 			st.Message = fmt.Sprintf("promoted Deployment not fully rolled out within the progress deadline of %s", st.Plan.ProgressDeadline.Duration)
@@ -305,6 +378,15 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		d.RequeueAfter = poll
 		return
 	}
+	if st.Plan.Isolated() && st.PromoteStep == spec.PromoteRollout {
+		// Re-pin <svc>-stable to the rolled ReplicaSet and move traffic back to it; the canary
+		// goes only after that.
+		st.PromoteStep, st.StablePod, st.Weight = spec.PromoteCleanup, p.PodHash, 0
+		st.Message = "rolled out; traffic back to the stable Service"
+		d.normal("TrafficShifted", fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); all traffic back to it", spec.StableServiceName(st.Plan.Service), p.PodHash))
+		d.RequeueAfter = time.Second
+		return
+	}
 	if s.Canary != nil {
 		d.Canary = CanaryDelete
 		st.Message = "rolled out; removing canary"
@@ -312,7 +394,7 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		return
 	}
 	st.Phase, st.FinishedAt = spec.PhaseSucceeded, now
-	st.Stable, st.Weight, st.CanaryReady = st.Revision, 0, false
+	st.Stable, st.Weight, st.CanaryReady, st.PromoteStep = st.Revision, 0, false, ""
 	st.Message = fmt.Sprintf("promoted %s", st.Image)
 	d.normal("Promoted", fmt.Sprintf("revision %s (%s) promoted and fully rolled out; canary removed", st.Revision, st.Image))
 }
@@ -366,10 +448,13 @@ func failed(s Snapshot, now time.Time, d *Decision) {
 func startRollback(d *Decision, now time.Time, reason string) {
 	st := &d.State
 	st.Phase, st.AbortReason, st.Message = spec.PhaseRollingBack, reason, "rolling back: "+reason
-	if st.FinishedAt.IsZero() {
-		_ = now
-	}
+	st.PromoteStep = ""
 	d.Canary = CanaryDelete
+	if st.Plan != nil && st.Plan.Isolated() {
+		// Traffic leaves the canary first: this state sends it all to stable, and the canary
+		// is deleted on the next pass, once the routing object says so.
+		d.Canary = CanaryKeep
+	}
 	d.RequeueAfter = poll
 	d.warn("RollingBack", fmt.Sprintf("rolling back revision %s: %s", st.Revision, reason))
 }
@@ -377,8 +462,11 @@ func startRollback(d *Decision, now time.Time, reason string) {
 func startPromotion(d *Decision, now time.Time, reason string) {
 	st := &d.State
 	st.Phase, st.PromotingAt, st.Message = spec.PhasePromoting, now, "promoting: "+reason
+	st.PromoteStep = spec.PromoteScale
 	d.Canary = CanaryKeep
-	d.Paused = ptr(false)
+	if !st.Plan.Isolated() {
+		d.Paused = ptr(false)
+	}
 	d.RequeueAfter = poll
 	d.normal("Promoting", fmt.Sprintf("promoting revision %s: %s", st.Revision, reason))
 }
@@ -421,6 +509,35 @@ func canaryReplicas(parent int32, weight int) int32 {
 	}
 	n := int32(math.Ceil(float64(parent) * float64(weight) / float64(100-weight)))
 	return max(n, 1)
+}
+
+// wantCanary is the canary's size while progressing: its share of the parent for the replicas
+// router, the parent's size for an isolated canary (the routing object sets its traffic).
+func wantCanary(s Snapshot, st *spec.State) int32 {
+	if st.Plan != nil && st.Plan.Isolated() {
+		return max(s.Parent.Replicas, 1)
+	}
+	return canaryReplicas(s.Parent.Replicas, st.Weight)
+}
+
+// atWeight describes the canary's exposure for messages.
+func atWeight(st *spec.State) string {
+	if st.Plan.Iterative() {
+		return fmt.Sprintf(" (%s, iteration %d/%d)", st.Plan.Strategy, st.Iteration, st.Plan.Iterations)
+	}
+	return fmt.Sprintf(" at weight %d%%", st.Weight)
+}
+
+func exposure(st *spec.State) string {
+	switch st.Plan.Strategy {
+	case spec.StrategyBlueGreen:
+		return " (blue/green: no live traffic)"
+	case spec.StrategyAB:
+		return fmt.Sprintf(" (A/B: %d match(es) to the canary)", len(st.Plan.Matches))
+	case spec.StrategyMirror:
+		return fmt.Sprintf(" (mirror: %d%% of requests copied)", st.Plan.MirrorPercent)
+	}
+	return fmt.Sprintf(" at weight %d%%", st.Weight)
 }
 
 // CanaryReplicas is exported for the reconciler's status line.

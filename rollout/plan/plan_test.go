@@ -144,7 +144,7 @@ func TestPlanProgressing(t *testing.T) {
 			want: plan.Decision{
 				State: held(func(s *spec.State) {
 					s.Step, s.Weight, s.StepAt = 0, 10, t0.Add(time.Second)
-					s.Message = "waiting for canary web-canary to be ready (1 replicas for weight 10%)"
+					s.Message = "waiting for canary web-canary to be ready (1 replicas at weight 10%)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
 			},
@@ -157,7 +157,7 @@ func TestPlanProgressing(t *testing.T) {
 				State: held(func(s *spec.State) {
 					s.Plan = config(func(c *spec.Config) { c.Steps = []int{25, 50} })
 					s.Step, s.Weight, s.StepAt = 0, 25, t0
-					s.Message = "waiting for canary web-canary to be ready (4 replicas for weight 25%)"
+					s.Message = "waiting for canary web-canary to be ready (4 replicas at weight 25%)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 4, RequeueAfter: 2 * time.Second,
 			},
@@ -168,7 +168,7 @@ func TestPlanProgressing(t *testing.T) {
 			want: plan.Decision{
 				State: held(func(s *spec.State) {
 					s.Weight, s.StepAt = 10, t0
-					s.Message = "waiting for canary web-canary to be ready (1 replicas for weight 10%)"
+					s.Message = "waiting for canary web-canary to be ready (1 replicas at weight 10%)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, Paused: ptr(true), RequeueAfter: 2 * time.Second,
 			},
@@ -179,7 +179,7 @@ func TestPlanProgressing(t *testing.T) {
 			want: plan.Decision{
 				State: atStep(0, func(s *spec.State) {
 					s.CanaryReady = false
-					s.Message = "waiting for canary web-canary to be ready (1 replicas for weight 10%)"
+					s.Message = "waiting for canary web-canary to be ready (1 replicas at weight 10%)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
 			},
@@ -191,7 +191,7 @@ func TestPlanProgressing(t *testing.T) {
 			want: plan.Decision{
 				State: atStep(0, func(s *spec.State) {
 					s.CanaryReady = false
-					s.Message = "waiting for canary web-canary to be ready (1 replicas for weight 10%)"
+					s.Message = "waiting for canary web-canary to be ready (1 replicas at weight 10%)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
 			},
@@ -202,7 +202,7 @@ func TestPlanProgressing(t *testing.T) {
 			now: now,
 			want: plan.Decision{
 				State: atStep(2, func(s *spec.State) {
-					s.Message = "waiting for canary web-canary to be ready (2 replicas for weight 30%)"
+					s.Message = "waiting for canary web-canary to be ready (2 replicas at weight 30%)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 2, RequeueAfter: 2 * time.Second,
 			},
@@ -213,7 +213,7 @@ func TestPlanProgressing(t *testing.T) {
 			want: plan.Decision{
 				State: atStep(0, func(s *spec.State) {
 					s.CanaryReady = false
-					s.Message = "waiting for canary web-canary to be ready (1 replicas for weight 10%)"
+					s.Message = "waiting for canary web-canary to be ready (1 replicas at weight 10%)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 1500 * time.Millisecond,
 			},

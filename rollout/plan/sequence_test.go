@@ -34,6 +34,8 @@ type world struct {
 	// analysis returns the readings of the n-th analysis run (0-based) at weight w.
 	analysis func(n, weight int) []spec.CheckResult
 	runs     int
+	// violations records broken ordering rules.
+	violations []string
 }
 
 const (
@@ -41,8 +43,11 @@ const (
 	rollStep      = 3 * time.Second // the parent's rolling update moves one replica per rollStep
 )
 
-func newWorld(analysis func(n, weight int) []spec.CheckResult) *world {
+func newWorld(analysis func(n, weight int) []spec.CheckResult, configure ...func(*spec.Config)) *world {
 	cfg := config()
+	for _, f := range configure {
+		f(cfg)
+	}
 	return &world{
 		now:      t0,
 		state:    spec.State{Phase: spec.PhaseProgressing, Revision: rev, Stable: stable, Image: image, StartedAt: t0, Plan: cfg, Message: "held for canary analysis"},
@@ -64,7 +69,21 @@ func (w *world) step() plan.Decision {
 		s.Analysis = w.analysis(w.runs, w.state.Weight)
 		w.runs++
 	}
+	s.Parent.PodHash = "oldpods"
+	if !w.parent.Paused {
+		s.Parent.PodHash = "newpods"
+	}
 	d := plan.Plan(s, w.now)
+
+	// The orders of SPEC §4: traffic leaves a version before its pods go away, and an isolated
+	// canary has all traffic before the parent rolls.
+	route, active := d.State.Routing()
+	if d.Canary == plan.CanaryDelete && w.canary != nil && active && (route.Weight > 0 || len(route.Matches) > 0 || route.Mirror > 0) {
+		w.violations = append(w.violations, fmt.Sprintf("t+%s: canary deleted while the route sends it %+v", w.now.Sub(t0), route))
+	}
+	if prev, ok := w.state.Routing(); ok && d.Paused != nil && !*d.Paused && w.parent.Paused && prev.Weight != 100 {
+		w.violations = append(w.violations, fmt.Sprintf("t+%s: parent unpaused while the route sends the canary only %+v", w.now.Sub(t0), prev))
+	}
 
 	// Apply, as the reconciler would.
 	w.state = d.State
@@ -153,8 +172,8 @@ func (w *world) release(t *testing.T) string {
 		if w.canary != nil {
 			canary = fmt.Sprintf("%d/%d", w.canary.AvailableReplicas, w.canary.Replicas)
 		}
-		fmt.Fprintf(&b, "t+%-6s %-11s w=%-3d canary=%-4s parent=(paused=%t %d/%d) canaryAction=%q requeue=%s\n",
-			w.now.Sub(t0), d.State.Phase, d.State.Weight, canary, w.parent.Paused, w.parent.UpdatedReplicas, w.parent.Replicas, d.Canary, d.RequeueAfter)
+		fmt.Fprintf(&b, "t+%-6s %-11s w=%-3d canary=%-4s parent=(paused=%t %d/%d) canaryAction=%q requeue=%s%s\n",
+			w.now.Sub(t0), d.State.Phase, d.State.Weight, canary, w.parent.Paused, w.parent.UpdatedReplicas, w.parent.Replicas, d.Canary, d.RequeueAfter, routing(d.State))
 		for _, e := range d.Events {
 			fmt.Fprintf(&b, "    %s %s: %s\n", e.Type, e.Reason, e.Message)
 		}
@@ -164,6 +183,25 @@ func (w *world) release(t *testing.T) string {
 	}
 	fmt.Fprintf(&b, "final state: %s\n", finalState(w.state))
 	return b.String()
+}
+
+// routing renders what the router is asked to set, for isolated canaries.
+func routing(st spec.State) string {
+	if st.Plan == nil || !st.Plan.Isolated() {
+		return ""
+	}
+	r, active := st.Routing()
+	if !active {
+		return " route=reset"
+	}
+	out := fmt.Sprintf(" route=(canary %d%%", r.Weight)
+	if len(r.Matches) > 0 {
+		out += fmt.Sprintf(", %d match", len(r.Matches))
+	}
+	if r.Mirror > 0 {
+		out += fmt.Sprintf(", mirror %d%%", r.Mirror)
+	}
+	return out + ") stable-pinned=" + st.StablePod
 }
 
 func finalState(st spec.State) string {
@@ -198,6 +236,25 @@ func TestReleaseSequence(t *testing.T) {
 			}),
 			wantPhase: spec.PhaseFailed, wantPaused: true,
 		},
+		"gatewayapi_good_release": {world: newWorld(good, mesh), wantPhase: spec.PhaseSucceeded, wantPaused: false},
+		"gatewayapi_bad_release": {
+			world: newWorld(func(n, _ int) []spec.CheckResult {
+				if n < 2 {
+					return good(n, 0)
+				}
+				return []spec.CheckResult{abort(spec.CheckSuccessRate, 50), pass(spec.CheckDuration, 120)}
+			}, mesh),
+			wantPhase: spec.PhaseFailed, wantPaused: true,
+		},
+		"bluegreen_good_release":    {world: newWorld(good, mesh, strategy(spec.StrategyBlueGreen)), wantPhase: spec.PhaseSucceeded, wantPaused: false},
+		"bluegreen_replicas_router": {world: newWorld(good, strategy(spec.StrategyBlueGreen)), wantPhase: spec.PhaseSucceeded, wantPaused: false},
+		"ab_good_release":           {world: newWorld(good, mesh, strategy(spec.StrategyAB)), wantPhase: spec.PhaseSucceeded, wantPaused: false},
+		"mirror_bad_release": {
+			world: newWorld(func(_, _ int) []spec.CheckResult {
+				return []spec.CheckResult{fail(spec.CheckSuccessRate, 90), pass(spec.CheckDuration, 120)}
+			}, mesh, strategy(spec.StrategyMirror)),
+			wantPhase: spec.PhaseFailed, wantPaused: true,
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -205,6 +262,9 @@ func TestReleaseSequence(t *testing.T) {
 			if tc.world.state.Phase != tc.wantPhase || tc.world.parent.Paused != tc.wantPaused || tc.world.canary != nil {
 				t.Errorf("release ended in %s, parent paused %t, canary %v; want %s, paused %t, no canary",
 					tc.world.state.Phase, tc.world.parent.Paused, tc.world.canary, tc.wantPhase, tc.wantPaused)
+			}
+			for _, v := range tc.world.violations {
+				t.Error(v)
 			}
 			golden(t, filepath.Join("testdata", name+".golden"), got)
 		})
@@ -227,5 +287,20 @@ func golden(t *testing.T, path, got string) {
 	}
 	if diff := cmp.Diff(string(want), got); diff != "" {
 		t.Errorf("%s mismatch (-want +got); run with -update if the change is intended:\n%s", path, diff)
+	}
+}
+
+// mesh routes through a Gateway API HTTPRoute.
+func mesh(c *spec.Config) { c.Router, c.Service = spec.RouterGatewayAPI, name }
+
+func strategy(s spec.Strategy) func(*spec.Config) {
+	return func(c *spec.Config) {
+		c.Strategy, c.Iterations = s, 3
+		switch s {
+		case spec.StrategyAB:
+			c.Matches = []spec.Match{{Headers: map[string]spec.StringMatch{"x-canary": {Exact: "insider"}}}}
+		case spec.StrategyMirror:
+			c.MirrorPercent = 100
+		}
 	}
 }

@@ -45,6 +45,64 @@ func (p Phase) Holds() bool {
 	return false
 }
 
+// PromoteStep orders the promotion of an isolated canary (SPEC §4): the canary is scaled to
+// full size, all traffic moves to it, the parent is unpaused and rolls, `<svc>-stable` is
+// re-pinned to the new ReplicaSet and traffic moves back to it, and the canary is deleted.
+type PromoteStep string
+
+// Promotion steps, in order.
+const (
+	PromoteScale   PromoteStep = ""
+	PromoteShift   PromoteStep = "shift"
+	PromoteRollout PromoteStep = "rollout"
+	PromoteCleanup PromoteStep = "cleanup"
+)
+
+// HoldsParent reports whether the parent must stay paused: in a holding phase, and while an
+// isolated canary's promotion has not yet moved all traffic to it.
+func (s State) HoldsParent() bool {
+	return s.Phase.Holds() || s.Phase == PhasePromoting && s.Plan != nil && s.Plan.Isolated() &&
+		(s.PromoteStep == PromoteScale || s.PromoteStep == PromoteShift)
+}
+
+// Routing is the traffic a router must send to the canary.
+type Routing struct {
+	// Weight is the percent of requests the canary gets (0..100).
+	Weight int `json:"weight"`
+	// Matches send requests matching any of them to the canary, whatever the weight.
+	Matches []Match `json:"matches,omitempty"`
+	// Mirror is the percent of requests copied to the canary, responses discarded (0 = off).
+	Mirror int `json:"mirror,omitempty"`
+}
+
+// Routing is what the router must set for this state; active is false when no release needs
+// the routing object, which then goes back to the way the user wrote it.
+func (s State) Routing() (r Routing, active bool) {
+	if s.Plan == nil || !s.Plan.Isolated() {
+		return Routing{}, false
+	}
+	switch s.Phase {
+	case PhaseProgressing, PhasePaused, PhaseWaiting:
+		if !s.CanaryReady {
+			return Routing{}, true
+		}
+		switch s.Plan.Strategy {
+		case StrategyCanary:
+			return Routing{Weight: s.Weight}, true
+		case StrategyAB:
+			return Routing{Matches: s.Plan.Matches}, true
+		case StrategyMirror:
+			return Routing{Mirror: s.Plan.MirrorPercent}, true
+		}
+		return Routing{}, true
+	case PhasePromoting:
+		return Routing{Weight: s.Weight}, true
+	case PhaseRollingBack:
+		return Routing{}, true
+	}
+	return Routing{}, false
+}
+
 // Verdict of one check run.
 type Verdict string
 
@@ -95,6 +153,11 @@ type State struct {
 	Revert bool `json:"revert,omitempty"`
 	// PausedFrom is the phase to resume when `sluice.dev/pause` is removed.
 	PausedFrom Phase `json:"pausedFrom,omitempty"`
+	// StablePod is the pod-template-hash of the stable ReplicaSet, which `<svc>-stable` selects
+	// (isolated canaries only: mesh routers and blue/green).
+	StablePod string `json:"stablePod,omitempty"`
+	// PromoteStep is where the promotion of an isolated canary stands (PromoteScale …).
+	PromoteStep PromoteStep `json:"promoteStep,omitempty"`
 
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	StepAt      time.Time `json:"stepAt,omitzero"`
