@@ -81,7 +81,7 @@ func run(ctx context.Context, o Options) error {
 		}},
 		// Routing objects (HTTPRoutes, VirtualServices …) are read as unstructured objects, from
 		// the cache like everything else; their informers start on first use.
-		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
+		Client:                  client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect && !o.DisableReconciler,

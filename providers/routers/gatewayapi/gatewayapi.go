@@ -132,7 +132,9 @@ func managed(rule map[string]any, t routers.Target) bool {
 	return false
 }
 
-func isOurs(rule map[string]any) bool { return strings.HasPrefix(routers.Str(rule, "name"), RulePrefix) }
+func isOurs(rule map[string]any) bool {
+	return strings.HasPrefix(routers.Str(rule, "name"), RulePrefix)
+}
 
 // Set rewrites the managed rules of route (an HTTPRoute's or GRPCRoute's content) to split
 // traffic as want says. It is a pure function of the route and want.
