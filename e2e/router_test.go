@@ -118,9 +118,15 @@ func runRouterRelease(t *testing.T, rc routerCase, ann map[string]string, wantPh
 	target := routers.Target{Namespace: a.ns, Service: "web", Port: 80, Route: rc.name}
 
 	a.deploy("demo:v1")
+	var steps []step
+	if obj, found := read(); found {
+		o := rc.observe(obj, target)
+		steps = append(steps, step{o.Managed, o.Weight, o.Mirror, o.MatchRules})
+	} else {
+		steps = append(steps, step{})
+	}
 	a.kubectl("set", "image", "deployment/web", "app=demo:v2")
 
-	var steps []step
 	canarySeen, canaryGone := false, false
 	pinned := ""
 	deadline := time.Now().Add(3 * time.Minute)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/sluice-dev/sluice/e2e/cluster"
 )
 
@@ -21,6 +23,8 @@ type RouterCRD struct {
 	Paths  []string
 	// Names are the CRDs to wait for.
 	Names []string
+	// Convert, when set, rewrites a manifest this API server cannot take as published.
+	Convert func([]byte) ([]byte, error)
 }
 
 // RouterCRDs are the real upstream CRDs of every router Sluice drives. App Mesh's controller
@@ -48,9 +52,13 @@ var RouterCRDs = []RouterCRD{
 		Names:  []string{"httpproxies.projectcontour.io"},
 	},
 	{
-		Module: "github.com/servicemeshinterface/smi-sdk-go@v0.5.0",
-		Paths:  []string{"crds/split.yaml"},
-		Names:  []string{"trafficsplits.split.smi-spec.io"},
+		// The SMI spec's TrafficSplit CRD is published as apiextensions.k8s.io/v1beta1, which
+		// API servers stopped serving in 1.22: it is converted to v1 field by field, and
+		// v1alpha2 (the version Linkerd's SMI extension serves) is marked served.
+		Module:  "github.com/servicemeshinterface/smi-sdk-go@v0.5.0",
+		Paths:   []string{"crds/split.yaml"},
+		Names:   []string{"trafficsplits.split.smi-spec.io"},
+		Convert: func(b []byte) ([]byte, error) { return crdV1beta1ToV1(b, "v1alpha2") },
 	},
 	{
 		Paths: []string{"deploy/crds/stand-ins/appmesh.k8s.aws.yaml"},
@@ -71,9 +79,23 @@ func InstallRouterCRDs(ctx context.Context, c *cluster.Cluster, repo string) err
 			dir = d
 		}
 		for _, p := range crd.Paths {
+			path := filepath.Join(dir, p)
+			if crd.Convert != nil {
+				raw, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				if raw, err = crd.Convert(raw); err != nil {
+					return fmt.Errorf("convert %s %s: %w", crd.Module, p, err)
+				}
+				path = filepath.Join(c.Dir, strings.ReplaceAll(filepath.Base(dir)+"-"+filepath.Base(p), "@", "-"))
+				if err := os.WriteFile(path, raw, 0o644); err != nil {
+					return err
+				}
+			}
 			// Server-side apply: Istio's and Gateway API's CRDs are too large for the
 			// last-applied annotation of a client-side apply.
-			if _, stderr, err := c.Kubectl(ctx, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(dir, p)); err != nil {
+			if _, stderr, err := c.Kubectl(ctx, "apply", "--server-side", "--force-conflicts", "-f", path); err != nil {
 				return fmt.Errorf("apply %s %s: %w: %s", crd.Module, p, err, stderr)
 			}
 		}
@@ -110,4 +132,51 @@ func moduleDir(ctx context.Context, module string) (string, error) {
 		return "", fmt.Errorf("download %s: %s %v", module, mod.Error, err)
 	}
 	return mod.Dir, nil
+}
+
+// crdV1beta1ToV1 converts an apiextensions.k8s.io/v1beta1 CRD to v1: the shared validation
+// schema and printer columns move into every version, and the versions in serve are served.
+func crdV1beta1ToV1(raw []byte, serve ...string) ([]byte, error) {
+	var crd map[string]any
+	if err := yaml.Unmarshal(raw, &crd); err != nil {
+		return nil, err
+	}
+	if crd["apiVersion"] != "apiextensions.k8s.io/v1beta1" {
+		return nil, fmt.Errorf("not a v1beta1 CRD: %v", crd["apiVersion"])
+	}
+	spec, _ := crd["spec"].(map[string]any)
+	schema, _ := spec["validation"].(map[string]any)["openAPIV3Schema"].(map[string]any)
+	if schema == nil {
+		return nil, fmt.Errorf("no validation schema")
+	}
+	schema["type"] = "object"
+	var columns []any
+	for _, c := range asList(spec["additionalPrinterColumns"]) {
+		col := c.(map[string]any)
+		col["jsonPath"] = col["JSONPath"]
+		delete(col, "JSONPath")
+		columns = append(columns, col)
+	}
+	for _, v := range asList(spec["versions"]) {
+		ver := v.(map[string]any)
+		ver["schema"] = map[string]any{"openAPIV3Schema": schema}
+		if columns != nil {
+			ver["additionalPrinterColumns"] = columns
+		}
+		for _, s := range serve {
+			if ver["name"] == s {
+				ver["served"] = true
+			}
+		}
+	}
+	delete(spec, "validation")
+	delete(spec, "additionalPrinterColumns")
+	delete(spec, "version")
+	crd["apiVersion"] = "apiextensions.k8s.io/v1"
+	return yaml.Marshal(crd)
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
 }

@@ -87,6 +87,20 @@ type Decision struct {
 // usually wake the reconciler sooner.
 const poll = 2 * time.Second
 
+// settle is how long a routing change is given to reach the proxies before the pods it moved
+// traffic away from go, or the parent it moved traffic off starts rolling.
+const settle = 2 * time.Second
+
+// settling reports whether a routing change made at st.StepAt is still settling, and asks to
+// look again when it is done.
+func settling(st *spec.State, now time.Time, d *Decision) bool {
+	if left := st.StepAt.Add(settle).Sub(now); left > 0 {
+		d.RequeueAfter = left
+		return true
+	}
+	return false
+}
+
 // AnalysisDue reports whether an analysis run is due now: the release is progressing, its
 // canary has been ready and at its weight for a whole interval.
 func AnalysisDue(s Snapshot, now time.Time) bool {
@@ -347,14 +361,18 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 				d.RequeueAfter = poll
 				return
 			}
-			st.PromoteStep, st.Weight = spec.PromoteShift, 100
+			st.PromoteStep, st.Weight, st.StepAt = spec.PromoteShift, 100, now
 			st.Message = "promoting: all traffic to the canary"
 			d.normal("TrafficShifted", fmt.Sprintf("all traffic to canary %s (%d replicas) before the Deployment rolls", spec.CanaryName(s.Name), want))
 			d.RequeueAfter = time.Second
 			return
 		case spec.PromoteShift:
 			// The routing object sends everything to the canary (written before this state was):
-			// the parent may roll now.
+			// once that has settled, the parent may roll.
+			d.hold(s)
+			if settling(st, now, d) {
+				return
+			}
 			st.PromoteStep = spec.PromoteRollout
 			st.Message = "promoting: rolling out the Deployment"
 			d.Paused = ptr(false)
@@ -381,13 +399,16 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 	if st.Plan.Isolated() && st.PromoteStep == spec.PromoteRollout {
 		// Re-pin <svc>-stable to the rolled ReplicaSet and move traffic back to it; the canary
 		// goes only after that.
-		st.PromoteStep, st.StablePod, st.Weight = spec.PromoteCleanup, p.PodHash, 0
+		st.PromoteStep, st.StablePod, st.Weight, st.StepAt = spec.PromoteCleanup, p.PodHash, 0, now
 		st.Message = "rolled out; traffic back to the stable Service"
 		d.normal("TrafficShifted", fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); all traffic back to it", spec.StableServiceName(st.Plan.Service), p.PodHash))
 		d.RequeueAfter = time.Second
 		return
 	}
 	if s.Canary != nil {
+		if st.Plan.Isolated() && settling(st, now, d) {
+			return
+		}
 		d.Canary = CanaryDelete
 		st.Message = "rolled out; removing canary"
 		d.RequeueAfter = poll
@@ -403,6 +424,9 @@ func rollingBack(s Snapshot, now time.Time, d *Decision) {
 	st := &d.State
 	if s.Canary != nil {
 		d.hold(s)
+		if st.Plan != nil && st.Plan.Isolated() && settling(st, now, d) {
+			return
+		}
 		d.Canary = CanaryDelete
 		d.RequeueAfter = poll
 		return
@@ -452,8 +476,8 @@ func startRollback(d *Decision, now time.Time, reason string) {
 	d.Canary = CanaryDelete
 	if st.Plan != nil && st.Plan.Isolated() {
 		// Traffic leaves the canary first: this state sends it all to stable, and the canary
-		// is deleted on the next pass, once the routing object says so.
-		d.Canary = CanaryKeep
+		// is deleted once that has settled.
+		d.Canary, st.StepAt = CanaryKeep, now
 	}
 	d.RequeueAfter = poll
 	d.warn("RollingBack", fmt.Sprintf("rolling back revision %s: %s", st.Revision, reason))
