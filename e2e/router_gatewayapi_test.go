@@ -74,3 +74,55 @@ func TestGatewayAPICanaryRolledBack(t *testing.T) {
 	steps := runRouterRelease(t, gatewayAPICase(), fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, failing, spec.AnnThreshold, "1"), spec.PhaseFailed)
 	wantSteps(t, steps, "user's", "w0", "w20", "w0", "user's")
 }
+
+func TestGatewayAPIABPromoted(t *testing.T) {
+	t.Parallel()
+	steps := runRouterRelease(t, gatewayAPICase(), fastAnnotations(spec.AnnStrategy, "ab", spec.AnnIterations, "2",
+		spec.AnnMatch, "- headers: {x-canary: {exact: insider}}\n- cookies: {canary: {exact: always}}\n", spec.AnnMetrics, passing), spec.PhaseSucceeded)
+	wantSteps(t, steps, "user's", "w0", "w0+ab1", "w100", "w0", "user's")
+}
+
+func TestGatewayAPIMirrorRolledBack(t *testing.T) {
+	t.Parallel()
+	steps := runRouterRelease(t, gatewayAPICase(), fastAnnotations(spec.AnnStrategy, "mirror", spec.AnnMirrorPercent, "50",
+		spec.AnnIterations, "2", spec.AnnMetrics, failing, spec.AnnThreshold, "1"), spec.PhaseFailed)
+	wantSteps(t, steps, "user's", "w0", "w0+mirror50", "w0", "user's")
+}
+
+func TestGatewayAPIBlueGreenPromoted(t *testing.T) {
+	t.Parallel()
+	steps := runRouterRelease(t, gatewayAPICase(), fastAnnotations(spec.AnnStrategy, "bluegreen", spec.AnnIterations, "2", spec.AnnMetrics, passing), spec.PhaseSucceeded)
+	wantSteps(t, steps, "user's", "w0", "w100", "w0", "user's")
+}
+
+// A gRPC service behind a GRPCRoute, and a Service with no route of the user's: Sluice creates
+// its own (mesh) HTTPRoute for the release and deletes it after.
+func TestGatewayAPIGRPCRouteAndOwnedRoute(t *testing.T) {
+	t.Parallel()
+	t.Run("grpcroute", func(t *testing.T) {
+		t.Parallel()
+		rc := gatewayAPICase()
+		rc.route, rc.watched = "grpcroute/web", schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "grpcroutes"}
+		rc.objects = []string{`
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: web}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{method: {service: shop.Cart}}]
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{method: {service: shop.Static}}]
+    backendRefs: [{name: static, port: 8080}]
+`}
+		steps := runRouterRelease(t, rc, fastAnnotations(spec.AnnStepWeights, "30", spec.AnnMetrics, passing), spec.PhaseSucceeded)
+		wantSteps(t, steps, "user's", "w0", "w30", "w100", "w0", "user's")
+	})
+	t.Run("owned", func(t *testing.T) {
+		t.Parallel()
+		rc := gatewayAPICase()
+		rc.objects, rc.owned = nil, true
+		steps := runRouterRelease(t, rc, fastAnnotations(spec.AnnStepWeights, "30", spec.AnnMetrics, passing), spec.PhaseSucceeded)
+		wantSteps(t, steps, "user's", "w0", "w30", "w100", "w0", "user's")
+	})
+}

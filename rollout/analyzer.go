@@ -105,7 +105,7 @@ func (a *Analyzer) check(ctx context.Context, prov metrics.Provider, plan *spec.
 	r := analysis.Judge(m, v, err)
 	if m.CompareTo == spec.CompareStable {
 		stableVars := vars
-		stableVars.Canary = vars.Stable
+		stableVars.Canary, stableVars.StableSide = vars.Stable, true
 		stableQ, qerr := analysis.QueryFor(plan.Router, m, plan.Interval.Duration, stableVars)
 		sv, serr := 0.0, qerr
 		if qerr == nil {

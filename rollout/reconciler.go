@@ -104,17 +104,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 	snap := snapshot(parent, canary, st, r.Defaults)
 	// An isolated canary is reached only through the routing object and the Sluice-owned
-	// Services: set them as the current state says (a no-op unless a step was cut short), and
-	// tell the planner when that fails.
+	// Services; what they need is read here (from the cache), and nothing is written before the
+	// plan, so a step re-run after a restart writes what it wrote before and nothing older.
 	var tr *traffic
 	if st.Plan != nil && st.Plan.Isolated() {
 		if tr, err = r.traffic(ctx, parent, st.Plan); err != nil {
 			return reconcile.Result{}, err
 		}
 		snap.Parent.PodHash = tr.podHash
-		if err := r.setTraffic(ctx, parent, tr, st); err != nil {
-			snap.RoutingErr = err.Error()
-		}
 	}
 	if plan.AnalysisDue(snap, now) {
 		snap.Analysis = r.Analyzer.Run(ctx, parent.Namespace, parent.Name, st.Plan)
@@ -133,7 +130,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		if err := r.setTraffic(ctx, parent, tr, d.State); err != nil {
 			r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "RoutingFailed", "Route", "%v", err)
-			if snap.RoutingErr == "" {
+			// Plan again knowing the routing object cannot be set: the release waits for it
+			// (and rolls back at the progress deadline). A decision that needs a routing change
+			// it cannot make is not recorded; the step is retried.
+			snap.RoutingErr = err.Error()
+			d = plan.Plan(snap, now)
+			if err := r.setTraffic(ctx, parent, tr, d.State); err != nil && !sameRouting(st, d.State) {
 				return reconcile.Result{}, err
 			}
 		}

@@ -21,7 +21,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/sluice-dev/sluice/providers/routers"
+	"github.com/sluice-dev/sluice/providers/routers/appmesh"
+	"github.com/sluice-dev/sluice/providers/routers/contour"
 	"github.com/sluice-dev/sluice/providers/routers/gatewayapi"
+	"github.com/sluice-dev/sluice/providers/routers/istio"
+	"github.com/sluice-dev/sluice/providers/routers/linkerd"
+	"github.com/sluice-dev/sluice/providers/routers/nginx"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -42,12 +47,19 @@ func newRouter(name string, c client.Client) routers.Router {
 	switch name {
 	case spec.RouterGatewayAPI:
 		return gatewayapi.Router{Objects: objs}
+	case spec.RouterIstio:
+		return istio.Router{Objects: objs}
+	case spec.RouterLinkerd:
+		return linkerd.Router{Objects: objs}
+	case spec.RouterNginx:
+		return nginx.Router{Objects: objs}
+	case spec.RouterContour:
+		return contour.Router{Objects: objs}
+	case spec.RouterAppMesh:
+		return appmesh.Router{Objects: objs}
 	}
-	return extraRouters(name, objs)
+	return nil
 }
-
-// extraRouters is where routers other than Gateway API are registered.
-var extraRouters = func(string, routers.Objects) routers.Router { return nil }
 
 // serviceName is the user's Service in front of the Deployment.
 func serviceName(deployment string, plan *spec.Config) string {
@@ -158,15 +170,7 @@ func (r *Reconciler) ensureServices(ctx context.Context, parent *appsv1.Deployme
 	if svc == nil || st.StablePod == "" {
 		return nil
 	}
-	stableSel := maps.Clone(svc.Spec.Selector)
-	stableSel[labelPodHash] = st.StablePod
-	canarySel := map[string]string{spec.LabelTrack: spec.ValueCanary}
-	for k, v := range svc.Spec.Selector {
-		canarySel[k] = v
-		if slices.Contains(isolationKeys(parent, svc), k) {
-			canarySel[k] = canaryValue(v)
-		}
-	}
+	stableSel, canarySel := t.StableSelector, t.CanarySelector
 	raw, err := json.Marshal(t)
 	if err != nil {
 		return err
@@ -339,8 +343,32 @@ func (r *Reconciler) traffic(ctx context.Context, parent *appsv1.Deployment, pla
 	return &traffic{svc: svc, target: t, targetErr: terr, podHash: hash}, nil
 }
 
+// selectors are those of `<svc>-stable` (the user's Service's, pinned to the stable
+// ReplicaSet) and `<svc>-canary` (the canary's pods only); nil before the stable ReplicaSet is
+// known.
+func selectors(parent *appsv1.Deployment, svc *corev1.Service, st spec.State) (stable, canary map[string]string) {
+	if svc == nil || st.StablePod == "" {
+		return nil, nil
+	}
+	stable = maps.Clone(svc.Spec.Selector)
+	if stable == nil {
+		stable = map[string]string{}
+	}
+	stable[labelPodHash] = st.StablePod
+	canary = map[string]string{spec.LabelTrack: spec.ValueCanary}
+	keys := isolationKeys(parent, svc)
+	for k, v := range svc.Spec.Selector {
+		canary[k] = v
+		if slices.Contains(keys, k) {
+			canary[k] = canaryValue(v)
+		}
+	}
+	return stable, canary
+}
+
 // setTraffic makes the Services and the routing object match st.
 func (r *Reconciler) setTraffic(ctx context.Context, parent *appsv1.Deployment, tr *traffic, st spec.State) error {
+	tr.target.StableSelector, tr.target.CanarySelector = selectors(parent, tr.svc, st)
 	if err := r.ensureServices(ctx, parent, tr.svc, tr.target, st); err != nil {
 		return err
 	}
@@ -358,4 +386,11 @@ func (r *Reconciler) abandon(ctx context.Context, namespace, name string) error 
 		return err
 	}
 	return r.deleteCanary(ctx, namespace, name)
+}
+
+// sameRouting reports whether two states ask the router for the same thing.
+func sameRouting(a, b spec.State) bool {
+	ra, aa := a.Routing()
+	rb, ab := b.Routing()
+	return aa == ab && equality.Semantic.DeepEqual(ra, rb)
 }

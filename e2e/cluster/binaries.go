@@ -30,6 +30,8 @@ type Binaries struct {
 	// KwokStages is the Stage configuration kwok runs with (kwok has no built-in stages).
 	KwokStages string
 	Prometheus string
+	// Caddy is the proxy e2e/gateway runs as a Gateway API data plane.
+	Caddy string
 }
 
 // tool is one tools module under e2e/tools and what building it produces.
@@ -65,6 +67,11 @@ var tools = []tool{
 		name: "prometheus", title: "prometheus", module: "github.com/prometheus/prometheus",
 		packages: []string{"github.com/prometheus/prometheus/cmd/prometheus"}, binaries: []string{"prometheus"},
 		coldTime: "~9 min",
+	},
+	{
+		name: "caddy", title: "caddy", module: "github.com/caddyserver/caddy/v2",
+		packages: []string{"."}, binaries: []string{"caddy"},
+		coldTime: "~4 min",
 	},
 }
 
@@ -148,6 +155,7 @@ func EnsureBinaries(ctx context.Context, opts Options) (Binaries, error) {
 		Kwok:                  filepath.Join(dirs["kwok"], "kwok"),
 		KwokStages:            stages,
 		Prometheus:            filepath.Join(dirs["prometheus"], "prometheus"),
+		Caddy:                 filepath.Join(dirs["caddy"], "caddy"),
 	}, nil
 }
 

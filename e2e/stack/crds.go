@@ -54,11 +54,11 @@ var RouterCRDs = []RouterCRD{
 	{
 		// The SMI spec's TrafficSplit CRD is published as apiextensions.k8s.io/v1beta1, which
 		// API servers stopped serving in 1.22: it is converted to v1 field by field, and
-		// v1alpha2 (the version Linkerd's SMI extension serves) is marked served.
+		// v1alpha1 and v1alpha2 (the versions Linkerd's SMI extension serves) are marked served.
 		Module:  "github.com/servicemeshinterface/smi-sdk-go@v0.5.0",
 		Paths:   []string{"crds/split.yaml"},
 		Names:   []string{"trafficsplits.split.smi-spec.io"},
-		Convert: func(b []byte) ([]byte, error) { return crdV1beta1ToV1(b, "v1alpha2") },
+		Convert: func(b []byte) ([]byte, error) { return crdV1beta1ToV1(b, "v1alpha1", "v1alpha2") },
 	},
 	{
 		Paths: []string{"deploy/crds/stand-ins/appmesh.k8s.aws.yaml"},

@@ -30,6 +30,10 @@ type Target struct {
 	// Owner owns the objects a router creates (the parent Deployment), so they are
 	// garbage-collected with it.
 	Owner metav1.OwnerReference
+	// StableSelector and CanarySelector are the selectors of the two Services (for routers
+	// that select pods themselves, such as App Mesh's VirtualNodes).
+	StableSelector map[string]string `json:",omitempty"`
+	CanarySelector map[string]string `json:",omitempty"`
 	// Create lets the router create a Sluice-owned routing object when Route does not exist
 	// (the user named none); otherwise a missing object is an *ErrNotFound.
 	Create bool

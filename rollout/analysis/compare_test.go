@@ -73,7 +73,7 @@ func TestRequestCountQuery(t *testing.T) {
 	if err != nil || q != want {
 		t.Errorf("RequestCountQuery = %q, %v; want %q", q, err, want)
 	}
-	if _, err := RequestCountQuery("istio", spec.Metric{Name: "sr"}, 0, Vars{}); err == nil {
+	if _, err := RequestCountQuery("haproxy", spec.Metric{Name: "sr"}, 0, Vars{}); err == nil {
 		t.Error("no error for a router without a request count query")
 	}
 }

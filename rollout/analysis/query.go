@@ -25,7 +25,13 @@ const (
 
 // requestCounts are the queries behind minRequests: requests the canary served in the window.
 var requestCounts = map[string]string{
-	spec.RouterReplicas: replicasRequests,
+	spec.RouterReplicas:   replicasRequests,
+	spec.RouterGatewayAPI: gatewayAPICanaryRequests,
+	spec.RouterIstio:      istioRequests,
+	spec.RouterLinkerd:    linkerdRequests,
+	spec.RouterNginx:      nginxCanaryRequests,
+	spec.RouterContour:    contourCanaryRequests,
+	spec.RouterAppMesh:    appMeshRequests,
 }
 
 // RequestCountQuery renders the canary's request count in the check's window for router.
@@ -42,6 +48,49 @@ var builtins = map[string]map[string]string{
 		spec.CheckSuccessRate: replicasSuccessRate,
 		spec.CheckDuration:    replicasDuration,
 	},
+	spec.RouterGatewayAPI: {
+		spec.CheckSuccessRate: gatewayAPICanarySuccessRate,
+		spec.CheckDuration:    gatewayAPICanaryDuration,
+	},
+	spec.RouterIstio: {
+		spec.CheckSuccessRate: istioSuccessRate,
+		spec.CheckDuration:    istioDuration,
+	},
+	spec.RouterLinkerd: {
+		spec.CheckSuccessRate: linkerdSuccessRate,
+		spec.CheckDuration:    linkerdDuration,
+	},
+	spec.RouterNginx: {
+		spec.CheckSuccessRate: nginxCanarySuccessRate,
+		spec.CheckDuration:    nginxCanaryDuration,
+	},
+	spec.RouterContour: {
+		spec.CheckSuccessRate: contourCanarySuccessRate,
+		spec.CheckDuration:    contourCanaryDuration,
+	},
+	spec.RouterAppMesh: {
+		spec.CheckSuccessRate: appMeshSuccessRate,
+		spec.CheckDuration:    appMeshDuration,
+	},
+}
+
+// stableBuiltins are the stable-side builtin queries of the routers whose series name the
+// `<svc>-canary` Service rather than the canary Deployment, so that rendering with {{ canary }}
+// set to the stable Deployment would still select the canary (see mesh.go). The other routers'
+// builtins serve both sides.
+var stableBuiltins = map[string]map[string]string{
+	spec.RouterGatewayAPI: {
+		spec.CheckSuccessRate: gatewayAPIStableSuccessRate,
+		spec.CheckDuration:    gatewayAPIStableDuration,
+	},
+	spec.RouterNginx: {
+		spec.CheckSuccessRate: nginxStableSuccessRate,
+		spec.CheckDuration:    nginxStableDuration,
+	},
+	spec.RouterContour: {
+		spec.CheckSuccessRate: contourStableSuccessRate,
+		spec.CheckDuration:    contourStableDuration,
+	},
 }
 
 // Vars are the template variables a query may use.
@@ -49,15 +98,23 @@ type Vars struct {
 	Namespace, Target, Service, Canary, Stable string
 	Interval                                   time.Duration
 	Variables                                  map[string]string
+	// StableSide renders the stable side of a compareTo: stable check (Canary is then set to
+	// Stable); routers whose series name the Services use their stable-side builtins.
+	StableSide bool
 }
 
-// QueryFor returns the rendered query of check m for a release through router.
+// QueryFor returns the rendered query of check m for a release through router. For the stable
+// side of a builtin check (v.StableSide) it uses the router's stable-side query where it has
+// one.
 func QueryFor(router string, m spec.Metric, interval time.Duration, v Vars) (string, error) {
 	q := m.Query
 	if q == "" {
 		q = builtins[router][m.Name]
 		if q == "" {
 			return "", fmt.Errorf("check %s: no builtin query for router %q", m.Name, router)
+		}
+		if s := stableBuiltins[router][m.Name]; s != "" && v.StableSide {
+			q = s
 		}
 	}
 	if m.Interval != "" {

@@ -107,10 +107,6 @@ func TestQueryFor(t *testing.T) {
 		"custom query needs no builtin for its router": {
 			router: spec.RouterIstio, m: spec.Metric{Name: "q", Query: "up"}, want: "up",
 		},
-		"no builtin for a router": {
-			router: spec.RouterIstio, m: successRate, interval: time.Minute,
-			wantErr: `check request-success-rate: no builtin query for router "istio"`,
-		},
 		"unknown router": {
 			router: "haproxy", m: duration, interval: time.Minute,
 			wantErr: `check request-duration: no builtin query for router "haproxy"`,

@@ -38,6 +38,10 @@ func (m StringMatch) Kind() string {
 // Value is the set field's value.
 func (m StringMatch) Value() string { return m.Exact + m.Prefix + m.Regex }
 
+// MaxCookiesPerMatch bounds the cookies one match may test: a request carries them in one
+// Cookie header in any order, so n cookies become n! alternatives of one regular expression.
+const MaxCookiesPerMatch = 4
+
 // Routers lists the routers of SPEC §2.
 var Routers = []string{RouterReplicas, RouterGatewayAPI, RouterIstio, RouterLinkerd, RouterNginx, RouterContour, RouterAppMesh}
 
@@ -137,6 +141,9 @@ func (p *parser) matches(key string, ms []Match) {
 		where := fmt.Sprintf("%s[%d]", key, i)
 		if len(m.Headers)+len(m.Cookies)+len(m.QueryParams) == 0 {
 			p.errs = append(p.errs, field.Required(field.NewPath(where), "a match needs headers, cookies or queryParams"))
+		}
+		if len(m.Cookies) > MaxCookiesPerMatch {
+			p.errs = append(p.errs, field.TooMany(field.NewPath(where+".cookies"), len(m.Cookies), MaxCookiesPerMatch))
 		}
 		for _, set := range []struct {
 			name string

@@ -81,8 +81,12 @@ func (s State) Routing() (r Routing, active bool) {
 	if s.Plan == nil || !s.Plan.Isolated() {
 		return Routing{}, false
 	}
-	switch s.Phase {
-	case PhaseProgressing, PhasePaused, PhaseWaiting:
+	promoting := s.Phase == PhasePromoting && s.PromoteStep != PromoteScale
+	switch {
+	case promoting:
+		return Routing{Weight: s.Weight}, true
+	case s.Phase == PhaseProgressing || s.Phase == PhasePaused || s.Phase == PhaseWaiting || s.Phase == PhasePromoting:
+		// Until all traffic moves to the canary at promotion, it keeps what analysis saw.
 		if !s.CanaryReady {
 			return Routing{}, true
 		}
@@ -95,9 +99,7 @@ func (s State) Routing() (r Routing, active bool) {
 			return Routing{Mirror: s.Plan.MirrorPercent}, true
 		}
 		return Routing{}, true
-	case PhasePromoting:
-		return Routing{Weight: s.Weight}, true
-	case PhaseRollingBack:
+	case s.Phase == PhaseRollingBack:
 		return Routing{}, true
 	}
 	return Routing{}, false

@@ -152,7 +152,11 @@ func Set(route map[string]any, t routers.Target, want routers.Routing) error {
 		}
 		n++
 		if len(want.Matches) > 0 {
-			out = append(out, abRule(rule, t, want.Matches, len(out)))
+			ab, err := abRule(rule, t, want.Matches, len(out))
+			if err != nil {
+				return err
+			}
+			out = append(out, ab)
 		}
 		setBackends(rule, t, want.Weight)
 		setMirror(rule, t, want.Mirror)
@@ -294,7 +298,7 @@ func setMirror(rule map[string]any, t routers.Target, percent int) {
 
 // abRule is a copy of a managed rule that only requests matching one of ms (on top of the
 // rule's own matches) take, sending them all to the canary.
-func abRule(rule map[string]any, t routers.Target, ms []spec.Match, index int) map[string]any {
+func abRule(rule map[string]any, t routers.Target, ms []spec.Match, index int) (map[string]any, error) {
 	ab := routers.Copy(rule)
 	ab["name"] = fmt.Sprintf("%s%d", RulePrefix, index)
 	userMatches := routers.Maps(rule, "matches")
@@ -305,7 +309,11 @@ func abRule(rule map[string]any, t routers.Target, ms []spec.Match, index int) m
 	for _, um := range userMatches {
 		for _, m := range ms {
 			c := routers.Copy(um)
-			c["headers"] = toList(append(routers.Maps(um, "headers"), headerMatches(m)...))
+			hs, err := headerMatches(m)
+			if err != nil {
+				return nil, err
+			}
+			c["headers"] = toList(append(routers.Maps(um, "headers"), hs...))
 			if q := queryMatches(m); len(q) > 0 {
 				c["queryParams"] = toList(append(routers.Maps(um, "queryParams"), q...))
 			}
@@ -321,23 +329,29 @@ func abRule(rule map[string]any, t routers.Target, ms []spec.Match, index int) m
 	delete(base, "weight")
 	ab["backendRefs"] = []any{base}
 	setMirror(ab, t, 0)
-	return ab
+	return ab, nil
 }
 
-func headerMatches(m spec.Match) []map[string]any {
+// headerMatches are the header conditions of m; all of its cookies are tested by one regular
+// expression on the Cookie header (a match may name a header once).
+func headerMatches(m spec.Match) ([]map[string]any, error) {
 	var out []map[string]any
-	for _, k := range sorted(m.Headers) {
+	for _, k := range routers.Sorted(m.Headers) {
 		out = append(out, stringMatch(k, m.Headers[k]))
 	}
-	for _, k := range sorted(m.Cookies) {
-		out = append(out, map[string]any{"type": "RegularExpression", "name": "Cookie", "value": CookieRegex(k, m.Cookies[k])})
+	if len(m.Cookies) > 0 {
+		re, err := routers.CookieRegex(m.Cookies)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, map[string]any{"type": "RegularExpression", "name": "Cookie", "value": re})
 	}
-	return out
+	return out, nil
 }
 
 func queryMatches(m spec.Match) []map[string]any {
 	var out []map[string]any
-	for _, k := range sorted(m.QueryParams) {
+	for _, k := range routers.Sorted(m.QueryParams) {
 		out = append(out, stringMatch(k, m.QueryParams[k]))
 	}
 	return out
@@ -348,32 +362,9 @@ func stringMatch(name string, sm spec.StringMatch) map[string]any {
 	case "exact":
 		return map[string]any{"type": "Exact", "name": name, "value": sm.Exact}
 	case "prefix":
-		return map[string]any{"type": "RegularExpression", "name": name, "value": "^" + regexp.QuoteMeta(sm.Prefix)}
+		return map[string]any{"type": "RegularExpression", "name": name, "value": "^" + regexp.QuoteMeta(sm.Prefix) + ".*"}
 	}
 	return map[string]any{"type": "RegularExpression", "name": name, "value": sm.Regex}
-}
-
-// CookieRegex matches a Cookie header carrying cookie name with a value matching sm.
-func CookieRegex(name string, sm spec.StringMatch) string {
-	value := ""
-	switch sm.Kind() {
-	case "exact":
-		value = regexp.QuoteMeta(sm.Exact) + "(;|$)"
-	case "prefix":
-		value = regexp.QuoteMeta(sm.Prefix)
-	default:
-		value = "(" + strings.TrimSuffix(strings.TrimPrefix(sm.Regex, "^"), "$") + ")(;|$)"
-	}
-	return `(^|;\s*)` + regexp.QuoteMeta(name) + "=" + value
-}
-
-func sorted[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 func toList(ms []map[string]any) []any {
