@@ -73,7 +73,7 @@ func (s step) String() string {
 // routing steps seen. Throughout it asserts SPEC §4's orders: the canary's pods never go while
 // the route still sends it traffic, the user's fields never change, the user's Service never
 // selects a canary pod, and `<svc>-stable` stays pinned to one ReplicaSet until promotion.
-func runRouterRelease(t *testing.T, rc routerCase, ann map[string]string, wantPhase spec.Phase) []step {
+func runRouterRelease(t *testing.T, rc routerCase, ann map[string]string, wantPhase spec.Phase, checks ...func(ns string)) []step {
 	t.Helper()
 	ctx := t.Context()
 	ann[spec.AnnRouter] = rc.router
@@ -137,7 +137,7 @@ func runRouterRelease(t *testing.T, rc routerCase, ann map[string]string, wantPh
 		if found {
 			o := rc.observe(obj, target)
 			cur = step{o.Managed, o.Weight, o.Mirror, o.MatchRules}
-			if !rc.owned {
+			if rc.userFields != nil {
 				if diff := !equality.Semantic.DeepEqual(rc.userFields(original), rc.userFields(obj)); diff {
 					t.Fatalf("the user's fields of %s changed:\nbefore %s\nafter  %s", rc.name, mustJSON(rc.userFields(original)), mustJSON(rc.userFields(obj)))
 				}
@@ -173,6 +173,9 @@ func runRouterRelease(t *testing.T, rc routerCase, ann map[string]string, wantPh
 			}
 		}
 		assertUserServiceSelectsNoCanary(t, a.ns)
+		for _, check := range checks {
+			check(a.ns)
+		}
 		done := st.Phase == wantPhase && !cur.Managed && (rc.owned == !found || !rc.owned) && a.canary() == nil
 		if done {
 			break
@@ -270,9 +273,15 @@ func wantSteps(t *testing.T, got []step, want ...string) {
 	for i, s := range got {
 		names[i] = s.String()
 	}
-	if !slices.Equal(names, want) {
-		t.Errorf("routing steps = %v, want %v", names, want)
+	if slices.Equal(names, want) {
+		return
 	}
+	// The route is written (at weight 0) before the canary's pods start; when they are ready
+	// at once, that setting can last less than one poll and go unseen.
+	if len(want) > 2 && want[1] == "w0" && want[2] != "user's" && slices.Equal(names, slices.Delete(slices.Clone(want), 1, 2)) {
+		return
+	}
+	t.Errorf("routing steps = %v, want %v", names, want)
 }
 
 var _ = context.Background

@@ -202,8 +202,10 @@ spec:
   listeners: [{portMapping: {port: 80, protocol: http}}]
   serviceDiscovery: {dns: {hostname: web.%s.svc.cluster.local}}
 `, ns))
-	tg := routers.Target{Namespace: ns, Service: "web", Port: 80, Route: "web"}
-	if err := router.EnsureNodes(t.Context(), tg, map[string]string{"app": "web", "pod-template-hash": "abc"}, map[string]string{"app": "web-canary"}); err != nil {
+	tg := routers.Target{Namespace: ns, Service: "web", Port: 80, Route: "web",
+		StableSelector: map[string]string{"app": "web", "pod-template-hash": "abc"},
+		CanarySelector: map[string]string{"app": "web-canary"}}
+	if err := router.Apply(t.Context(), tg, routers.Routing{}); err != nil {
 		t.Fatal(err)
 	}
 	node, found := getObject(t, c, appmesh.VirtualNode, ns, "web-canary")

@@ -265,6 +265,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			"--service-account-private-key-file="+p.saKey,
 			"--root-ca-file="+p.caCert,
 			"--cluster-signing-cert-file="+p.caCert, "--cluster-signing-key-file="+p.caKey,
+			// Autoscalers act within a second or two rather than the default 15 s.
+			"--horizontal-pod-autoscaler-sync-period=1s",
 		)...,
 	); err != nil {
 		return nil, err

@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -119,7 +117,7 @@ func TestTrafficFollowsHTTPRouteWeights(t *testing.T) {
 			t.Logf("gateway applied: %s\ngateway error: %v\ngateway log (%s):\n%s", gw.Applied(), gw.Err(), gw.LogPath(), gw.Log())
 		}
 	})
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
+	client := gateway.NewClient()
 
 	routes := dyn.Resource(gateway.HTTPRoutes).Namespace(ns)
 	if _, err := routes.Create(ctx, httpRoute(ns, splitRule(90, 10)), metav1.CreateOptions{}); err != nil {
@@ -133,12 +131,12 @@ func TestTrafficFollowsHTTPRouteWeights(t *testing.T) {
 		t.Run(fmt.Sprintf("%d/%d", step.stable, step.canary), func(t *testing.T) {
 			setRules(t, routes, splitRule(step.stable, step.canary))
 			waitApplied(t, gw, routes, map[string]int{"web-stable": stablePods, "web-canary": canaryPods})
-			got := send(t, client, gw.URL(), 1000, nil)
-			t.Logf("%d requests: %v", got.total, got.byPod)
-			if got.other > 0 {
-				t.Errorf("%d of %d requests did not get 200 from a pod: %v", got.other, got.total, got.failures)
+			got := gateway.Send(t.Context(), client, gw.URL(), 1000, nil)
+			t.Logf("%d requests: %v", got.Total, got.ByPod)
+			if got.Other > 0 {
+				t.Errorf("%d of %d requests did not get 200 from a pod: %v", got.Other, got.Total, got.Failures)
 			}
-			if share := got.share("web-canary-"); math.Abs(share-step.wantCanary) > 0.05 {
+			if share := got.Share("web-canary-"); math.Abs(share-step.wantCanary) > 0.05 {
 				t.Errorf("canary got %.1f%% of the requests, want %.0f%% ± 5 points", 100*share, 100*step.wantCanary)
 			}
 		})
@@ -162,12 +160,12 @@ func TestTrafficFollowsHTTPRouteWeights(t *testing.T) {
 			if tc.header != "" {
 				header = http.Header{"X-Canary": {tc.header}}
 			}
-			got := send(t, client, gw.URL(), 1000, header)
-			if got.other > 0 {
-				t.Errorf("X-Canary %q: %d of %d requests did not get 200 from a pod: %v", tc.header, got.other, got.total, got.failures)
+			got := gateway.Send(t.Context(), client, gw.URL(), 1000, header)
+			if got.Other > 0 {
+				t.Errorf("X-Canary %q: %d of %d requests did not get 200 from a pod: %v", tc.header, got.Other, got.Total, got.Failures)
 			}
-			if share := got.share("web-canary-"); share != tc.wantCanary {
-				t.Errorf("X-Canary %q: canary got %.1f%% of the requests, want %.0f%% (%v)", tc.header, 100*share, 100*tc.wantCanary, got.byPod)
+			if share := got.Share("web-canary-"); share != tc.wantCanary {
+				t.Errorf("X-Canary %q: canary got %.1f%% of the requests, want %.0f%% (%v)", tc.header, 100*share, 100*tc.wantCanary, got.ByPod)
 			}
 		}
 	})
@@ -178,17 +176,17 @@ func TestTrafficFollowsHTTPRouteWeights(t *testing.T) {
 		scale(t, cs, ns, "web-canary", 0)
 		setRules(t, routes, splitRule(80, 20))
 		waitApplied(t, gw, routes, map[string]int{"web-stable": stablePods, "web-canary": 0})
-		got := send(t, client, gw.URL(), 1000, nil)
-		t.Logf("%d requests: %v, status: %v", got.total, got.byPod, got.failures)
-		unavailable := float64(got.failures[http.StatusServiceUnavailable]) / float64(got.total)
-		if math.Abs(unavailable-0.20) > 0.05 || math.Abs(got.share("web-stable-")-0.80) > 0.05 {
-			t.Errorf("%.1f%% got 503 and %.1f%% reached stable, want 20%% and 80%% ± 5 points", 100*unavailable, 100*got.share("web-stable-"))
+		got := gateway.Send(t.Context(), client, gw.URL(), 1000, nil)
+		t.Logf("%d requests: %v, status: %v", got.Total, got.ByPod, got.Failures)
+		unavailable := float64(got.Failures[http.StatusServiceUnavailable]) / float64(got.Total)
+		if math.Abs(unavailable-0.20) > 0.05 || math.Abs(got.Share("web-stable-")-0.80) > 0.05 {
+			t.Errorf("%.1f%% got 503 and %.1f%% reached stable, want 20%% and 80%% ± 5 points", 100*unavailable, 100*got.Share("web-stable-"))
 		}
 
 		setRules(t, routes, splitRule(0, 0))
 		waitApplied(t, gw, routes, map[string]int{"web-stable": stablePods, "web-canary": 0})
-		if got := send(t, client, gw.URL(), 50, nil); got.failures[http.StatusServiceUnavailable] != got.total {
-			t.Errorf("all weights 0: got %v, want 503 for all %d requests", got.failures, got.total)
+		if got := gateway.Send(t.Context(), client, gw.URL(), 50, nil); got.Failures[http.StatusServiceUnavailable] != got.Total {
+			t.Errorf("all weights 0: got %v, want 503 for all %d requests", got.Failures, got.Total)
 		}
 	})
 
@@ -344,76 +342,6 @@ func scale(t *testing.T, cs kubernetes.Interface, ns, name string, replicas int3
 		return d.Status.Replicas == replicas && d.Status.ReadyReplicas == replicas,
 			fmt.Sprintf("replicas=%d ready=%d", d.Status.Replicas, d.Status.ReadyReplicas)
 	})
-}
-
-// tally is where a batch of requests went.
-type tally struct {
-	total, other int
-	byPod        map[string]int // 200s by the pod that answered (X-Pod)
-	failures     map[int]int    // other responses by status code (0: no response)
-}
-
-// share is the fraction of all requests answered 200 by a pod whose name starts with prefix.
-func (c tally) share(prefix string) float64 {
-	n := 0
-	for pod, k := range c.byPod {
-		if strings.HasPrefix(pod, prefix) {
-			n += k
-		}
-	}
-	return float64(n) / float64(c.total)
-}
-
-// senders is how many requests send keeps in flight: the demo app takes 5–20 ms to answer.
-const senders = 16
-
-// send makes n GET requests to url with header, senders at a time, and counts who answered.
-func send(t *testing.T, client *http.Client, url string, n int, header http.Header) tally {
-	t.Helper()
-	c := tally{total: n, byPod: map[string]int{}, failures: map[int]int{}}
-	var mu sync.Mutex
-	requests := make(chan struct{}, n)
-	for range n {
-		requests <- struct{}{}
-	}
-	close(requests)
-	var wg sync.WaitGroup
-	for range senders {
-		wg.Go(func() {
-			for range requests {
-				pod, code := get(t.Context(), client, url, header)
-				mu.Lock()
-				if code == http.StatusOK && pod != "" {
-					c.byPod[pod]++
-				} else {
-					c.other++
-					c.failures[code]++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return c
-}
-
-// get makes one request and returns the pod that answered (X-Pod) and the status code, 0 when
-// there was no response.
-func get(ctx context.Context, client *http.Client, url string, header http.Header) (pod string, code int) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/", nil)
-	if err != nil {
-		return "", 0
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", 0
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.Header.Get("X-Pod"), resp.StatusCode
 }
 
 // poll calls cond every 100 ms until it holds, failing the test after timeout with the last
