@@ -49,11 +49,12 @@ func TestGatewayAPIDataPlaneFollowsRelease(t *testing.T) {
 	}
 	client := gateway.NewClient()
 	var (
-		gw      *gateway.Gateway
-		ns      string
-		mu      sync.Mutex
-		sampled = map[string]bool{} // routing steps measured
-		seen    = map[string]bool{} // routing steps the gateway ran
+		gw       *gateway.Gateway
+		ns       string
+		mu       sync.Mutex
+		sampled  = map[string]bool{} // routing steps measured
+		seen     = map[string]bool{} // routing steps the gateway ran
+		measured = map[string]bool{} // route resourceVersions measured
 	)
 	t.Cleanup(func() {
 		if gw == nil {
@@ -82,18 +83,20 @@ func TestGatewayAPIDataPlaneFollowsRelease(t *testing.T) {
 		if err != nil {
 			t.Fatalf("get HTTPRoute: %v", err)
 		}
-		if gw.Applied().RouteVersion != route.GetResourceVersion() {
+		rv := route.GetResourceVersion()
+		if gw.Applied().RouteVersion != rv || measured[rv] {
 			return
 		}
 		o := gatewayapi.Observe(route.Object, routers.Target{Namespace: ns, Service: "web", Port: 80})
-		st := step{o.Managed, o.Weight, o.Mirror, o.MatchRules}
+		st := stepOf(o)
 		mu.Lock()
 		seen[st.String()] = true
 		mu.Unlock()
 		got := gateway.Send(ctx, client, gw.URL(), samplesPerStep, http.Header{})
-		if gw.Applied().RouteVersion != route.GetResourceVersion() {
+		if gw.Applied().RouteVersion != rv {
 			return // the route changed while the batch was in flight
 		}
+		measured[rv] = true
 		want := 0.0
 		if o.Managed {
 			want = float64(o.Weight) / 100

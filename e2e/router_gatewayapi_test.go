@@ -75,6 +75,14 @@ func TestGatewayAPICanaryRolledBack(t *testing.T) {
 	wantSteps(t, steps, "user's", "w0", "w20", "w0", "user's")
 }
 
+// Session affinity: while the weights send some users to the canary, its responses set the
+// cookie and a rule sends requests carrying it to the canary.
+func TestGatewayAPIStickyCanaryPromoted(t *testing.T) {
+	t.Parallel()
+	steps := runRouterRelease(t, gatewayAPICase(), fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnSessionAffinity, "canary-session", spec.AnnMetrics, passing), spec.PhaseSucceeded)
+	wantSteps(t, steps, "user's", "w0", "w20+ab1+sticky", "w50+ab1+sticky", "w100", "w0", "user's")
+}
+
 func TestGatewayAPIABPromoted(t *testing.T) {
 	t.Parallel()
 	steps := runRouterRelease(t, gatewayAPICase(), fastAnnotations(spec.AnnStrategy, "ab", spec.AnnIterations, "2",

@@ -77,6 +77,13 @@ func TestIstioCanaryRolledBack(t *testing.T) {
 	wantSteps(t, steps, "user's", "w0", "w20", "w0", "user's")
 }
 
+func TestIstioStickyCanaryRolledBack(t *testing.T) {
+	t.Parallel()
+	steps := runRouterRelease(t, istioCase(), fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnSessionAffinity, "canary-session",
+		spec.AnnMetrics, failing, spec.AnnThreshold, "1"), spec.PhaseFailed)
+	wantSteps(t, steps, "user's", "w0", "w20+ab1+sticky", "w0", "user's")
+}
+
 func TestIstioABPromoted(t *testing.T) {
 	t.Parallel()
 	steps := runRouterRelease(t, istioCase(), fastAnnotations(spec.AnnStrategy, "ab", spec.AnnIterations, "2",

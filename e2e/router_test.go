@@ -52,6 +52,11 @@ const (
 type step struct {
 	Managed              bool
 	Weight, Mirror, Rule int
+	Sticky               bool
+}
+
+func stepOf(o routers.Observed) step {
+	return step{o.Managed, o.Weight, o.Mirror, o.MatchRules, o.Sticky}
 }
 
 func (s step) String() string {
@@ -64,6 +69,9 @@ func (s step) String() string {
 	}
 	if s.Rule > 0 {
 		out += fmt.Sprintf("+ab%d", s.Rule)
+	}
+	if s.Sticky {
+		out += "+sticky"
 	}
 	return out
 }
@@ -86,16 +94,7 @@ func runRouterRelease(t *testing.T, rc routerCase, ann map[string]string, wantPh
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range rc.objects {
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(o), &u.Object); err != nil {
-			t.Fatalf("parse %s: %v", o, err)
-		}
-		u.SetNamespace(a.ns)
-		path := filepath.Join(t.TempDir(), "route.json")
-		writeFile(t, path, []byte(mustJSON(u.Object)))
-		a.kubectl("apply", "-f", path)
-	}
+	a.applyObjects(rc.objects...)
 	res := dyn.Resource(rc.watched).Namespace(a.ns)
 	read := func() (map[string]any, bool) {
 		u, err := res.Get(ctx, rc.name, metav1.GetOptions{})
@@ -121,7 +120,7 @@ func runRouterRelease(t *testing.T, rc routerCase, ann map[string]string, wantPh
 	var steps []step
 	if obj, found := read(); found {
 		o := rc.observe(obj, target)
-		steps = append(steps, step{o.Managed, o.Weight, o.Mirror, o.MatchRules})
+		steps = append(steps, stepOf(o))
 	} else {
 		steps = append(steps, step{})
 	}
@@ -136,7 +135,7 @@ func runRouterRelease(t *testing.T, rc routerCase, ann map[string]string, wantPh
 		cur := step{}
 		if found {
 			o := rc.observe(obj, target)
-			cur = step{o.Managed, o.Weight, o.Mirror, o.MatchRules}
+			cur = stepOf(o)
 			if rc.userFields != nil {
 				if diff := !equality.Semantic.DeepEqual(rc.userFields(original), rc.userFields(obj)); diff {
 					t.Fatalf("the user's fields of %s changed:\nbefore %s\nafter  %s", rc.name, mustJSON(rc.userFields(original)), mustJSON(rc.userFields(obj)))
@@ -205,6 +204,21 @@ func runRouterRelease(t *testing.T, rc routerCase, ann map[string]string, wantPh
 		}
 	}
 	return steps
+}
+
+// applyObjects applies the user's objects given as YAML, in the app's namespace, with kubectl.
+func (a *app) applyObjects(objects ...string) {
+	a.t.Helper()
+	for i, o := range objects {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(o), &u.Object); err != nil {
+			a.t.Fatalf("parse %s: %v", o, err)
+		}
+		u.SetNamespace(a.ns)
+		path := filepath.Join(a.manifests, fmt.Sprintf("object-%d.json", i))
+		writeFile(a.t, path, []byte(mustJSON(u.Object)))
+		a.kubectl("apply", "-f", path)
+	}
 }
 
 func createService(t *testing.T, ns, name string) {

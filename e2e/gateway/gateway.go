@@ -304,6 +304,11 @@ func (g *Gateway) syncOnce(ctx context.Context) error {
 	}
 	g.mu.Lock()
 	same := bytes.Equal(config, g.pushed)
+	if same {
+		// A new version of the route that Caddy already runs as is (e.g. the same pods behind
+		// another Service) is in effect all the same.
+		g.applied = applied
+	}
 	g.mu.Unlock()
 	if same {
 		return nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -50,6 +51,7 @@ type Stack struct {
 	MetricsURL   string
 	opts         Options
 	args         []string
+	readyURL     string
 	repo         string
 }
 
@@ -133,8 +135,9 @@ func Up(ctx context.Context, c *cluster.Cluster, o Options) (*Stack, error) {
 	if err := s.StartSluice(ctx); err != nil {
 		return nil, err
 	}
-	if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[2]), 60*time.Second); err != nil {
-		return nil, fmt.Errorf("sluice not ready: %w\n%s", err, c.LogTail("sluice", 20))
+	s.readyURL = fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[2])
+	if err := s.WaitSluice(ctx); err != nil {
+		return nil, err
 	}
 	step("registering the webhook from deploy/webhook.yaml")
 	if err := s.registerWebhook(ctx, fmt.Sprintf("https://127.0.0.1:%d%s", ports[0], webhook.Path), bundle.CACert); err != nil {
@@ -144,10 +147,18 @@ func Up(ctx context.Context, c *cluster.Cluster, o Options) (*Stack, error) {
 	return s, nil
 }
 
-// StartSluice (re)starts the sluice process with the same flags.
-func (s *Stack) StartSluice(ctx context.Context) error {
-	_, err := s.Cluster.StartProcess("sluice", s.SluiceBinary, s.args...)
+// StartSluice (re)starts the sluice process with the same flags and any extra ones.
+func (s *Stack) StartSluice(ctx context.Context, extra ...string) error {
+	_, err := s.Cluster.StartProcess("sluice", s.SluiceBinary, append(slices.Clone(s.args), extra...)...)
 	return err
+}
+
+// WaitSluice waits until the running sluice is ready (its webhook serving, its caches synced).
+func (s *Stack) WaitSluice(ctx context.Context) error {
+	if err := waitHTTP(ctx, s.readyURL, 60*time.Second); err != nil {
+		return fmt.Errorf("sluice not ready: %w\n%s", err, s.Cluster.LogTail("sluice", 20))
+	}
+	return nil
 }
 
 // Plugin runs `kubectl sluice ARGS` as the cluster admin.

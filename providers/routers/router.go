@@ -13,6 +13,7 @@ package routers
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -76,4 +77,15 @@ type Observed struct {
 	Mirror  int
 	// MatchRules counts the rules Sluice added to send matching requests to the canary.
 	MatchRules int
+	// Sticky: the canary's responses set the session-affinity cookie.
+	Sticky bool
+}
+
+// CanaryMatches are the matches whose requests go to the canary whatever the weights: the A/B
+// matches and, with session affinity, requests carrying the release's session cookie.
+func CanaryMatches(r Routing) []spec.Match {
+	if r.Sticky == nil {
+		return r.Matches
+	}
+	return append(slices.Clone(r.Matches), r.Sticky.Match())
 }

@@ -58,14 +58,16 @@ type Config struct {
 	// Matches send matching requests to the canary (strategy ab).
 	Matches []Match `json:"matches,omitempty"`
 	// MirrorPercent is the share of live requests copied to the canary (strategy mirror).
-	MirrorPercent    int             `json:"mirrorPercent,omitempty"`
-	Interval         metav1.Duration `json:"interval"`
-	Threshold        int             `json:"threshold"`
-	Steps            []int           `json:"steps"`
-	Iterations       int             `json:"iterations"`
-	Metrics          []Metric        `json:"metrics"`
-	ProgressDeadline metav1.Duration `json:"progressDeadline"`
-	SkipAnalysis     bool            `json:"skipAnalysis,omitempty"`
+	MirrorPercent int `json:"mirrorPercent,omitempty"`
+	// SessionAffinity keeps a user whom the weights sent to the canary on it (strategy canary).
+	SessionAffinity  *SessionAffinity `json:"sessionAffinity,omitempty"`
+	Interval         metav1.Duration  `json:"interval"`
+	Threshold        int              `json:"threshold"`
+	Steps            []int            `json:"steps"`
+	Iterations       int              `json:"iterations"`
+	Metrics          []Metric         `json:"metrics"`
+	ProgressDeadline metav1.Duration  `json:"progressDeadline"`
+	SkipAnalysis     bool             `json:"skipAnalysis,omitempty"`
 }
 
 // Metric is one analysis check, shaped like Flagger's `analysis.metrics` entries plus Sluice's
@@ -162,7 +164,19 @@ type analysisBlock struct {
 	Mirror      *bool    `json:"mirror,omitempty"`
 	// MirrorWeight is the percent of requests mirrored (Flagger's field).
 	MirrorWeight *int `json:"mirrorWeight,omitempty"`
+	// SessionAffinity is Flagger's field: cookieName and maxAge in seconds.
+	SessionAffinity *SessionAffinity `json:"sessionAffinity,omitempty"`
 }
+
+// SessionAffinity is cookie session affinity, shaped like Flagger's: responses from the canary
+// set cookie CookieName (valid for MaxAge seconds), and requests carrying it go to the canary.
+type SessionAffinity struct {
+	CookieName string `json:"cookieName"`
+	MaxAge     int    `json:"maxAge,omitempty"`
+}
+
+// DefaultSessionMaxAge is the session cookie's lifetime when none is given (Flagger's: a day).
+const DefaultSessionMaxAge = 24 * 60 * 60
 
 // DefaultMetrics are the checks a Deployment gets when it configures none: success rate of at
 // least 99 % and p99 latency of at most 500 ms.
@@ -195,6 +209,7 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 	// stepKey, maxKey and metricsKey name where a value came from, so an error names the
 	// annotation the user actually wrote.
 	stepKey, maxKey, metricsKey, matchKey, strategyKey := AnnStepWeight, AnnMaxWeight, AnnMetrics, AnnMatch, AnnStrategy
+	affinityKey := AnnSessionAffinity
 	var stepWeights []int
 
 	// The Flagger-shaped block first; flat annotations win where both are set.
@@ -237,6 +252,9 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 			if block.MirrorWeight != nil {
 				p.bounded(AnnAnalysis+" mirrorWeight", block.MirrorWeight, 1, 100, &c.MirrorPercent)
 			}
+			if block.SessionAffinity != nil {
+				c.SessionAffinity, affinityKey = block.SessionAffinity, AnnAnalysis+" sessionAffinity"
+			}
 		}
 	}
 
@@ -263,6 +281,17 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 	if v, ok := ann[AnnMirrorPercent]; ok {
 		p.int(AnnMirrorPercent, 1, 100, &c.MirrorPercent)
 		_ = v
+	}
+	if v, ok := ann[AnnSessionAffinity]; ok {
+		c.SessionAffinity, affinityKey = &SessionAffinity{CookieName: v}, AnnSessionAffinity
+	}
+	if v, ok := ann[AnnSessionAffinityMaxAge]; ok {
+		d := p.duration(AnnSessionAffinityMaxAge, v, time.Second)
+		if c.SessionAffinity == nil {
+			p.invalid(AnnSessionAffinityMaxAge, v, "needs "+AnnSessionAffinity+" (the cookie's name)")
+		} else {
+			c.SessionAffinity.MaxAge = int(d / time.Second)
+		}
 	}
 	if v, ok := ann[AnnPort]; ok {
 		if n, err := strconv.Atoi(v); err == nil {
@@ -344,8 +373,10 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 	}
 	p.metrics(metricsKey, c.Metrics)
 	p.matches(matchKey, c.Matches)
+	p.sessionAffinity(affinityKey, c.SessionAffinity)
 	if routerKnown {
 		p.capabilities(&c, strategyKey, matchKey)
+		p.stickyCapability(&c, affinityKey)
 	}
 	if c.Strategy == StrategyMirror && c.MirrorPercent == 0 {
 		c.MirrorPercent = 100

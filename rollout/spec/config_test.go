@@ -235,6 +235,27 @@ metrics:
 			ann:  map[string]string{spec.AnnAnalysis: "mirror: false"},
 			want: config(),
 		},
+		"session affinity: a day by default": {
+			ann: map[string]string{spec.AnnRouter: "istio", spec.AnnSessionAffinity: "canary-session"},
+			want: config(func(c *spec.Config) {
+				c.Router = "istio"
+				c.SessionAffinity = &spec.SessionAffinity{CookieName: "canary-session", MaxAge: 86400}
+			}),
+		},
+		"session affinity with a max age": {
+			ann: map[string]string{spec.AnnRouter: "gatewayapi", spec.AnnSessionAffinity: "s", spec.AnnSessionAffinityMaxAge: "90m"},
+			want: config(func(c *spec.Config) {
+				c.Router = "gatewayapi"
+				c.SessionAffinity = &spec.SessionAffinity{CookieName: "s", MaxAge: 5400}
+			}),
+		},
+		"session affinity from Flagger's block": {
+			ann: map[string]string{spec.AnnRouter: "istio", spec.AnnAnalysis: "sessionAffinity: {cookieName: flagger-cookie, maxAge: 21600}"},
+			want: config(func(c *spec.Config) {
+				c.Router = "istio"
+				c.SessionAffinity = &spec.SessionAffinity{CookieName: "flagger-cookie", MaxAge: 21600}
+			}),
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -318,6 +339,26 @@ func TestParseInvalid(t *testing.T) {
 		"mirror percent without mirror": {
 			ann:  map[string]string{spec.AnnRouter: "istio", spec.AnnMirrorPercent: "20"},
 			want: `sluice.dev/mirror-percent: applies to strategy mirror only (strategy is canary)`,
+		},
+		"session affinity on a router that cannot keep sessions": {
+			ann:  map[string]string{spec.AnnRouter: "contour", spec.AnnSessionAffinity: "s"},
+			want: `sluice.dev/session-affinity: the contour router cannot keep sessions on the canary (session affinity works with gatewayapi (httproute), istio), got "s"`,
+		},
+		"session affinity on the replicas router": {
+			ann:  map[string]string{spec.AnnSessionAffinity: "s"},
+			want: `sluice.dev/session-affinity: the replicas router cannot keep sessions on the canary (session affinity works with gatewayapi (httproute), istio), got "s"`,
+		},
+		"session affinity with another strategy": {
+			ann:  map[string]string{spec.AnnRouter: "istio", spec.AnnStrategy: "bluegreen", spec.AnnSessionAffinity: "s"},
+			want: `sluice.dev/session-affinity: session affinity applies to strategy canary only (strategy is bluegreen), got "s"`,
+		},
+		"session affinity cookie name": {
+			ann:  map[string]string{spec.AnnRouter: "istio", spec.AnnSessionAffinity: "a b;c"},
+			want: `sluice.dev/session-affinity: must be a cookie name (letters, digits and !#$%&'*+-.^_` + "`" + `|~), got "a b;c"`,
+		},
+		"session affinity max age without a cookie": {
+			ann:  map[string]string{spec.AnnRouter: "istio", spec.AnnSessionAffinityMaxAge: "1h"},
+			want: `sluice.dev/session-affinity-max-age: needs sluice.dev/session-affinity (the cookie's name), got "1h"`,
 		},
 		"mirror percent out of range": {
 			ann:  map[string]string{spec.AnnRouter: "istio", spec.AnnStrategy: "mirror", spec.AnnMirrorPercent: "0"},

@@ -37,6 +37,10 @@ const (
 	AnnSkipAnalysis     = "sluice.dev/skip-analysis"
 	// AnnMirrorPercent is the share of requests mirrored to the canary (strategy mirror).
 	AnnMirrorPercent = "sluice.dev/mirror-percent"
+	// AnnSessionAffinity names the cookie that keeps a user who reached the canary on it
+	// (strategy canary); AnnSessionAffinityMaxAge is the cookie's lifetime.
+	AnnSessionAffinity       = "sluice.dev/session-affinity"
+	AnnSessionAffinityMaxAge = "sluice.dev/session-affinity-max-age"
 )
 
 // Manual controls (SPEC §4): annotations a user (or `kubectl sluice`) writes.

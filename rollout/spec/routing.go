@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -85,15 +86,18 @@ type capability struct {
 	headers, cookies, query []string
 	// single: at most one Match with at most one header and one cookie (ingress-nginx).
 	single bool
+	// sticky: cookie session affinity (a response header on the canary's backend and a
+	// cookie match).
+	sticky bool
 }
 
 var all = []string{"exact", "prefix", "regex"}
 
 var capabilities = map[string]capability{
 	RouterReplicas:                  {strategies: []Strategy{StrategyCanary, StrategyBlueGreen}},
-	RouterGatewayAPI + "/httproute": {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB, StrategyMirror}, headers: all, cookies: all, query: all},
+	RouterGatewayAPI + "/httproute": {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB, StrategyMirror}, headers: all, cookies: all, query: all, sticky: true},
 	RouterGatewayAPI + "/grpcroute": {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB, StrategyMirror}, headers: all},
-	RouterIstio:                     {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB, StrategyMirror}, headers: all, cookies: all, query: all},
+	RouterIstio:                     {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB, StrategyMirror}, headers: all, cookies: all, query: all, sticky: true},
 	RouterLinkerd + "/httproute":    {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB}, headers: all, cookies: all, query: all},
 	RouterLinkerd + "/trafficsplit": {strategies: []Strategy{StrategyCanary, StrategyBlueGreen}},
 	RouterNginx:                     {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB}, headers: []string{"exact", "regex"}, cookies: []string{"exact"}, single: true},
@@ -227,6 +231,50 @@ func (p *parser) capabilities(c *Config, strategyKey, matchKey string) {
 				}
 			}
 		}
+	}
+}
+
+// cookieName is RFC 6265's cookie-name: an HTTP token.
+var cookieName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+// sessionAffinity validates the cookie on its own; whether the router can keep sessions is
+// checked by stickyCapability.
+func (p *parser) sessionAffinity(key string, a *SessionAffinity) {
+	if a == nil {
+		return
+	}
+	if !cookieName.MatchString(a.CookieName) {
+		p.invalid(key, a.CookieName, "must be a cookie name (letters, digits and !#$%&'*+-.^_`|~)")
+	}
+	switch {
+	case a.MaxAge < 0:
+		p.invalid(key, strconv.Itoa(a.MaxAge), "maxAge must be a positive number of seconds")
+	case a.MaxAge == 0:
+		a.MaxAge = DefaultSessionMaxAge
+	}
+}
+
+// stickyCapability refuses session affinity where the strategy or the router cannot keep it.
+func (p *parser) stickyCapability(c *Config, key string) {
+	if c.SessionAffinity == nil {
+		return
+	}
+	if c.Strategy != StrategyCanary {
+		p.invalid(key, c.SessionAffinity.CookieName, fmt.Sprintf("session affinity applies to strategy canary only (strategy is %s)", c.Strategy))
+		return
+	}
+	if !capabilityOf(c).sticky {
+		var can []string
+		for name, k := range capabilities {
+			if k.sticky {
+				if router, kind, ok := strings.Cut(name, "/"); ok {
+					name = router + " (" + kind + ")"
+				}
+				can = append(can, name)
+			}
+		}
+		slices.Sort(can)
+		p.invalid(key, c.SessionAffinity.CookieName, fmt.Sprintf("the %s router cannot keep sessions on the canary (session affinity works with %s)", c.Router, strings.Join(can, ", ")))
 	}
 }
 

@@ -73,6 +73,27 @@ type Routing struct {
 	Matches []Match `json:"matches,omitempty"`
 	// Mirror is the percent of requests copied to the canary, responses discarded (0 = off).
 	Mirror int `json:"mirror,omitempty"`
+	// Sticky keeps users on the canary once the weights sent them there.
+	Sticky *Sticky `json:"sticky,omitempty"`
+}
+
+// Sticky is cookie session affinity as a router sets it: the canary's responses carry
+// Set-Cookie SetCookie(), and requests whose cookie Cookie has value Value go to the canary.
+type Sticky struct {
+	Cookie string `json:"cookie"`
+	// Value is the release's revision, so a cookie from an earlier release matches nothing.
+	Value  string `json:"value"`
+	MaxAge int    `json:"maxAge"`
+}
+
+// SetCookie is the value of the Set-Cookie header on the canary's responses.
+func (s Sticky) SetCookie() string {
+	return fmt.Sprintf("%s=%s; Max-Age=%d; Path=/", s.Cookie, s.Value, s.MaxAge)
+}
+
+// Match is the A/B match for requests that carry the cookie.
+func (s Sticky) Match() Match {
+	return Match{Cookies: map[string]StringMatch{s.Cookie: {Exact: s.Value}}}
 }
 
 // Routing is what the router must set for this state; active is false when no release needs
@@ -92,7 +113,11 @@ func (s State) Routing() (r Routing, active bool) {
 		}
 		switch s.Plan.Strategy {
 		case StrategyCanary:
-			return Routing{Weight: s.Weight}, true
+			r := Routing{Weight: s.Weight}
+			if a := s.Plan.SessionAffinity; a != nil && s.Weight > 0 {
+				r.Sticky = &Sticky{Cookie: a.CookieName, Value: s.Revision, MaxAge: a.MaxAge}
+			}
+			return r, true
 		case StrategyAB:
 			return Routing{Matches: s.Plan.Matches}, true
 		case StrategyMirror:

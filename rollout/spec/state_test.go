@@ -109,3 +109,27 @@ func TestPhase(t *testing.T) {
 		t.Errorf("phase flags mismatch (-want +got):\n%s", diff)
 	}
 }
+
+func TestRoutingSticky(t *testing.T) {
+	plan := &spec.Config{Strategy: spec.StrategyCanary, Router: spec.RouterIstio,
+		SessionAffinity: &spec.SessionAffinity{CookieName: "s", MaxAge: 60}}
+	for _, tc := range []struct {
+		name string
+		st   spec.State
+		want *spec.Sticky
+	}{
+		{"at a weight", spec.State{Phase: spec.PhaseProgressing, CanaryReady: true, Weight: 20}, &spec.Sticky{Cookie: "s", Value: "rev1", MaxAge: 60}},
+		{"before the canary is ready", spec.State{Phase: spec.PhaseProgressing, Weight: 20}, nil},
+		{"all traffic moved at promotion", spec.State{Phase: spec.PhasePromoting, PromoteStep: spec.PromoteShift, CanaryReady: true, Weight: 100}, nil},
+		{"rolling back", spec.State{Phase: spec.PhaseRollingBack, CanaryReady: true, Weight: 20}, nil},
+	} {
+		tc.st.Plan, tc.st.Revision = plan, "rev1"
+		r, _ := tc.st.Routing()
+		if !cmp.Equal(r.Sticky, tc.want) {
+			t.Errorf("%s: Sticky = %+v, want %+v", tc.name, r.Sticky, tc.want)
+		}
+	}
+	if got, want := (spec.Sticky{Cookie: "s", Value: "rev1", MaxAge: 60}).SetCookie(), "s=rev1; Max-Age=60; Path=/"; got != want {
+		t.Errorf("SetCookie() = %q, want %q", got, want)
+	}
+}

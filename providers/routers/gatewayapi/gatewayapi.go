@@ -151,14 +151,14 @@ func Set(route map[string]any, t routers.Target, want routers.Routing) error {
 			continue
 		}
 		n++
-		if len(want.Matches) > 0 {
-			ab, err := abRule(rule, t, want.Matches, len(out))
+		if ms := routers.CanaryMatches(want); len(ms) > 0 {
+			ab, err := abRule(rule, t, ms, len(out))
 			if err != nil {
 				return err
 			}
 			out = append(out, ab)
 		}
-		setBackends(rule, t, want.Weight)
+		setBackends(rule, t, want.Weight, want.Sticky)
 		setMirror(rule, t, want.Mirror)
 		out = append(out, rule)
 	}
@@ -215,6 +215,7 @@ func Observe(route map[string]any, t routers.Target) routers.Observed {
 				stable += w
 			case refersTo(ref, t, t.Canary()):
 				canary += w
+				o.Sticky = o.Sticky || setsCookie(ref)
 			}
 		}
 		if stable+canary == 0 {
@@ -251,12 +252,48 @@ func splitRefs(rule map[string]any, t routers.Target) (rest []map[string]any, ba
 	return rest, base
 }
 
-func setBackends(rule map[string]any, t routers.Target, weight int) {
+func setBackends(rule map[string]any, t routers.Target, weight int, sticky *spec.Sticky) {
 	rest, base := splitRefs(rule, t)
 	stable, canary := routers.Copy(base), routers.Copy(base)
 	stable["name"], stable["weight"] = t.Stable(), int64(100-weight)
 	canary["name"], canary["weight"] = t.Canary(), int64(weight)
+	if sticky != nil {
+		addSetCookie(canary, sticky.SetCookie())
+	}
 	rule["backendRefs"] = toList(append([]map[string]any{stable, canary}, rest...))
+}
+
+// addSetCookie adds the session cookie to the responses of a backendRef: an entry of its
+// ResponseHeaderModifier filter (a filter type may appear once), added if it has none.
+func addSetCookie(ref map[string]any, value string) {
+	header := map[string]any{"name": "Set-Cookie", "value": value}
+	filters := routers.Maps(ref, "filters")
+	for _, f := range filters {
+		if routers.Str(f, "type") == "ResponseHeaderModifier" {
+			m, _, _ := unstructured.NestedMap(f, "responseHeaderModifier")
+			if m == nil {
+				m = map[string]any{}
+			}
+			m["add"] = toList(append(routers.Maps(m, "add"), header))
+			f["responseHeaderModifier"] = m
+			ref["filters"] = toList(filters)
+			return
+		}
+	}
+	filters = append(filters, map[string]any{"type": "ResponseHeaderModifier", "responseHeaderModifier": map[string]any{"add": []any{header}}})
+	ref["filters"] = toList(filters)
+}
+
+// setsCookie reports whether a backendRef's responses get a Set-Cookie header.
+func setsCookie(ref map[string]any) bool {
+	for _, f := range routers.Maps(ref, "filters") {
+		for _, h := range routers.Maps(f, "responseHeaderModifier", "add") {
+			if strings.EqualFold(routers.Str(h, "name"), "Set-Cookie") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // mirrorRef is the backendRef of a RequestMirror filter, nil for other filters.

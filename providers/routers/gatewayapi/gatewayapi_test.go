@@ -128,6 +128,7 @@ func TestSetIsIdempotentAndUnsetRestores(t *testing.T) {
 	for _, r := range []routers.Routing{
 		{Weight: 0}, {Weight: 10}, {Weight: 100}, {Mirror: 100},
 		{Matches: []spec.Match{{QueryParams: map[string]spec.StringMatch{"beta": {Prefix: "y"}}}}},
+		{Weight: 10, Sticky: &spec.Sticky{Cookie: "canary-session", Value: "abc123", MaxAge: 3600}},
 	} {
 		route := parse(t, userRoute)
 		if err := gatewayapi.Set(route, target, r); err != nil {
@@ -144,6 +145,61 @@ func TestSetIsIdempotentAndUnsetRestores(t *testing.T) {
 		if diff := cmp.Diff(norm(t, parse(t, userRoute)), norm(t, route)); diff != "" {
 			t.Errorf("%v: Unset did not restore the user's route (-want +got):\n%s", r, diff)
 		}
+	}
+}
+
+// TestSetSticky: the canary's responses set the session cookie (merged into the backend's own
+// ResponseHeaderModifier when it has one), and a rule placed first sends requests carrying it
+// to the canary; moving to the next weight keeps both, and dropping affinity removes both.
+func TestSetSticky(t *testing.T) {
+	route := parse(t, `
+spec:
+  rules:
+  - backendRefs:
+    - name: web
+      port: 80
+      filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: x-served-by, value: web}]}}]
+`)
+	sticky := &spec.Sticky{Cookie: "canary-session", Value: "abc123", MaxAge: 3600}
+	for _, w := range []int{10, 30} {
+		if err := gatewayapi.Set(route, target, routers.Routing{Weight: w, Sticky: sticky}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := parse(t, `
+spec:
+  rules:
+  - name: sluice-ab-0
+    matches: [{headers: [{type: RegularExpression, name: Cookie, value: '^(.*;\s*)?canary-session=abc123(;.*)?$'}]}]
+    backendRefs:
+    - name: web-canary
+      port: 80
+      filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: x-served-by, value: web}]}}]
+  - backendRefs:
+    - name: web-stable
+      port: 80
+      weight: 70
+      filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: x-served-by, value: web}]}}]
+    - name: web-canary
+      port: 80
+      weight: 30
+      filters:
+      - type: ResponseHeaderModifier
+        responseHeaderModifier:
+          set: [{name: x-served-by, value: web}]
+          add: [{name: Set-Cookie, value: "canary-session=abc123; Max-Age=3600; Path=/"}]
+`)
+	if diff := cmp.Diff(norm(t, want), norm(t, route)); diff != "" {
+		t.Errorf("route (-want +got):\n%s", diff)
+	}
+	if got := gatewayapi.Observe(route, target); got != (routers.Observed{Managed: true, Weight: 30, MatchRules: 1, Sticky: true}) {
+		t.Errorf("Observe = %+v", got)
+	}
+	if err := gatewayapi.Set(route, target, routers.Routing{Weight: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if got := gatewayapi.Observe(route, target); got != (routers.Observed{Managed: true, Weight: 100}) {
+		t.Errorf("Observe after dropping affinity = %+v", got)
 	}
 }
 

@@ -119,14 +119,14 @@ func Set(vs map[string]any, t routers.Target, want routers.Routing) error {
 			continue
 		}
 		n++
-		if len(want.Matches) > 0 {
-			ab, err := abRoute(h, t, want.Matches, len(out))
+		if ms := routers.CanaryMatches(want); len(ms) > 0 {
+			ab, err := abRoute(h, t, ms, len(out))
 			if err != nil {
 				return fmt.Errorf("http route %s: %w", routeName(h, len(out)), err)
 			}
 			out = append(out, ab)
 		}
-		if err := setDestinations(h, t, want.Weight); err != nil {
+		if err := setDestinations(h, t, want.Weight, want.Sticky); err != nil {
 			return fmt.Errorf("http route %s: %w", routeName(h, len(out)), err)
 		}
 		if err := setMirror(h, t, want.Mirror); err != nil {
@@ -189,6 +189,8 @@ func Observe(vs map[string]any, t routers.Target) routers.Observed {
 				stable += w
 			case refersTo(d, t, t.Canary()):
 				canary += w
+				_, sets, _ := unstructured.NestedString(d, "headers", "response", "add", setCookie)
+				o.Sticky = o.Sticky || sets
 			}
 		}
 		if stable+canary == 0 {
@@ -224,6 +226,9 @@ func percentOf(v any) int {
 	}
 	return 100
 }
+
+// setCookie is the response header that carries the session cookie.
+const setCookie = "Set-Cookie"
 
 func isOurs(h map[string]any) bool { return strings.HasPrefix(routers.Str(h, "name"), RoutePrefix) }
 
@@ -306,7 +311,7 @@ func destinations(h map[string]any, t routers.Target) (ours []map[string]any, sh
 	return ours, share, multi
 }
 
-func setDestinations(h map[string]any, t routers.Target, weight int) error {
+func setDestinations(h map[string]any, t routers.Target, weight int, sticky *spec.Sticky) error {
 	ours, share, multi := destinations(h, t)
 	if multi && share == 0 {
 		return fmt.Errorf("the destination to %s has weight 0 next to other destinations; give it the share it should have", t.Service)
@@ -321,6 +326,17 @@ func setDestinations(h map[string]any, t routers.Target, weight int) error {
 	setHost(stable, t, t.Stable())
 	setHost(canary, t, t.Canary())
 	stable["weight"], canary["weight"] = share-canaryWeight, canaryWeight
+	if sticky != nil {
+		// The user's own response headers of the destination stay; Set-Cookie is Sluice's.
+		add, _, _ := unstructured.NestedMap(canary, "headers", "response", "add")
+		if add == nil {
+			add = map[string]any{}
+		}
+		add[setCookie] = sticky.SetCookie()
+		if err := unstructured.SetNestedMap(canary, add, "headers", "response", "add"); err != nil {
+			return err
+		}
+	}
 	h["route"] = replace(routers.Maps(h, "route"), func(d map[string]any) bool { return refersTo(d, t) }, stable, canary)
 	return nil
 }

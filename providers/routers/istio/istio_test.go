@@ -93,6 +93,44 @@ spec:
 	}
 }
 
+// TestSetSticky: the canary destination's responses set the session cookie next to the user's
+// own response headers, and a route placed first sends requests carrying it to the canary.
+func TestSetSticky(t *testing.T) {
+	vs := parse(t, `
+spec:
+  http:
+  - route:
+    - destination: {host: web}
+      headers: {response: {add: {x-served-by: web}}}
+`)
+	sticky := &spec.Sticky{Cookie: "canary-session", Value: "abc123", MaxAge: 3600}
+	if err := istio.Set(vs, target, routers.Routing{Weight: 10, Sticky: sticky}); err != nil {
+		t.Fatal(err)
+	}
+	want := parse(t, `
+spec:
+  http:
+  - name: sluice-ab-0
+    match: [{headers: {cookie: {regex: '^(.*;\s*)?canary-session=abc123(;.*)?$'}}}]
+    route:
+    - destination: {host: web-canary}
+      headers: {response: {add: {x-served-by: web}}}
+  - route:
+    - destination: {host: web-stable}
+      headers: {response: {add: {x-served-by: web}}}
+      weight: 90
+    - destination: {host: web-canary}
+      headers: {response: {add: {x-served-by: web, Set-Cookie: "canary-session=abc123; Max-Age=3600; Path=/"}}}
+      weight: 10
+`)
+	if diff := cmp.Diff(norm(t, want), norm(t, vs)); diff != "" {
+		t.Errorf("virtual service (-want +got):\n%s", diff)
+	}
+	if got := istio.Observe(vs, target); got != (routers.Observed{Managed: true, Weight: 10, MatchRules: 1, Sticky: true}) {
+		t.Errorf("Observe = %+v", got)
+	}
+}
+
 func TestSetABAndMirror(t *testing.T) {
 	vs := parse(t, userVS)
 	ab := routers.Routing{Matches: []spec.Match{
@@ -223,6 +261,7 @@ spec:
 func TestSetIsIdempotentAndUnsetRestores(t *testing.T) {
 	for _, r := range []routers.Routing{
 		{Weight: 0}, {Weight: 1}, {Weight: 55}, {Weight: 100}, {Mirror: 100}, {Mirror: 5},
+		{Weight: 20, Sticky: &spec.Sticky{Cookie: "canary-session", Value: "abc123", MaxAge: 60}},
 		{Matches: []spec.Match{{QueryParams: map[string]spec.StringMatch{"beta": {Prefix: "y"}}}}},
 		{Matches: []spec.Match{
 			{Headers: map[string]spec.StringMatch{"x-user": {Regex: "^(a|b)$"}, "x-tier": {Prefix: "gold"}}},
