@@ -132,11 +132,62 @@ func Maps(obj map[string]any, fields ...string) []map[string]any {
 
 // SetMaps stores ms as the list at fields.
 func SetMaps(obj map[string]any, ms []map[string]any, fields ...string) {
+	_ = unstructured.SetNestedField(obj, List(ms), fields...)
+}
+
+// List converts maps to the []any an unstructured object holds.
+func List(ms []map[string]any) []any {
 	l := make([]any, len(ms))
 	for i, m := range ms {
 		l[i] = m
 	}
-	_ = unstructured.SetNestedField(obj, l, fields...)
+	return l
+}
+
+// Replace puts with in place of the first item of l that matches and drops the other matching
+// items, so entries keep the order the user wrote.
+func Replace(l []map[string]any, match func(map[string]any) bool, with ...map[string]any) []any {
+	var out []any
+	done := false
+	for _, it := range l {
+		if !match(it) {
+			out = append(out, it)
+			continue
+		}
+		if !done {
+			for _, w := range with {
+				out = append(out, w)
+			}
+			done = true
+		}
+	}
+	return out
+}
+
+// Rules walks the list of rules (routes) at fields of obj, the one shape every route-editing
+// router shares: the rules Sluice added (ours) are dropped, each rule the router manages is
+// replaced by what edit returns (at is where it lands in the new list), the others stay as
+// they are. It returns how many rules were managed.
+func Rules(obj map[string]any, fields []string, ours, managed func(map[string]any) bool,
+	edit func(rule map[string]any, at int) ([]map[string]any, error)) (int, error) {
+	var out []map[string]any
+	n := 0
+	for _, rule := range Maps(obj, fields...) {
+		switch {
+		case ours(rule):
+		case !managed(rule):
+			out = append(out, rule)
+		default:
+			n++
+			edited, err := edit(rule, len(out))
+			if err != nil {
+				return n, err
+			}
+			out = append(out, edited...)
+		}
+	}
+	SetMaps(obj, out, fields...)
+	return n, nil
 }
 
 // Str reads a string field ("" when absent).

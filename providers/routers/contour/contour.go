@@ -85,45 +85,38 @@ func Set(proxy map[string]any, t routers.Target, want routers.Routing) error {
 	if want.Mirror > 0 {
 		return fmt.Errorf("the contour router cannot mirror a share of requests")
 	}
-	var out []map[string]any
-	n := 0
-	for _, route := range routers.Maps(proxy, "spec", "routes") {
-		if isOurs(route) {
-			continue
-		}
-		if !managed(route, t) {
-			out = append(out, route)
-			continue
-		}
-		n++
-		for _, m := range want.Matches {
-			ab, err := abRoute(route, t, m)
-			if err != nil {
-				return fmt.Errorf("route %d: %w", len(out), err)
+	n, err := routers.Rules(proxy, proxyRoutes, isOurs, func(r map[string]any) bool { return managed(r, t) },
+		func(route map[string]any, at int) ([]map[string]any, error) {
+			var out []map[string]any
+			for _, m := range want.Matches {
+				ab, err := abRoute(route, t, m)
+				if err != nil {
+					return nil, fmt.Errorf("route %d: %w", at+len(out), err)
+				}
+				out = append(out, ab)
 			}
-			out = append(out, ab)
-		}
-		if err := setServices(route, t, want.Weight); err != nil {
-			return fmt.Errorf("route %d: %w", len(out), err)
-		}
-		out = append(out, route)
+			if err := setServices(route, t, want.Weight); err != nil {
+				return nil, fmt.Errorf("route %d: %w", at+len(out), err)
+			}
+			return append(out, route), nil
+		})
+	if err != nil {
+		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("no route sends traffic to Service %s (or %s/%s); add it to a route's services", t.Service, t.Stable(), t.Canary())
 	}
-	routers.SetMaps(proxy, out, "spec", "routes")
 	return nil
 }
+
+// proxyRoutes is where an HTTPProxy keeps its routes.
+var proxyRoutes = []string{"spec", "routes"}
 
 // Unset puts every managed route back to sending everything to the Service, and drops the routes
 // Sluice added.
 func Unset(proxy map[string]any, t routers.Target) {
-	var out []map[string]any
-	for _, route := range routers.Maps(proxy, "spec", "routes") {
-		if isOurs(route) {
-			continue
-		}
-		if managed(route, t) {
+	_, _ = routers.Rules(proxy, proxyRoutes, isOurs, func(r map[string]any) bool { return managed(r, t) },
+		func(route map[string]any, _ int) ([]map[string]any, error) {
 			ours, share, multi := services(route, t)
 			base := ours[0]
 			base["name"] = t.Service
@@ -132,11 +125,9 @@ func Unset(proxy map[string]any, t routers.Target) {
 			} else {
 				delete(base, "weight")
 			}
-			route["services"] = replace(routers.Maps(route, "services"), func(s map[string]any) bool { return refersTo(s, t) }, base)
-		}
-		out = append(out, route)
-	}
-	routers.SetMaps(proxy, out, "spec", "routes")
+			route["services"] = routers.Replace(routers.Maps(route, "services"), func(s map[string]any) bool { return refersTo(s, t) }, base)
+			return []map[string]any{route}, nil
+		})
 }
 
 // Observe reads back the split of the first managed route.
@@ -226,7 +217,7 @@ func setServices(route map[string]any, t routers.Target, weight int) error {
 	stable, canary := routers.Copy(ours[0]), routers.Copy(ours[0])
 	stable["name"], stable["weight"] = t.Stable(), share-canaryWeight
 	canary["name"], canary["weight"] = t.Canary(), canaryWeight
-	route["services"] = replace(routers.Maps(route, "services"), func(s map[string]any) bool { return refersTo(s, t) }, stable, canary)
+	route["services"] = routers.Replace(routers.Maps(route, "services"), func(s map[string]any) bool { return refersTo(s, t) }, stable, canary)
 	return nil
 }
 
@@ -244,7 +235,7 @@ func abRoute(route map[string]any, t routers.Target, m spec.Match) (map[string]a
 			return nil, fmt.Errorf("the route already has a condition on %s; Sluice cannot add its own", clash)
 		}
 	}
-	ab["conditions"] = toList(append(conditions, add...))
+	ab["conditions"] = routers.List(append(conditions, add...))
 	ours, _, _ := services(route, t)
 	canary := ours[0]
 	canary["name"] = t.Canary()
@@ -278,53 +269,16 @@ func conditionsOf(m spec.Match) ([]map[string]any, error) {
 		return nil, fmt.Errorf("the contour router cannot match cookies")
 	}
 	var out []map[string]any
-	for _, k := range sorted(m.Headers) {
+	for _, k := range routers.Sorted(m.Headers) {
 		sm := m.Headers[k]
 		if sm.Kind() != "exact" {
 			return nil, fmt.Errorf("the contour router can match headers by exact value only, header %s has %s", k, sm.Kind())
 		}
 		out = append(out, map[string]any{"header": map[string]any{"name": k, "exact": sm.Exact}})
 	}
-	for _, k := range sorted(m.QueryParams) {
+	for _, k := range routers.Sorted(m.QueryParams) {
 		sm := m.QueryParams[k]
 		out = append(out, map[string]any{"queryParameter": map[string]any{"name": k, sm.Kind(): sm.Value()}})
 	}
 	return out, nil
-}
-
-// replace puts with in place of the first item of l that matches and drops the other matching
-// items, so entries keep the order the user wrote.
-func replace(l []map[string]any, match func(map[string]any) bool, with ...map[string]any) []any {
-	var out []any
-	done := false
-	for _, it := range l {
-		if !match(it) {
-			out = append(out, it)
-			continue
-		}
-		if !done {
-			for _, w := range with {
-				out = append(out, w)
-			}
-			done = true
-		}
-	}
-	return out
-}
-
-func sorted[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
-}
-
-func toList(ms []map[string]any) []any {
-	l := make([]any, len(ms))
-	for i, m := range ms {
-		l[i] = m
-	}
-	return l
 }

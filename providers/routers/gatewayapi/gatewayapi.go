@@ -139,58 +139,47 @@ func isOurs(rule map[string]any) bool {
 // Set rewrites the managed rules of route (an HTTPRoute's or GRPCRoute's content) to split
 // traffic as want says. It is a pure function of the route and want.
 func Set(route map[string]any, t routers.Target, want routers.Routing) error {
-	rules := routers.Maps(route, "spec", "rules")
-	var out []map[string]any
-	n := 0
-	for _, rule := range rules {
-		if isOurs(rule) {
-			continue
-		}
-		if !managed(rule, t) {
-			out = append(out, rule)
-			continue
-		}
-		n++
-		if ms := routers.CanaryMatches(want); len(ms) > 0 {
-			ab, err := abRule(rule, t, ms, len(out))
-			if err != nil {
-				return err
+	n, err := routers.Rules(route, routeRules, isOurs, func(r map[string]any) bool { return managed(r, t) },
+		func(rule map[string]any, at int) ([]map[string]any, error) {
+			var out []map[string]any
+			if ms := routers.CanaryMatches(want); len(ms) > 0 {
+				ab, err := abRule(rule, t, ms, at)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, ab)
 			}
-			out = append(out, ab)
-		}
-		setBackends(rule, t, want.Weight, want.Sticky)
-		setMirror(rule, t, want.Mirror)
-		out = append(out, rule)
+			setBackends(rule, t, want.Weight, want.Sticky)
+			setMirror(rule, t, want.Mirror)
+			return append(out, rule), nil
+		})
+	if err != nil {
+		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("no rule sends traffic to Service %s (or %s/%s); add a backendRef to it", t.Service, t.Stable(), t.Canary())
 	}
-	routers.SetMaps(route, out, "spec", "rules")
 	return nil
 }
+
+// routeRules is where an HTTPRoute or GRPCRoute keeps its rules.
+var routeRules = []string{"spec", "rules"}
 
 // Unset puts every managed rule back to sending everything to the Service, and drops the rules
 // Sluice added.
 func Unset(route map[string]any, t routers.Target) {
-	rules := routers.Maps(route, "spec", "rules")
-	var out []map[string]any
-	for _, rule := range rules {
-		if isOurs(rule) {
-			continue
-		}
-		if managed(rule, t) {
+	_, _ = routers.Rules(route, routeRules, isOurs, func(r map[string]any) bool { return managed(r, t) },
+		func(rule map[string]any, _ int) ([]map[string]any, error) {
 			refs, base := splitRefs(rule, t)
 			if base == nil {
 				base = backendRef(t.Service, t.Port)
 			}
 			base["name"] = t.Service
 			delete(base, "weight")
-			rule["backendRefs"] = toList(append([]map[string]any{base}, refs...))
+			rule["backendRefs"] = routers.List(append([]map[string]any{base}, refs...))
 			setMirror(rule, t, 0)
-		}
-		out = append(out, rule)
-	}
-	routers.SetMaps(route, out, "spec", "rules")
+			return []map[string]any{rule}, nil
+		})
 }
 
 // Observe reads back the split of the first managed rule.
@@ -260,7 +249,7 @@ func setBackends(rule map[string]any, t routers.Target, weight int, sticky *spec
 	if sticky != nil {
 		addSetCookie(canary, sticky.SetCookie())
 	}
-	rule["backendRefs"] = toList(append([]map[string]any{stable, canary}, rest...))
+	rule["backendRefs"] = routers.List(append([]map[string]any{stable, canary}, rest...))
 }
 
 // addSetCookie adds the session cookie to the responses of a backendRef: an entry of its
@@ -274,14 +263,14 @@ func addSetCookie(ref map[string]any, value string) {
 			if m == nil {
 				m = map[string]any{}
 			}
-			m["add"] = toList(append(routers.Maps(m, "add"), header))
+			m["add"] = routers.List(append(routers.Maps(m, "add"), header))
 			f["responseHeaderModifier"] = m
-			ref["filters"] = toList(filters)
+			ref["filters"] = routers.List(filters)
 			return
 		}
 	}
 	filters = append(filters, map[string]any{"type": "ResponseHeaderModifier", "responseHeaderModifier": map[string]any{"add": []any{header}}})
-	ref["filters"] = toList(filters)
+	ref["filters"] = routers.List(filters)
 }
 
 // setsCookie reports whether a backendRef's responses get a Set-Cookie header.
@@ -330,7 +319,7 @@ func setMirror(rule map[string]any, t routers.Target, percent int) {
 		delete(rule, "filters")
 		return
 	}
-	rule["filters"] = toList(filters)
+	rule["filters"] = routers.List(filters)
 }
 
 // abRule is a copy of a managed rule that only requests matching one of ms (on top of the
@@ -350,14 +339,14 @@ func abRule(rule map[string]any, t routers.Target, ms []spec.Match, index int) (
 			if err != nil {
 				return nil, err
 			}
-			c["headers"] = toList(append(routers.Maps(um, "headers"), hs...))
+			c["headers"] = routers.List(append(routers.Maps(um, "headers"), hs...))
 			if q := queryMatches(m); len(q) > 0 {
-				c["queryParams"] = toList(append(routers.Maps(um, "queryParams"), q...))
+				c["queryParams"] = routers.List(append(routers.Maps(um, "queryParams"), q...))
 			}
 			matches = append(matches, c)
 		}
 	}
-	ab["matches"] = toList(matches)
+	ab["matches"] = routers.List(matches)
 	_, base := splitRefs(ab, t)
 	if base == nil {
 		base = backendRef(t.Canary(), t.Port)
@@ -402,12 +391,4 @@ func stringMatch(name string, sm spec.StringMatch) map[string]any {
 		return map[string]any{"type": "RegularExpression", "name": name, "value": "^" + regexp.QuoteMeta(sm.Prefix) + ".*"}
 	}
 	return map[string]any{"type": "RegularExpression", "name": name, "value": sm.Regex}
-}
-
-func toList(ms []map[string]any) []any {
-	l := make([]any, len(ms))
-	for i, m := range ms {
-		l[i] = m
-	}
-	return l
 }

@@ -108,48 +108,41 @@ func Owned(t routers.Target) *unstructured.Unstructured {
 // Set rewrites the managed http routes of vs (a VirtualService's content) to split traffic as
 // want says. It is a pure function of vs and want.
 func Set(vs map[string]any, t routers.Target, want routers.Routing) error {
-	var out []map[string]any
-	n := 0
-	for _, h := range routers.Maps(vs, "spec", "http") {
-		if isOurs(h) {
-			continue
-		}
-		if !managed(h, t) {
-			out = append(out, h)
-			continue
-		}
-		n++
-		if ms := routers.CanaryMatches(want); len(ms) > 0 {
-			ab, err := abRoute(h, t, ms, len(out))
-			if err != nil {
-				return fmt.Errorf("http route %s: %w", routeName(h, len(out)), err)
+	n, err := routers.Rules(vs, httpRoutes, isOurs, func(h map[string]any) bool { return managed(h, t) },
+		func(h map[string]any, at int) ([]map[string]any, error) {
+			var out []map[string]any
+			if ms := routers.CanaryMatches(want); len(ms) > 0 {
+				ab, err := abRoute(h, t, ms, at)
+				if err != nil {
+					return nil, fmt.Errorf("http route %s: %w", routeName(h, at), err)
+				}
+				out = append(out, ab)
 			}
-			out = append(out, ab)
-		}
-		if err := setDestinations(h, t, want.Weight, want.Sticky); err != nil {
-			return fmt.Errorf("http route %s: %w", routeName(h, len(out)), err)
-		}
-		if err := setMirror(h, t, want.Mirror); err != nil {
-			return fmt.Errorf("http route %s: %w", routeName(h, len(out)), err)
-		}
-		out = append(out, h)
+			if err := setDestinations(h, t, want.Weight, want.Sticky); err != nil {
+				return nil, fmt.Errorf("http route %s: %w", routeName(h, at+len(out)), err)
+			}
+			if err := setMirror(h, t, want.Mirror); err != nil {
+				return nil, fmt.Errorf("http route %s: %w", routeName(h, at+len(out)), err)
+			}
+			return append(out, h), nil
+		})
+	if err != nil {
+		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("no http route sends traffic to host %s (or %s/%s); add a destination to it", t.Service, t.Stable(), t.Canary())
 	}
-	routers.SetMaps(vs, out, "spec", "http")
 	return nil
 }
+
+// httpRoutes is where a VirtualService keeps its HTTP routes.
+var httpRoutes = []string{"spec", "http"}
 
 // Unset puts every managed route back to sending everything to the Service, and drops the routes
 // Sluice added.
 func Unset(vs map[string]any, t routers.Target) {
-	var out []map[string]any
-	for _, h := range routers.Maps(vs, "spec", "http") {
-		if isOurs(h) {
-			continue
-		}
-		if managed(h, t) {
+	_, _ = routers.Rules(vs, httpRoutes, isOurs, func(h map[string]any) bool { return managed(h, t) },
+		func(h map[string]any, _ int) ([]map[string]any, error) {
 			ours, share, multi := destinations(h, t)
 			base := routers.Copy(ours[0])
 			setHost(base, t, t.Service)
@@ -158,12 +151,10 @@ func Unset(vs map[string]any, t routers.Target) {
 			} else {
 				delete(base, "weight")
 			}
-			h["route"] = replace(routers.Maps(h, "route"), func(d map[string]any) bool { return refersTo(d, t) }, base)
+			h["route"] = routers.Replace(routers.Maps(h, "route"), func(d map[string]any) bool { return refersTo(d, t) }, base)
 			_ = setMirror(h, t, 0)
-		}
-		out = append(out, h)
-	}
-	routers.SetMaps(vs, out, "spec", "http")
+			return []map[string]any{h}, nil
+		})
 }
 
 // Observe reads back the split of the first managed route.
@@ -337,28 +328,8 @@ func setDestinations(h map[string]any, t routers.Target, weight int, sticky *spe
 			return err
 		}
 	}
-	h["route"] = replace(routers.Maps(h, "route"), func(d map[string]any) bool { return refersTo(d, t) }, stable, canary)
+	h["route"] = routers.Replace(routers.Maps(h, "route"), func(d map[string]any) bool { return refersTo(d, t) }, stable, canary)
 	return nil
-}
-
-// replace puts with in place of the first item of l that matches and drops the other matching
-// items, so destinations keep the order the user wrote.
-func replace(l []map[string]any, match func(map[string]any) bool, with ...map[string]any) []any {
-	var out []any
-	done := false
-	for _, it := range l {
-		if !match(it) {
-			out = append(out, it)
-			continue
-		}
-		if !done {
-			for _, w := range with {
-				out = append(out, w)
-			}
-			done = true
-		}
-	}
-	return out
 }
 
 // setMirror removes Sluice's mirror to the canary from the route and, when percent > 0, adds it
@@ -398,7 +369,7 @@ func setMirror(h map[string]any, t routers.Target, percent int) error {
 		delete(h, "mirrors")
 		return nil
 	}
-	h["mirrors"] = toList(mirrors)
+	h["mirrors"] = routers.List(mirrors)
 	return nil
 }
 
@@ -421,7 +392,7 @@ func abRoute(h map[string]any, t routers.Target, ms []spec.Match, index int) (ma
 			matches = append(matches, c)
 		}
 	}
-	ab["match"] = toList(matches)
+	ab["match"] = routers.List(matches)
 	ours, _, _ := destinations(ab, t)
 	canary := ours[0]
 	setHost(canary, t, t.Canary())
@@ -437,7 +408,7 @@ func abRoute(h map[string]any, t routers.Target, ms []spec.Match, index int) (ma
 func merge(um map[string]any, m spec.Match) (map[string]any, error) {
 	c := routers.Copy(um)
 	headers := map[string]any{}
-	for _, k := range sorted(m.Headers) {
+	for _, k := range routers.Sorted(m.Headers) {
 		headers[strings.ToLower(k)] = stringMatch(m.Headers[k], false)
 	}
 	if len(m.Cookies) > 0 {
@@ -448,7 +419,7 @@ func merge(um map[string]any, m spec.Match) (map[string]any, error) {
 		headers["cookie"] = map[string]any{"regex": re}
 	}
 	query := map[string]any{}
-	for _, k := range sorted(m.QueryParams) {
+	for _, k := range routers.Sorted(m.QueryParams) {
 		query[k] = stringMatch(m.QueryParams[k], true)
 	}
 	for _, set := range []struct {
@@ -486,21 +457,4 @@ func stringMatch(sm spec.StringMatch, query bool) map[string]any {
 		return map[string]any{"prefix": sm.Prefix}
 	}
 	return map[string]any{"regex": sm.Regex}
-}
-
-func sorted[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
-}
-
-func toList(ms []map[string]any) []any {
-	l := make([]any, len(ms))
-	for i, m := range ms {
-		l[i] = m
-	}
-	return l
 }
