@@ -53,7 +53,7 @@ func (s *Providers) For(ctx context.Context, ns string, p spec.ProviderSpec) (me
 	if s.Now != nil {
 		now = s.Now
 	}
-	key := fmt.Sprintf("%s|%s|%s|%v|%s|%v", ns, p.Type, p.Address, p.SecretRef, p.Region, p.InsecureSkipVerify)
+	key := fmt.Sprintf("%s|%s|%s|%v|%s|%v|%v", ns, p.Type, p.Address, p.SecretRef, p.Region, p.InsecureSkipVerify, p.Headers)
 	s.mu.Lock()
 	if b, ok := s.cache[key]; ok && (p.SecretRef == nil || now().Sub(b.built) < secretTTL) {
 		s.mu.Unlock()
@@ -86,6 +86,9 @@ func (s *Providers) For(ctx context.Context, ns string, p spec.ProviderSpec) (me
 // template's Secret works unchanged.
 func (s *Providers) build(ctx context.Context, p spec.ProviderSpec, secret map[string][]byte) (metrics.Provider, error) {
 	key := func(k string) string { return string(secret[k]) }
+	if p.Type != "prometheus" && (p.InsecureSkipVerify || len(p.Headers) > 0) {
+		return nil, fmt.Errorf("the %s provider does not take insecureSkipVerify or headers (only prometheus does)", p.Type)
+	}
 	switch p.Type {
 	case "prometheus":
 		addr := p.Address
@@ -95,6 +98,7 @@ func (s *Providers) build(ctx context.Context, p spec.ProviderSpec, secret map[s
 		return prometheus.New(prometheus.Options{
 			Address: addr, Timeout: s.Timeout,
 			BearerToken: key("token"), Username: key("username"), Password: key("password"),
+			Headers: p.Headers, InsecureSkipVerify: p.InsecureSkipVerify,
 		})
 	case "datadog":
 		return datadog.New(datadog.Options{Address: p.Address, APIKey: key("datadog_api_key"),

@@ -16,6 +16,31 @@ import (
 
 // A template's provider is built from its Secret with Flagger's keys, reused while fresh, and
 // rebuilt (re-reading the Secret) after secretTTL; broken specs are errors, never Prometheus.
+// TestPrometheusProviderFromTemplate: a prometheus template's Secret (Flagger's keys) and
+// headers reach the wire.
+func TestPrometheusProviderFromTemplate(t *testing.T) {
+	var got http.Header
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"7"]}]}}`))
+	}))
+	defer srv.Close()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "prom"}, Data: map[string][]byte{"token": []byte("t0k")}}
+	ps := &Providers{Secrets: fake.NewClientBuilder().WithObjects(secret).Build(), Timeout: time.Second}
+	p, err := ps.For(t.Context(), "ns", spec.ProviderSpec{Type: "prometheus", Address: srv.URL, SecretRef: &spec.SecretRef{Name: "prom"},
+		InsecureSkipVerify: true, Headers: map[string]string{"X-Scope-OrgID": "shop"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := p.Query(t.Context(), "up"); err != nil || v != 7 {
+		t.Fatalf("Query = %v, %v", v, err)
+	}
+	if got.Get("Authorization") != "Bearer t0k" || got.Get("X-Scope-OrgID") != "shop" {
+		t.Errorf("headers sent: %v", got)
+	}
+}
+
 func TestProvidersFromTemplates(t *testing.T) {
 	var keys []string
 	dd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -63,6 +88,10 @@ func TestProvidersFromTemplates(t *testing.T) {
 		"unknown type":   {spec.ProviderSpec{Type: "graphana"}, `provider type "graphana" is not available`},
 		"no region":      {spec.ProviderSpec{Type: "cloudwatch"}, "egion"},
 		"no credentials": {spec.ProviderSpec{Type: "datadog"}, "APIKey"},
+		"headers elsewhere": {spec.ProviderSpec{Type: "graphite", Address: "http://127.0.0.1:1", Headers: map[string]string{"X-Scope-OrgID": "a"}},
+			"the graphite provider does not take insecureSkipVerify or headers (only prometheus does)"},
+		"insecureSkipVerify elsewhere": {spec.ProviderSpec{Type: "datadog", InsecureSkipVerify: true},
+			"the datadog provider does not take insecureSkipVerify or headers (only prometheus does)"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ps.For(t.Context(), "ns", tc.spec)

@@ -8,6 +8,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -104,6 +106,7 @@ func TestBuiltinQueriesAgainstPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("[%4.1fs] every target scraped 3 times", time.Since(start).Seconds())
+	t.Run("behind an authenticating TLS proxy", func(t *testing.T) { checkAuthProxy(t, base, len(x.targets)) })
 
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -308,4 +311,52 @@ type testLog struct{ t *testing.T }
 func (l testLog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// checkAuthProxy puts the real Prometheus behind what usually fronts a shared one (an auth
+// proxy or a multi-tenant gateway such as Mimir's): TLS with a certificate the client cannot
+// verify, a bearer token or basic auth, and a tenant header. The provider must send each and
+// read the real answer through it.
+func checkAuthProxy(t *testing.T, base string, targets int) {
+	upstream, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(upstream)
+	proxy := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, basic := r.BasicAuth()
+		authorized := r.Header.Get("Authorization") == "Bearer s3cret" || basic && user == "sluice" && pass == "pw"
+		if !authorized || r.Header.Get("X-Scope-OrgID") != "shop" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+
+	for name, tc := range map[string]struct {
+		o       prometheus.Options
+		wantErr string
+	}{
+		"bearer token":                   {o: prometheus.Options{BearerToken: "s3cret", Headers: map[string]string{"X-Scope-OrgID": "shop"}, InsecureSkipVerify: true}},
+		"basic auth":                     {o: prometheus.Options{Username: "sluice", Password: "pw", Headers: map[string]string{"X-Scope-OrgID": "shop"}, InsecureSkipVerify: true}},
+		"wrong token":                    {o: prometheus.Options{BearerToken: "guess", Headers: map[string]string{"X-Scope-OrgID": "shop"}, InsecureSkipVerify: true}, wantErr: "401"},
+		"no tenant header":               {o: prometheus.Options{BearerToken: "s3cret", InsecureSkipVerify: true}, wantErr: "401"},
+		"certificate checked by default": {o: prometheus.Options{BearerToken: "s3cret", Headers: map[string]string{"X-Scope-OrgID": "shop"}}, wantErr: "certificate"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tc.o.Address = proxy.URL
+			p, err := prometheus.New(tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := p.Query(t.Context(), "count(up == 1)")
+			switch {
+			case tc.wantErr == "" && (err != nil || int(v) != targets):
+				t.Errorf("Query = %v, %v; want %d targets up", v, err, targets)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("Query error = %v, want one mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
 }

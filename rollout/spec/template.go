@@ -4,6 +4,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"maps"
 )
 
 // GroupVersion of Sluice's one CRD, MetricTemplate (deploy/crds).
@@ -36,6 +37,8 @@ type ProviderSpec struct {
 	SecretRef          *SecretRef `json:"secretRef,omitempty"`
 	Region             string     `json:"region,omitempty"`
 	InsecureSkipVerify bool       `json:"insecureSkipVerify,omitempty"`
+	// Headers are added to every query (prometheus).
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // SecretRef names a Secret in the template's namespace.
@@ -70,6 +73,7 @@ func (t *MetricTemplate) DeepCopy() *MetricTemplate {
 		ref := *t.Spec.Provider.SecretRef
 		out.Spec.Provider.SecretRef = &ref
 	}
+	out.Spec.Provider.Headers = maps.Clone(t.Spec.Provider.Headers)
 	return &out
 }
 
