@@ -4,10 +4,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/providers/routers"
 	"github.com/sluice-dev/sluice/providers/routers/appmesh"
+	"github.com/sluice-dev/sluice/providers/routers/internal/routertest"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -48,21 +48,12 @@ spec:
       action: {weightedTargets: [{virtualNodeRef: {name: web, namespace: elsewhere}, weight: 1}]}
 `
 
-func parse(t *testing.T, s string) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := yaml.Unmarshal([]byte(s), &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestSetWeights(t *testing.T) {
-	vr := parse(t, userRouter)
+	vr := routertest.Parse(t, userRouter)
 	if err := appmesh.Set(vr, target, routers.Routing{Weight: 30}); err != nil {
 		t.Fatal(err)
 	}
-	want := parse(t, `
+	want := routertest.Parse(t, `
 metadata:
   annotations:
     example.com/owner: shop-team
@@ -100,7 +91,7 @@ spec:
       match: {prefix: /}
       action: {weightedTargets: [{virtualNodeRef: {name: web, namespace: elsewhere}, weight: 1}]}
 `)
-	if diff := cmp.Diff(norm(t, want), norm(t, vr)); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, want), routertest.Norm(t, vr)); diff != "" {
 		t.Errorf("virtual router (-want +got):\n%s", diff)
 	}
 	if got := appmesh.Observe(vr, target); got != (routers.Observed{Managed: true, Weight: 30}) {
@@ -113,22 +104,22 @@ spec:
 func TestSetIsIdempotentAndUnsetRestores(t *testing.T) {
 	for _, w := range []int{0, 1, 10, 55, 100} {
 		r := routers.Routing{Weight: w}
-		vr := parse(t, userRouter)
+		vr := routertest.Parse(t, userRouter)
 		if err := appmesh.Set(vr, target, r); err != nil {
 			t.Fatal(err)
 		}
-		once := norm(t, vr)
+		once := routertest.Norm(t, vr)
 		if err := appmesh.Set(vr, target, r); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(once, norm(t, vr)); diff != "" {
+		if diff := cmp.Diff(once, routertest.Norm(t, vr)); diff != "" {
 			t.Errorf("%v: second Set changed the router (-first +second):\n%s", r, diff)
 		}
 		if got := appmesh.Observe(vr, target); got != (routers.Observed{Managed: true, Weight: w}) {
 			t.Errorf("%v: Observe = %+v", r, got)
 		}
 		appmesh.Unset(vr, target)
-		if diff := cmp.Diff(norm(t, parse(t, userRouter)), norm(t, vr)); diff != "" {
+		if diff := cmp.Diff(routertest.Norm(t, routertest.Parse(t, userRouter)), routertest.Norm(t, vr)); diff != "" {
 			t.Errorf("%v: Unset did not restore the user's router (-want +got):\n%s", r, diff)
 		}
 	}
@@ -156,7 +147,7 @@ func TestSetRefuses(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := appmesh.Set(parse(t, tc.vr), target, tc.routing)
+			err := appmesh.Set(routertest.Parse(t, tc.vr), target, tc.routing)
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("Set() error = %v, want %s", err, tc.want)
 			}
@@ -165,7 +156,7 @@ func TestSetRefuses(t *testing.T) {
 }
 
 func TestNode(t *testing.T) {
-	userNode := parse(t, `
+	userNode := routertest.Parse(t, `
 awsName: web_shop
 meshRef: {name: global, uid: 1234}
 podSelector: {matchLabels: {app: web}}
@@ -188,7 +179,7 @@ serviceDiscovery: {dns: {hostname: web-canary.shop.svc.corp.internal, responseTy
 `,
 		},
 		"cloud map node": {
-			user: parse(t, `{listeners: [{portMapping: {port: 80, protocol: http2}}], serviceDiscovery: {awsCloudMap: {namespaceName: shop.local, serviceName: web}}}`),
+			user: routertest.Parse(t, `{listeners: [{portMapping: {port: 80, protocol: http2}}], serviceDiscovery: {awsCloudMap: {namespaceName: shop.local, serviceName: web}}}`),
 			want: `
 podSelector: {matchLabels: {app: web-canary, sluice.dev/track: canary}}
 listeners: [{portMapping: {port: 80, protocol: http2}}]
@@ -204,26 +195,17 @@ serviceDiscovery: {dns: {hostname: web-canary.shop.svc.cluster.local}}
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			before := norm(t, map[string]any{"spec": tc.user})
+			before := routertest.Norm(t, map[string]any{"spec": tc.user})
 			u := appmesh.Node(tc.user, target, "web-canary", map[string]string{"app": "web-canary", "sluice.dev/track": "canary"})
-			if diff := cmp.Diff(parse(t, tc.want), norm(t, u.Object["spec"].(map[string]any))); diff != "" {
+			if diff := cmp.Diff(routertest.Parse(t, tc.want), routertest.Norm(t, u.Object["spec"].(map[string]any))); diff != "" {
 				t.Errorf("node spec (-want +got):\n%s", diff)
 			}
 			if u.GetName() != "web-canary" || u.GetNamespace() != "shop" || !routers.Owned(u) {
 				t.Errorf("node metadata = %v", u.Object["metadata"])
 			}
-			if diff := cmp.Diff(before, norm(t, map[string]any{"spec": tc.user})); diff != "" {
+			if diff := cmp.Diff(before, routertest.Norm(t, map[string]any{"spec": tc.user})); diff != "" {
 				t.Errorf("Node changed the user's node (-want +got):\n%s", diff)
 			}
 		})
 	}
-}
-
-func norm(t *testing.T, m map[string]any) map[string]any {
-	t.Helper()
-	b, err := yaml.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parse(t, string(b))
 }

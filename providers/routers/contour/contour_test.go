@@ -4,10 +4,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/providers/routers"
 	"github.com/sluice-dev/sluice/providers/routers/contour"
+	"github.com/sluice-dev/sluice/providers/routers/internal/routertest"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -36,21 +36,12 @@ spec:
   - services: [{name: static, port: 8080}]
 `
 
-func parse(t *testing.T, s string) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := yaml.Unmarshal([]byte(s), &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestSetWeights(t *testing.T) {
-	proxy := parse(t, userProxy)
+	proxy := routertest.Parse(t, userProxy)
 	if err := contour.Set(proxy, target, routers.Routing{Weight: 30}); err != nil {
 		t.Fatal(err)
 	}
-	want := parse(t, `
+	want := routertest.Parse(t, `
 spec:
   virtualhost: {fqdn: shop.example.com, tls: {secretName: shop-tls}}
   includes: [{name: blog, conditions: [{prefix: /blog}]}]
@@ -75,7 +66,7 @@ spec:
     - {name: web-canary, port: 80, weight: 6}
   - services: [{name: static, port: 8080}]
 `)
-	if diff := cmp.Diff(norm(t, want), norm(t, proxy)); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, want), routertest.Norm(t, proxy)); diff != "" {
 		t.Errorf("proxy (-want +got):\n%s", diff)
 	}
 	if got := contour.Observe(proxy, target); got != (routers.Observed{Managed: true, Weight: 30}) {
@@ -84,7 +75,7 @@ spec:
 }
 
 func TestSetAB(t *testing.T) {
-	proxy := parse(t, userProxy)
+	proxy := routertest.Parse(t, userProxy)
 	ab := routers.Routing{Matches: []spec.Match{
 		{Headers: map[string]spec.StringMatch{"x-canary": {Exact: "insider"}}},
 		{QueryParams: map[string]spec.StringMatch{"beta": {Prefix: "v2"}}, Headers: map[string]spec.StringMatch{"x-region": {Exact: "eu"}}},
@@ -92,7 +83,7 @@ func TestSetAB(t *testing.T) {
 	if err := contour.Set(proxy, target, ab); err != nil {
 		t.Fatal(err)
 	}
-	want := parse(t, `
+	want := routertest.Parse(t, `
 spec:
   virtualhost: {fqdn: shop.example.com, tls: {secretName: shop-tls}}
   includes: [{name: blog, conditions: [{prefix: /blog}]}]
@@ -137,7 +128,7 @@ spec:
     - {name: web-canary, port: 80, weight: 0}
   - services: [{name: static, port: 8080}]
 `)
-	if diff := cmp.Diff(norm(t, want), norm(t, proxy)); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, want), routertest.Norm(t, proxy)); diff != "" {
 		t.Errorf("ab proxy (-want +got):\n%s", diff)
 	}
 	if got := contour.Observe(proxy, target); got != (routers.Observed{Managed: true, MatchRules: 4}) {
@@ -153,22 +144,22 @@ func TestSetIsIdempotentAndUnsetRestores(t *testing.T) {
 		{Matches: []spec.Match{{QueryParams: map[string]spec.StringMatch{"beta": {Regex: "^(1|yes)$"}}}}},
 		{Matches: []spec.Match{{Headers: map[string]spec.StringMatch{"x-canary": {Exact: "1"}}}, {QueryParams: map[string]spec.StringMatch{"b": {Exact: "1"}}}}},
 	} {
-		proxy := parse(t, userProxy)
+		proxy := routertest.Parse(t, userProxy)
 		if err := contour.Set(proxy, target, r); err != nil {
 			t.Fatal(err)
 		}
-		once := norm(t, proxy)
+		once := routertest.Norm(t, proxy)
 		if err := contour.Set(proxy, target, r); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(once, norm(t, proxy)); diff != "" {
+		if diff := cmp.Diff(once, routertest.Norm(t, proxy)); diff != "" {
 			t.Errorf("%v: second Set changed the proxy (-first +second):\n%s", r, diff)
 		}
 		if got := contour.Observe(proxy, target); !got.Managed || got.Weight != r.Weight || got.MatchRules != 2*len(r.Matches) {
 			t.Errorf("%v: Observe = %+v", r, got)
 		}
 		contour.Unset(proxy, target)
-		if diff := cmp.Diff(norm(t, parse(t, userProxy)), norm(t, proxy)); diff != "" {
+		if diff := cmp.Diff(routertest.Norm(t, routertest.Parse(t, userProxy)), routertest.Norm(t, proxy)); diff != "" {
 			t.Errorf("%v: Unset did not restore the user's proxy (-want +got):\n%s", r, diff)
 		}
 	}
@@ -210,19 +201,10 @@ func TestSetRefuses(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := contour.Set(parse(t, tc.proxy), target, tc.routing)
+			err := contour.Set(routertest.Parse(t, tc.proxy), target, tc.routing)
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("Set() error = %v, want %s", err, tc.want)
 			}
 		})
 	}
-}
-
-func norm(t *testing.T, m map[string]any) map[string]any {
-	t.Helper()
-	b, err := yaml.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parse(t, string(b))
 }

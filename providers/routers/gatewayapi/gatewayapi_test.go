@@ -4,10 +4,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/providers/routers"
 	"github.com/sluice-dev/sluice/providers/routers/gatewayapi"
+	"github.com/sluice-dev/sluice/providers/routers/internal/routertest"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -29,21 +29,12 @@ spec:
   - backendRefs: [{name: static, port: 8080}]
 `
 
-func parse(t *testing.T, s string) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := yaml.Unmarshal([]byte(s), &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestSetWeights(t *testing.T) {
-	route := parse(t, userRoute)
+	route := routertest.Parse(t, userRoute)
 	if err := gatewayapi.Set(route, target, routers.Routing{Weight: 30}); err != nil {
 		t.Fatal(err)
 	}
-	want := parse(t, `
+	want := routertest.Parse(t, `
 spec:
   parentRefs: [{name: gw}]
   hostnames: [shop.example.com]
@@ -56,7 +47,7 @@ spec:
     timeouts: {request: 10s}
   - backendRefs: [{name: static, port: 8080}]
 `)
-	if diff := cmp.Diff(norm(t, want), norm(t, route)); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, want), routertest.Norm(t, route)); diff != "" {
 		t.Errorf("route (-want +got):\n%s", diff)
 	}
 	if got := gatewayapi.Observe(route, target); got != (routers.Observed{Managed: true, Weight: 30}) {
@@ -65,7 +56,7 @@ spec:
 }
 
 func TestSetABAndMirror(t *testing.T) {
-	route := parse(t, userRoute)
+	route := routertest.Parse(t, userRoute)
 	ab := routers.Routing{Matches: []spec.Match{
 		{Headers: map[string]spec.StringMatch{"x-canary": {Exact: "insider"}}},
 		{Cookies: map[string]spec.StringMatch{"canary": {Exact: "always"}}},
@@ -73,7 +64,7 @@ func TestSetABAndMirror(t *testing.T) {
 	if err := gatewayapi.Set(route, target, ab); err != nil {
 		t.Fatal(err)
 	}
-	want := parse(t, `
+	want := routertest.Parse(t, `
 spec:
   parentRefs: [{name: gw}]
   hostnames: [shop.example.com]
@@ -97,7 +88,7 @@ spec:
     timeouts: {request: 10s}
   - backendRefs: [{name: static, port: 8080}]
 `)
-	if diff := cmp.Diff(norm(t, want), norm(t, route)); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, want), routertest.Norm(t, route)); diff != "" {
 		t.Errorf("ab route (-want +got):\n%s", diff)
 	}
 	if got := gatewayapi.Observe(route, target); got != (routers.Observed{Managed: true, MatchRules: 1}) {
@@ -113,8 +104,8 @@ spec:
 		t.Fatalf("rules after mirror = %d, want 2", len(rules))
 	}
 	filters := routers.Maps(rules[0], "filters")
-	wantFilter := parse(t, `{type: RequestMirror, requestMirror: {backendRef: {name: web-canary, port: 80}, percent: 25}}`)
-	if len(filters) != 2 || !cmp.Equal(norm(t, wantFilter), norm(t, filters[1])) {
+	wantFilter := routertest.Parse(t, `{type: RequestMirror, requestMirror: {backendRef: {name: web-canary, port: 80}, percent: 25}}`)
+	if len(filters) != 2 || !cmp.Equal(routertest.Norm(t, wantFilter), routertest.Norm(t, filters[1])) {
 		t.Errorf("filters = %v", filters)
 	}
 	if got := gatewayapi.Observe(route, target); got != (routers.Observed{Managed: true, Mirror: 25}) {
@@ -130,19 +121,19 @@ func TestSetIsIdempotentAndUnsetRestores(t *testing.T) {
 		{Matches: []spec.Match{{QueryParams: map[string]spec.StringMatch{"beta": {Prefix: "y"}}}}},
 		{Weight: 10, Sticky: &spec.Sticky{Cookie: "canary-session", Value: "abc123", MaxAge: 3600}},
 	} {
-		route := parse(t, userRoute)
+		route := routertest.Parse(t, userRoute)
 		if err := gatewayapi.Set(route, target, r); err != nil {
 			t.Fatal(err)
 		}
-		once := norm(t, route)
+		once := routertest.Norm(t, route)
 		if err := gatewayapi.Set(route, target, r); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(once, norm(t, route)); diff != "" {
+		if diff := cmp.Diff(once, routertest.Norm(t, route)); diff != "" {
 			t.Errorf("%v: second Set changed the route (-first +second):\n%s", r, diff)
 		}
 		gatewayapi.Unset(route, target)
-		if diff := cmp.Diff(norm(t, parse(t, userRoute)), norm(t, route)); diff != "" {
+		if diff := cmp.Diff(routertest.Norm(t, routertest.Parse(t, userRoute)), routertest.Norm(t, route)); diff != "" {
 			t.Errorf("%v: Unset did not restore the user's route (-want +got):\n%s", r, diff)
 		}
 	}
@@ -152,7 +143,7 @@ func TestSetIsIdempotentAndUnsetRestores(t *testing.T) {
 // ResponseHeaderModifier when it has one), and a rule placed first sends requests carrying it
 // to the canary; moving to the next weight keeps both, and dropping affinity removes both.
 func TestSetSticky(t *testing.T) {
-	route := parse(t, `
+	route := routertest.Parse(t, `
 spec:
   rules:
   - backendRefs:
@@ -166,7 +157,7 @@ spec:
 			t.Fatal(err)
 		}
 	}
-	want := parse(t, `
+	want := routertest.Parse(t, `
 spec:
   rules:
   - name: sluice-ab-0
@@ -189,7 +180,7 @@ spec:
           set: [{name: x-served-by, value: web}]
           add: [{name: Set-Cookie, value: "canary-session=abc123; Max-Age=3600; Path=/"}]
 `)
-	if diff := cmp.Diff(norm(t, want), norm(t, route)); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, want), routertest.Norm(t, route)); diff != "" {
 		t.Errorf("route (-want +got):\n%s", diff)
 	}
 	if got := gatewayapi.Observe(route, target); got != (routers.Observed{Managed: true, Weight: 30, MatchRules: 1, Sticky: true}) {
@@ -204,7 +195,7 @@ spec:
 }
 
 func TestSetWithoutManagedRule(t *testing.T) {
-	route := parse(t, `spec: {rules: [{backendRefs: [{name: other, port: 80}]}]}`)
+	route := routertest.Parse(t, `spec: {rules: [{backendRefs: [{name: other, port: 80}]}]}`)
 	err := gatewayapi.Set(route, target, routers.Routing{Weight: 10})
 	if err == nil || err.Error() != "no rule sends traffic to Service web (or web-stable/web-canary); add a backendRef to it" {
 		t.Fatalf("Set() error = %v", err)
@@ -216,13 +207,13 @@ func TestOwnedRouteIsAMeshRoute(t *testing.T) {
 	if err := gatewayapi.Set(u.Object, target, routers.Routing{Weight: 20}); err != nil {
 		t.Fatal(err)
 	}
-	want := parse(t, `
+	want := routertest.Parse(t, `
 spec:
   parentRefs: [{group: "", kind: Service, name: web, port: 80}]
   rules:
   - backendRefs: [{name: web-stable, port: 80, weight: 80}, {name: web-canary, port: 80, weight: 20}]
 `)
-	if diff := cmp.Diff(norm(t, want["spec"].(map[string]any)), norm(t, u.Object["spec"].(map[string]any))); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, want["spec"].(map[string]any)), routertest.Norm(t, u.Object["spec"].(map[string]any))); diff != "" {
 		t.Errorf("owned route (-want +got):\n%s", diff)
 	}
 	if u.GetLabels()[routers.LabelManagedBy] != routers.ManagedBy {
@@ -231,11 +222,3 @@ spec:
 }
 
 // norm round-trips through JSON so int64 and float64 numbers compare equal.
-func norm(t *testing.T, m map[string]any) map[string]any {
-	t.Helper()
-	b, err := yaml.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parse(t, string(b))
-}

@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/providers/routers"
+	"github.com/sluice-dev/sluice/providers/routers/internal/routertest"
 	"github.com/sluice-dev/sluice/providers/routers/istio"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -41,22 +41,13 @@ spec:
   - route: [{destination: {host: web, port: {number: 9000}}}]
 `
 
-func parse(t *testing.T, s string) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := yaml.Unmarshal([]byte(s), &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestSetWeights(t *testing.T) {
-	vs := parse(t, userVS)
+	vs := routertest.Parse(t, userVS)
 	if err := istio.Set(vs, target, routers.Routing{Weight: 30}); err != nil {
 		t.Fatal(err)
 	}
 	// The FQDN stays an FQDN; the Service's 20% share next to legacy is what gets split.
-	want := parse(t, `
+	want := routertest.Parse(t, `
 spec:
   hosts: [shop.example.com]
   gateways: [mesh, shop/gw]
@@ -85,7 +76,7 @@ spec:
   tcp:
   - route: [{destination: {host: web, port: {number: 9000}}}]
 `)
-	if diff := cmp.Diff(norm(t, want), norm(t, vs)); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, want), routertest.Norm(t, vs)); diff != "" {
 		t.Errorf("virtual service (-want +got):\n%s", diff)
 	}
 	if got := istio.Observe(vs, target); got != (routers.Observed{Managed: true, Weight: 30}) {
@@ -96,7 +87,7 @@ spec:
 // TestSetSticky: the canary destination's responses set the session cookie next to the user's
 // own response headers, and a route placed first sends requests carrying it to the canary.
 func TestSetSticky(t *testing.T) {
-	vs := parse(t, `
+	vs := routertest.Parse(t, `
 spec:
   http:
   - route:
@@ -107,7 +98,7 @@ spec:
 	if err := istio.Set(vs, target, routers.Routing{Weight: 10, Sticky: sticky}); err != nil {
 		t.Fatal(err)
 	}
-	want := parse(t, `
+	want := routertest.Parse(t, `
 spec:
   http:
   - name: sluice-ab-0
@@ -123,7 +114,7 @@ spec:
       headers: {response: {add: {x-served-by: web, Set-Cookie: "canary-session=abc123; Max-Age=3600; Path=/"}}}
       weight: 10
 `)
-	if diff := cmp.Diff(norm(t, want), norm(t, vs)); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, want), routertest.Norm(t, vs)); diff != "" {
 		t.Errorf("virtual service (-want +got):\n%s", diff)
 	}
 	if got := istio.Observe(vs, target); got != (routers.Observed{Managed: true, Weight: 10, MatchRules: 1, Sticky: true}) {
@@ -132,7 +123,7 @@ spec:
 }
 
 func TestSetABAndMirror(t *testing.T) {
-	vs := parse(t, userVS)
+	vs := routertest.Parse(t, userVS)
 	ab := routers.Routing{Matches: []spec.Match{
 		{Headers: map[string]spec.StringMatch{"X-Canary": {Exact: "insider"}}},
 		{Cookies: map[string]spec.StringMatch{"canary": {Exact: "always"}}, QueryParams: map[string]spec.StringMatch{"beta": {Prefix: "y"}}},
@@ -140,7 +131,7 @@ func TestSetABAndMirror(t *testing.T) {
 	if err := istio.Set(vs, target, ab); err != nil {
 		t.Fatal(err)
 	}
-	want := parse(t, `
+	want := routertest.Parse(t, `
 spec:
   hosts: [shop.example.com]
   gateways: [mesh, shop/gw]
@@ -188,7 +179,7 @@ spec:
   tcp:
   - route: [{destination: {host: web, port: {number: 9000}}}]
 `)
-	if diff := cmp.Diff(norm(t, want), norm(t, vs)); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, want), routertest.Norm(t, vs)); diff != "" {
 		t.Errorf("ab virtual service (-want +got):\n%s", diff)
 	}
 	if got := istio.Observe(vs, target); got != (routers.Observed{Managed: true, MatchRules: 2}) {
@@ -208,7 +199,7 @@ spec:
 		`{mirror: {host: web-canary, port: {number: 80}}, mirrorPercentage: {value: 25}}`,
 	} {
 		got := map[string]any{"mirror": http[i]["mirror"], "mirrorPercentage": http[i]["mirrorPercentage"]}
-		if diff := cmp.Diff(norm(t, parse(t, wantMirror)), norm(t, got)); diff != "" {
+		if diff := cmp.Diff(routertest.Norm(t, routertest.Parse(t, wantMirror)), routertest.Norm(t, got)); diff != "" {
 			t.Errorf("route %d mirror (-want +got):\n%s", i, diff)
 		}
 	}
@@ -226,11 +217,11 @@ spec:
   - route: [{destination: {host: web}}]
     mirrors: [{destination: {host: shadow}, percentage: {value: 5}}]
 `
-	vs := parse(t, user)
+	vs := routertest.Parse(t, user)
 	if err := istio.Set(vs, target, routers.Routing{Mirror: 100}); err != nil {
 		t.Fatal(err)
 	}
-	want := parse(t, `
+	want := routertest.Parse(t, `
 spec:
   http:
   - route: [{destination: {host: web-stable}, weight: 100}, {destination: {host: web-canary}, weight: 0}]
@@ -238,18 +229,18 @@ spec:
     - {destination: {host: shadow}, percentage: {value: 5}}
     - {destination: {host: web-canary}, percentage: {value: 100}}
 `)
-	if diff := cmp.Diff(norm(t, want), norm(t, vs)); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, want), routertest.Norm(t, vs)); diff != "" {
 		t.Errorf("virtual service (-want +got):\n%s", diff)
 	}
 	if got := istio.Observe(vs, target); got != (routers.Observed{Managed: true, Mirror: 100}) {
 		t.Errorf("Observe = %+v", got)
 	}
 	istio.Unset(vs, target)
-	if diff := cmp.Diff(norm(t, parse(t, user)), norm(t, vs)); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, routertest.Parse(t, user)), routertest.Norm(t, vs)); diff != "" {
 		t.Errorf("Unset (-want +got):\n%s", diff)
 	}
 
-	own := parse(t, `spec: {http: [{route: [{destination: {host: web}}], mirror: {host: shadow}}]}`)
+	own := routertest.Parse(t, `spec: {http: [{route: [{destination: {host: web}}], mirror: {host: shadow}}]}`)
 	err := istio.Set(own, target, routers.Routing{Mirror: 10})
 	if err == nil || err.Error() != "http route #0: the route already mirrors to shadow and Istio allows one mirror; list it under mirrors instead and Sluice adds web-canary there" {
 		t.Errorf("Set() with the user's own mirror: error = %v", err)
@@ -268,22 +259,22 @@ func TestSetIsIdempotentAndUnsetRestores(t *testing.T) {
 			{Cookies: map[string]spec.StringMatch{"canary": {Exact: "always"}, "region": {Prefix: "eu"}}},
 		}},
 	} {
-		vs := parse(t, userVS)
+		vs := routertest.Parse(t, userVS)
 		if err := istio.Set(vs, target, r); err != nil {
 			t.Fatal(err)
 		}
-		once := norm(t, vs)
+		once := routertest.Norm(t, vs)
 		if err := istio.Set(vs, target, r); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(once, norm(t, vs)); diff != "" {
+		if diff := cmp.Diff(once, routertest.Norm(t, vs)); diff != "" {
 			t.Errorf("%v: second Set changed the virtual service (-first +second):\n%s", r, diff)
 		}
 		if got := istio.Observe(vs, target); got.Weight != r.Weight || got.Mirror != r.Mirror || !got.Managed {
 			t.Errorf("%v: Observe = %+v", r, got)
 		}
 		istio.Unset(vs, target)
-		if diff := cmp.Diff(norm(t, parse(t, userVS)), norm(t, vs)); diff != "" {
+		if diff := cmp.Diff(routertest.Norm(t, routertest.Parse(t, userVS)), routertest.Norm(t, vs)); diff != "" {
 			t.Errorf("%v: Unset did not restore the user's virtual service (-want +got):\n%s", r, diff)
 		}
 	}
@@ -310,7 +301,7 @@ func TestSetRefuses(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := istio.Set(parse(t, tc.vs), target, tc.routing)
+			err := istio.Set(routertest.Parse(t, tc.vs), target, tc.routing)
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("Set() error = %v, want %s", err, tc.want)
 			}
@@ -323,14 +314,14 @@ func TestOwnedVirtualService(t *testing.T) {
 	if err := istio.Set(u.Object, target, routers.Routing{Weight: 20}); err != nil {
 		t.Fatal(err)
 	}
-	want := parse(t, `
+	want := routertest.Parse(t, `
 hosts: [web]
 http:
 - route:
   - {destination: {host: web-stable, port: {number: 80}}, weight: 80}
   - {destination: {host: web-canary, port: {number: 80}}, weight: 20}
 `)
-	if diff := cmp.Diff(norm(t, want), norm(t, u.Object["spec"].(map[string]any))); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, want), routertest.Norm(t, u.Object["spec"].(map[string]any))); diff != "" {
 		t.Errorf("owned virtual service (-want +got):\n%s", diff)
 	}
 	if u.GetLabels()[routers.LabelManagedBy] != routers.ManagedBy || u.GetName() != "web" || u.GetNamespace() != "shop" {
@@ -386,13 +377,4 @@ func TestCookieRegex(t *testing.T) {
 	if _, err := routers.CookieRegex(five); err == nil {
 		t.Error("CookieRegex accepted five cookies")
 	}
-}
-
-func norm(t *testing.T, m map[string]any) map[string]any {
-	t.Helper()
-	b, err := yaml.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parse(t, string(b))
 }

@@ -7,9 +7,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/providers/routers"
+	"github.com/sluice-dev/sluice/providers/routers/internal/routertest"
 	"github.com/sluice-dev/sluice/providers/routers/linkerd"
 )
 
@@ -18,21 +18,12 @@ var (
 	trafficSplit = routers.Target{Namespace: "shop", Service: "web", Port: 80, Route: "shop-api", Kind: "trafficsplit", Create: true}
 )
 
-func parse(t *testing.T, s string) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := yaml.Unmarshal([]byte(s), &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestSplit(t *testing.T) {
 	u, err := linkerd.Split(trafficSplit, routers.Routing{Weight: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := parse(t, `
+	want := routertest.Parse(t, `
 apiVersion: split.smi-spec.io/v1alpha2
 kind: TrafficSplit
 metadata:
@@ -43,7 +34,7 @@ spec:
   service: web
   backends: [{service: web-stable, weight: 70}, {service: web-canary, weight: 30}]
 `)
-	if diff := cmp.Diff(want, norm(t, u.Object)); diff != "" {
+	if diff := cmp.Diff(want, routertest.Norm(t, u.Object)); diff != "" {
 		t.Errorf("TrafficSplit (-want +got):\n%s", diff)
 	}
 	if got := linkerd.Observe(u, trafficSplit); got != (routers.Observed{Managed: true, Weight: 30}) {
@@ -68,13 +59,4 @@ func backends(obj client.Object) []string {
 		out = append(out, fmt.Sprintf("%s=%d", routers.Str(b, "service"), w))
 	}
 	return out
-}
-
-func norm(t *testing.T, m map[string]any) map[string]any {
-	t.Helper()
-	b, err := yaml.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parse(t, string(b))
 }

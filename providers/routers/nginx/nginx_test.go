@@ -4,9 +4,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/providers/routers"
+	"github.com/sluice-dev/sluice/providers/routers/internal/routertest"
 	"github.com/sluice-dev/sluice/providers/routers/nginx"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -39,15 +39,6 @@ spec:
       - {path: /, pathType: Prefix, backend: {service: {name: blog, port: {number: 80}}}}
 `
 
-func parse(t *testing.T, s string) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := yaml.Unmarshal([]byte(s), &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 // canaryOf is the canary Ingress for routing r, as metadata annotations and spec.
 func canaryOf(t *testing.T, user map[string]any, r routers.Routing) map[string]any {
 	t.Helper()
@@ -58,13 +49,13 @@ func canaryOf(t *testing.T, user map[string]any, r routers.Routing) map[string]a
 	if u.GetName() != "shop-canary" || u.GetNamespace() != "shop" || !routers.Owned(u) {
 		t.Errorf("canary Ingress metadata = %v", u.Object["metadata"])
 	}
-	return norm(t, map[string]any{"annotations": u.GetAnnotations(), "spec": u.Object["spec"]})
+	return routertest.Norm(t, map[string]any{"annotations": u.GetAnnotations(), "spec": u.Object["spec"]})
 }
 
 func TestCanaryWeights(t *testing.T) {
-	user := parse(t, userIngress)
+	user := routertest.Parse(t, userIngress)
 	got := canaryOf(t, user, routers.Routing{Weight: 30})
-	want := parse(t, `
+	want := routertest.Parse(t, `
 annotations:
   nginx.ingress.kubernetes.io/canary: "true"
   nginx.ingress.kubernetes.io/canary-weight: "30"
@@ -84,7 +75,7 @@ spec:
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("canary Ingress (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(norm(t, parse(t, userIngress)), norm(t, user)); diff != "" {
+	if diff := cmp.Diff(routertest.Norm(t, routertest.Parse(t, userIngress)), routertest.Norm(t, user)); diff != "" {
 		t.Errorf("Canary changed the user's Ingress (-want +got):\n%s", diff)
 	}
 }
@@ -121,7 +112,7 @@ func TestCanaryAB(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			u, err := nginx.Canary(parse(t, userIngress), target, routers.Routing{Matches: []spec.Match{tc.match}})
+			u, err := nginx.Canary(routertest.Parse(t, userIngress), target, routers.Routing{Matches: []spec.Match{tc.match}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +150,7 @@ func TestCanaryRefuses(t *testing.T) {
 		"cookie value": {ingress: userIngress, routing: ab(spec.Match{Cookies: map[string]spec.StringMatch{"c": {Exact: "yes"}}}), want: `ingress-nginx routes cookie c to the canary when its value is "always"; match it with exact: always`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := nginx.Canary(parse(t, tc.ingress), target, tc.routing)
+			_, err := nginx.Canary(routertest.Parse(t, tc.ingress), target, tc.routing)
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("Canary() error = %v, want %s", err, tc.want)
 			}
@@ -170,7 +161,7 @@ func TestCanaryRefuses(t *testing.T) {
 func ab(m spec.Match) routers.Routing { return routers.Routing{Matches: []spec.Match{m}} }
 
 func TestCanaryDefaultBackend(t *testing.T) {
-	got := canaryOf(t, parse(t, `
+	got := canaryOf(t, routertest.Parse(t, `
 spec:
   ingressClassName: public
   defaultBackend: {service: {name: web, port: {number: 80}}}
@@ -179,7 +170,7 @@ spec:
   - host: blog.example.com
     http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: blog, port: {number: 80}}}}]}
 `), routers.Routing{Weight: 5})
-	want := parse(t, `
+	want := routertest.Parse(t, `
 ingressClassName: public
 defaultBackend: {service: {name: web-canary, port: {number: 80}}}
 rules: [{host: shop.example.com}]
@@ -187,13 +178,4 @@ rules: [{host: shop.example.com}]
 	if diff := cmp.Diff(want, got["spec"]); diff != "" {
 		t.Errorf("canary spec (-want +got):\n%s", diff)
 	}
-}
-
-func norm(t *testing.T, m map[string]any) map[string]any {
-	t.Helper()
-	b, err := yaml.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parse(t, string(b))
 }
