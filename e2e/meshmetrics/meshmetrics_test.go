@@ -107,6 +107,13 @@ func TestBuiltinQueriesAgainstPrometheus(t *testing.T) {
 	}
 	t.Logf("[%4.1fs] every target scraped 3 times", time.Since(start).Seconds())
 	t.Run("behind an authenticating TLS proxy", func(t *testing.T) { checkAuthProxy(t, base, len(x.targets)) })
+	t.Run("malformed query", func(t *testing.T) {
+		// Prometheus's own words reach the check's reason; it is neither no data nor unreachable.
+		_, err := prom.Query(t.Context(), "sum(rate(http_requests_total[1m])")
+		if err == nil || !strings.Contains(err.Error(), "parse error") || errors.Is(err, metrics.ErrNoData) || errors.Is(err, metrics.ErrUnreachable) {
+			t.Errorf("Query(malformed) error = %v, want Prometheus's parse error", err)
+		}
+	})
 
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
