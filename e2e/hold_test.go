@@ -64,7 +64,7 @@ func TestReapplyDuringReleaseIsNoop(t *testing.T) {
 
 	// kubectl sluice shows the release and promotes exactly this revision.
 	out, err := env.Plugin(t.Context(), "-n", a.ns, "status", a.name)
-	if err != nil || !strings.Contains(out, "Progressing") || !strings.Contains(out, st1.Revision) {
+	if err != nil || !strings.Contains(out, "Progressing") || !strings.Contains(out, st1.Revision) || !strings.Contains(out, "canary through replicas") {
 		t.Errorf("kubectl sluice status: %v\n%s", err, out)
 	}
 	if out, err := env.Plugin(t.Context(), "-n", a.ns, "promote", a.name); err != nil || !strings.Contains(out, spec.AnnPromote+"="+st1.Revision) {

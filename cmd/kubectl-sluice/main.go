@@ -106,11 +106,17 @@ func status(ctx context.Context, cs kubernetes.Interface, ns, name string) error
 		fmt.Fprintf(w, "Stable:\t%s\n", st.Stable)
 	}
 	if st.Phase.InFlight() {
-		steps := ""
-		if st.Plan != nil {
-			steps = fmt.Sprintf(" (step %d of %v, every %s)", st.Step+1, st.Plan.Steps, st.Plan.Interval.Duration)
+		if p := st.Plan; p != nil {
+			fmt.Fprintf(w, "Release:\t%s\n", describePlan(p))
 		}
-		fmt.Fprintf(w, "Weight:\t%d%%%s\n", st.Weight, steps)
+		switch {
+		case st.Plan != nil && st.Plan.Iterative():
+			fmt.Fprintf(w, "Iteration:\t%d of %d (every %s)\n", st.Iteration, st.Plan.Iterations, st.Plan.Interval.Duration)
+		case st.Plan != nil:
+			fmt.Fprintf(w, "Weight:\t%d%% (step %d of %v, every %s)\n", st.Weight, st.Step+1, st.Plan.Steps, st.Plan.Interval.Duration)
+		default:
+			fmt.Fprintf(w, "Weight:\t%d%%\n", st.Weight)
+		}
 		fmt.Fprintf(w, "Failed checks:\t%d\n", st.FailedChecks)
 		fmt.Fprintf(w, "Inconclusive:\t%d\n", st.Inconclusive)
 	}
@@ -198,4 +204,21 @@ func firstErr(errs ...error) error {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "kubectl sluice:", err)
 	os.Exit(1)
+}
+
+// describePlan says how the release reaches the canary, e.g. "ab through istio (virtualservice
+// shop)" or "canary through replicas".
+func describePlan(p *spec.Config) string {
+	out := fmt.Sprintf("%s through %s", p.Strategy, p.Router)
+	if kind := p.RouteKindOf(); kind != "" {
+		route := p.Route
+		if route == "" {
+			route = "named after the Deployment"
+		}
+		out += fmt.Sprintf(" (%s %s)", kind, route)
+	}
+	if a := p.SessionAffinity; a != nil {
+		out += fmt.Sprintf(", sessions kept by cookie %s", a.CookieName)
+	}
+	return out
 }
