@@ -164,10 +164,10 @@ func Replace(l []map[string]any, match func(map[string]any) bool, with ...map[st
 	return out
 }
 
-// Rules walks the list of rules (routes) at fields of obj, the one shape every route-editing
-// router shares: the rules Sluice added (ours) are dropped, each rule the router manages is
-// replaced by what edit returns (at is where it lands in the new list), the others stay as
-// they are. It returns how many rules were managed.
+// Rules walks the list of rules (routes) at fields of obj, the shape the Gateway API, Istio
+// and Contour routers share: the rules Sluice added (ours) are dropped, each rule the router
+// manages is replaced by what edit returns (at is where it lands in the new list), the others
+// stay as they are. It returns how many rules were managed.
 func Rules(obj map[string]any, fields []string, ours, managed func(map[string]any) bool,
 	edit func(rule map[string]any, at int) ([]map[string]any, error)) (int, error) {
 	var out []map[string]any
