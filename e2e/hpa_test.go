@@ -31,13 +31,17 @@ func TestCanaryFollowsHPA(t *testing.T) {
 		t.Run(tc.router, func(t *testing.T) {
 			t.Parallel()
 			// One long interval: the release sits at weight 20 while the autoscaler acts.
-			a := newApp(t, "web", fastAnnotations(spec.AnnRouter, tc.router, spec.AnnStepWeights, "20", spec.AnnInterval, "45s", spec.AnnMetrics, passing))
+			a := newApp(t, "web", fastAnnotations(spec.AnnRouter, tc.router, spec.AnnStepWeights, "20", spec.AnnInterval, "60s", spec.AnnMetrics, passing))
 			if tc.router != spec.RouterReplicas {
 				createService(t, a.ns, "web")
 			}
 			a.deploy("demo:v1")
 			a.kubectl("set", "image", "deployment/web", "app=demo:v2")
 			a.waitCanary(tc.canary[0])
+			a.waitFor(30*time.Second, "the release recorded at weight 20 with its canary ready", func(d *appsv1.Deployment) (bool, string) {
+				st := stateOf(t, d)
+				return st.CanaryReady && st.Weight == 20, st.Message
+			})
 
 			hpa := &autoscalingv2.HorizontalPodAutoscaler{
 				ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: a.ns},

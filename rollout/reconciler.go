@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -28,9 +29,11 @@ import (
 // Reconciler drives the releases of opted-in Deployments.
 type Reconciler struct {
 	// Client reads from the informer cache and writes to the API server.
-	Client   client.Client
-	Recorder events.EventRecorder
-	Analyzer interface {
+	Client client.Client
+	// APIReader reads from the API server, past the cache; nil means Client.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Analyzer  interface {
 		Run(ctx context.Context, namespace, name string, plan *spec.Config) []spec.CheckResult
 	}
 	Defaults spec.Defaults
@@ -73,13 +76,43 @@ func parentOf(_ context.Context, o client.Object) []reconcile.Request {
 	return nil
 }
 
-// Reconcile gathers, plans, applies and records one step of one release.
-func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	logger := log.FromContext(ctx)
-	now := r.now()
+// conflictAttempts bounds how often one Reconcile plans a step again after a conflict.
+const conflictAttempts = 3
 
+// Reconcile gathers, plans, applies and records one step of one release. The parent and its
+// canary are read from the cache; the state patch applies only to the release they showed
+// (patchParent). When another write replaced that release meanwhile (a template the webhook
+// held, an opt-out), the step is planned again on the parent and canary as the API server
+// holds them: every write of a step is idempotent.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	now := r.now()
+	reader := client.Reader(r.Client)
+	for attempt := 1; ; attempt++ {
+		res, err := r.step(ctx, req, reader, now)
+		if !apierrors.IsConflict(err) {
+			return res, err
+		}
+		if attempt == conflictAttempts {
+			// Not an error: the parent is busy, and its next change enqueues it anyway.
+			log.FromContext(ctx).V(1).Info("the release changed under every attempt of this step; trying again", "error", err.Error())
+			return reconcile.Result{RequeueAfter: time.Second}, nil
+		}
+		reader = r.uncached()
+	}
+}
+
+func (r *Reconciler) uncached() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
+
+// step is one attempt at a step of req's release, reading the parent and canary from reader.
+func (r *Reconciler) step(ctx context.Context, req reconcile.Request, reader client.Reader, now time.Time) (reconcile.Result, error) {
+	logger := log.FromContext(ctx)
 	parent := &appsv1.Deployment{}
-	err := r.Client.Get(ctx, req.NamespacedName, parent)
+	err := reader.Get(ctx, req.NamespacedName, parent)
 	if apierrors.IsNotFound(err) {
 		// Deleted, or opted out (the cache only holds opted-in Deployments).
 		forget(req.Namespace, req.Name)
@@ -97,7 +130,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "InvalidState", "Reconcile", "%v", err)
 		return reconcile.Result{}, reconcile.TerminalError(err)
 	}
-	canary, err := r.getCanary(ctx, parent)
+	canary, err := r.getCanary(ctx, reader, parent)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -212,9 +245,9 @@ func workload(d *appsv1.Deployment, revision string) plan.Workload {
 	}
 }
 
-func (r *Reconciler) getCanary(ctx context.Context, parent *appsv1.Deployment) (*appsv1.Deployment, error) {
+func (r *Reconciler) getCanary(ctx context.Context, reader client.Reader, parent *appsv1.Deployment) (*appsv1.Deployment, error) {
 	c := &appsv1.Deployment{}
-	err := r.Client.Get(ctx, types.NamespacedName{Namespace: parent.Namespace, Name: spec.CanaryName(parent.Name)}, c)
+	err := reader.Get(ctx, types.NamespacedName{Namespace: parent.Namespace, Name: spec.CanaryName(parent.Name)}, c)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -323,41 +356,86 @@ func desiredCanary(parent *appsv1.Deployment, revision string, replicas int32, i
 	}
 }
 
-// patchParent writes the decision to the parent in one merge patch: the state annotation,
+// patchParent writes the decision to the parent in one JSON patch: the state annotation,
 // spec.paused and the consumed control annotations. Nothing is sent when nothing changed.
+//
+// The patch applies only if the release is still the one the decision was made on: it tests
+// the state annotation (and each consumed control) as read. Anything that starts, replaces or
+// ends a release (a template the webhook held, an opt-out) rewrites that annotation, so the
+// patch fails with a conflict and the step is planned again. Writes that leave the release
+// alone (the Deployment controller's status, an autoscaler's scale, a label) do not fail it:
+// under an autoscaler a resourceVersion precondition would fail step after step.
 func (r *Reconciler) patchParent(ctx context.Context, parent *appsv1.Deployment, old spec.State, d plan.Decision) error {
-	ann := map[string]any{}
+	var ops []jsonPatchOp
 	if enc := d.State.Encode(); enc != old.Encode() {
-		ann[spec.AnnState] = enc
+		ops = append(ops, jsonPatchOp{Op: "add", Path: annotationPath(spec.AnnState), Value: enc})
 	}
 	for _, k := range d.Clear {
-		ann[k] = nil
-	}
-	body := map[string]any{}
-	if len(ann) > 0 {
-		body["metadata"] = map[string]any{"annotations": ann}
+		if v, ok := parent.Annotations[k]; ok {
+			ops = append(ops,
+				jsonPatchOp{Op: "test", Path: annotationPath(k), Value: v},
+				jsonPatchOp{Op: "remove", Path: annotationPath(k)})
+		}
 	}
 	if d.Paused != nil && *d.Paused != parent.Spec.Paused {
-		body["spec"] = map[string]any{"paused": *d.Paused}
+		ops = append(ops, jsonPatchOp{Op: "add", Path: "/spec/paused", Value: *d.Paused})
 	}
-	if len(body) == 0 {
+	if len(ops) == 0 {
 		return nil
 	}
-	// Guard against a concurrent write (a new template held by the webhook): the patch applies
-	// only to the version the decision was made on.
-	if md, ok := body["metadata"].(map[string]any); ok {
-		md["resourceVersion"] = parent.ResourceVersion
-	} else {
-		body["metadata"] = map[string]any{"resourceVersion": parent.ResourceVersion}
+	guard := jsonPatchOp{Op: "test", Path: annotationPath(spec.AnnState), Value: parent.Annotations[spec.AnnState]}
+	if _, ok := parent.Annotations[spec.AnnState]; !ok {
+		// No release recorded yet: nothing narrower to test than the version read.
+		guard = jsonPatchOp{Op: "test", Path: "/metadata/resourceVersion", Value: parent.ResourceVersion}
+		if parent.Annotations == nil {
+			ops = append([]jsonPatchOp{{Op: "add", Path: "/metadata/annotations", Value: map[string]string{}}}, ops...)
+		}
 	}
-	raw, err := json.Marshal(body)
+	raw, err := json.Marshal(append([]jsonPatchOp{guard}, ops...))
 	if err != nil {
 		return err
 	}
-	if err := r.Client.Patch(ctx, parent, client.RawPatch(types.MergePatchType, raw)); err != nil {
+	if err := r.Client.Patch(ctx, parent, client.RawPatch(types.JSONPatchType, raw)); err != nil {
+		if apierrors.IsInvalid(err) && r.changedSince(ctx, parent, d.Clear) {
+			// A failed test is answered as any invalid patch (422, no details): it is a conflict
+			// if what it tested has changed.
+			err = apierrors.NewConflict(appsv1.Resource("deployments"), parent.Name,
+				fmt.Errorf("its release changed since it was read"))
+		}
 		return fmt.Errorf("patch %s: %w", klog.KObj(parent), err)
 	}
 	return nil
+}
+
+// changedSince reports whether the API server now holds another release state, or other
+// values of the controls in keys, than parent.
+func (r *Reconciler) changedSince(ctx context.Context, parent *appsv1.Deployment, keys []string) bool {
+	now := &appsv1.Deployment{}
+	if err := r.uncached().Get(ctx, client.ObjectKeyFromObject(parent), now); err != nil {
+		return apierrors.IsNotFound(err)
+	}
+	if _, ok := parent.Annotations[spec.AnnState]; !ok && now.ResourceVersion != parent.ResourceVersion {
+		return true
+	}
+	for _, k := range append([]string{spec.AnnState}, keys...) {
+		v, ok := parent.Annotations[k]
+		nv, nok := now.Annotations[k]
+		if v != nv || ok != nok {
+			return true
+		}
+	}
+	return false
+}
+
+type jsonPatchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value"`
+}
+
+// annotationPath is the JSON pointer to annotation key.
+func annotationPath(key string) string {
+	return "/metadata/annotations/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
 }
 
 func ptr[T any](v T) *T { return &v }

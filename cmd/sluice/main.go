@@ -118,7 +118,7 @@ func run(ctx context.Context, o Options) error {
 			PrometheusAddress: o.PrometheusAddress, Secrets: mgr.GetAPIReader(), Timeout: o.QueryTimeout,
 		}
 		r := &rollout.Reconciler{
-			Client: mgr.GetClient(), Recorder: recorder, Defaults: defaults, Analyzer: analyzer,
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Defaults: defaults, Analyzer: analyzer,
 		}
 		if err := r.SetupWithManager(mgr, o.Concurrency); err != nil {
 			return fmt.Errorf("set up rollout worker: %w", err)

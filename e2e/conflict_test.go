@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/sluice-dev/sluice/e2e/stack"
+	"github.com/sluice-dev/sluice/rollout"
+	"github.com/sluice-dev/sluice/rollout/spec"
+)
+
+// laggingCache is a client whose reads of one Deployment answer an older version of it, as an
+// informer cache does for a moment after someone else wrote the object.
+type laggingCache struct {
+	client.Client
+	parent types.NamespacedName
+	old    *appsv1.Deployment
+}
+
+func (c *laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if d, ok := obj.(*appsv1.Deployment); ok && key == c.parent && c.old != nil {
+		c.old.DeepCopyInto(d)
+		return nil
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+// TestStepOnAStaleParent drives a release with the reconciler in this process, reading the
+// parent through a cache one write behind the API server. A write that leaves the release alone
+// (here an annotation; in a cluster the Deployment controller's status or an autoscaler's
+// scale) must not cost the step: it is recorded at once. A write that replaced the release (a
+// new template the webhook held) must not be overwritten by the old release's step: the step
+// is planned again on the new release. Not parallel: it runs sluice without its worker.
+func TestStepOnAStaleParent(t *testing.T) {
+	a := newApp(t, "web", fastAnnotations(spec.AnnStepWeights, "20,50,80"))
+	a.deploy("demo:v1")
+	a.kubectl("set", "image", "deployment/web", "app=demo:v2") // held by the webhook
+	restartSluice(t, "--disable-reconciler")
+	t.Cleanup(func() { restartSluice(t) })
+
+	_, cfg, err := env.Cluster.UserKubeconfig(stack.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: a.ns, Name: "web"}
+	now := time.Now().UTC()
+	lagging := &laggingCache{Client: direct, parent: key}
+	r := &rollout.Reconciler{Client: lagging, APIReader: direct, Recorder: &events.FakeRecorder{}, Analyzer: passingAnalyzer{}, Now: func() time.Time { return now }}
+	req := reconcile.Request{NamespacedName: key}
+	// staleStep runs one step on a cached parent that misses the write made by kubectl args.
+	staleStep := func(args ...string) spec.State {
+		t.Helper()
+		lagging.old = a.get()
+		a.kubectl(args...)
+		if _, err := r.Reconcile(t.Context(), req); err != nil {
+			t.Fatalf("step on a stale parent: %v", err)
+		}
+		return a.state()
+	}
+	touches := 0
+	touch := func() []string {
+		touches++
+		return []string{"annotate", "--overwrite", "deployment/web", fmt.Sprintf("example.com/touched=%d", touches)}
+	}
+
+	if st := staleStep(touch()...); st.StepAt.IsZero() || st.Weight != 20 {
+		t.Fatalf("the first step was not recorded: %s", mustJSON(st))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for st := a.state(); !st.CanaryReady; st = staleStep(touch()...) {
+		if time.Now().After(deadline) {
+			t.Fatalf("canary never ready: %s", st.Message)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	now = now.Add(time.Minute) // the first analysis is due
+	st := staleStep(touch()...)
+	if st.Weight != 50 || !st.LastRunAt.Equal(now) {
+		t.Fatalf("the analysed step was not recorded (want weight 50, last run %s): %s", now, mustJSON(st))
+	}
+	if c := a.canary(); *c.Spec.Replicas != 3 { // 3 of 6 pods
+		t.Fatalf("canary has %d replicas at weight 50, want 3", *c.Spec.Replicas)
+	}
+
+	// The old release's next analysis is due when v3 is held: its step must give way.
+	for st := a.state(); !st.CanaryReady || a.canary().Status.AvailableReplicas < 3; st = a.state() {
+		if _, err := r.Reconcile(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("canary never ready at weight 50: %s", st.Message)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	old := a.state()
+	now = now.Add(time.Minute)
+	st = staleStep("set", "image", "deployment/web", "app=demo:v3")
+	if st.Revision == old.Revision || st.Image != "app=demo:v3" {
+		t.Fatalf("the old release's step overwrote the held template's release: %s", mustJSON(st))
+	}
+	if st.StepAt.IsZero() || st.Weight != 20 {
+		t.Fatalf("the new release was not planned in the same reconcile: %s", mustJSON(st))
+	}
+	if c := a.canary(); c.Annotations[spec.AnnRevision] != st.Revision {
+		t.Fatalf("canary is of revision %s, want the new release's %s", c.Annotations[spec.AnnRevision], st.Revision)
+	}
+}
