@@ -8,6 +8,9 @@ import (
 	"os"
 	"testing"
 
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/sluice-dev/sluice/e2e/cluster"
 	"github.com/sluice-dev/sluice/e2e/stack"
 )
@@ -15,6 +18,9 @@ import (
 var env *stack.Stack
 
 func TestMain(m *testing.M) {
+	// The reconcilers and clients tests run in this process log nothing (sluice's own log is
+	// its process's); without a logger controller-runtime prints a stack trace to say so.
+	log.SetLogger(logr.Discard())
 	os.Exit(cluster.Main(m, cluster.Options{}, func(c *cluster.Cluster) error {
 		s, err := stack.Up(context.Background(), c, stack.Options{})
 		env = s

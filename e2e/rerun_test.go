@@ -149,25 +149,25 @@ func restartSluice(t *testing.T, extra ...string) {
 	}
 }
 
-// refusedState is the state annotation in a refused parent patch.
+// refusedState is the state annotation a refused parent patch (a JSON patch) set.
 func refusedState(t *testing.T, body []byte) (string, bool) {
 	t.Helper()
 	if body == nil {
 		return "", false
 	}
-	var p struct {
-		Metadata struct {
-			Annotations map[string]*string `json:"annotations"`
-		} `json:"metadata"`
+	var ops []struct {
+		Op, Path string
+		Value    any
 	}
-	if err := json.Unmarshal(body, &p); err != nil {
+	if err := json.Unmarshal(body, &ops); err != nil {
 		t.Fatalf("refused patch %s: %v", body, err)
 	}
-	s, ok := p.Metadata.Annotations[spec.AnnState]
-	if !ok || s == nil {
-		return "", false
+	for _, op := range ops {
+		if s, ok := op.Value.(string); ok && op.Op == "add" && op.Path == "/metadata/annotations/sluice.dev~1state" {
+			return s, true
+		}
 	}
-	return *s, true
+	return "", false
 }
 
 // rerunObjects reads what a release step writes: the route, the Sluice-owned Services, the
