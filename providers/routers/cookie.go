@@ -2,6 +2,7 @@ package routers
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,7 +20,7 @@ func CookieRegex(cookies map[string]spec.StringMatch) (string, error) {
 		return "", fmt.Errorf("a match tests %d cookies; a route can test at most %d in one match", len(cookies), MaxCookies)
 	}
 	var parts []string
-	for _, name := range Sorted(cookies) {
+	for _, name := range slices.Sorted(maps.Keys(cookies)) {
 		sm := cookies[name]
 		value := ""
 		switch sm.Kind() {
@@ -54,14 +55,4 @@ func permutations(s []string) [][]string {
 		}
 	}
 	return out
-}
-
-// Sorted returns a map's keys in order, so generated rules come out the same every time.
-func Sorted[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -153,7 +154,7 @@ func (p *parser) matches(key string, ms []Match) {
 			name string
 			m    map[string]StringMatch
 		}{{"headers", m.Headers}, {"cookies", m.Cookies}, {"queryParams", m.QueryParams}} {
-			for _, k := range sortedKeys(set.m) {
+			for _, k := range slices.Sorted(maps.Keys(set.m)) {
 				sm := set.m[k]
 				path := where + "." + set.name + "." + k
 				n := 0
@@ -217,7 +218,7 @@ func (p *parser) capabilities(c *Config, strategyKey, matchKey string) {
 			m    map[string]StringMatch
 			can  []string
 		}{{"headers", m.Headers, k.headers}, {"cookies", m.Cookies, k.cookies}, {"queryParams", m.QueryParams, k.query}} {
-			for _, key := range sortedKeys(set.m) {
+			for _, key := range slices.Sorted(maps.Keys(set.m)) {
 				sm := set.m[key]
 				if !slices.Contains(set.can, sm.Kind()) {
 					detail := fmt.Sprintf("the %s router cannot match %s", what, set.name)
@@ -276,13 +277,4 @@ func (p *parser) stickyCapability(c *Config, key string) {
 		slices.Sort(can)
 		p.invalid(key, c.SessionAffinity.CookieName, fmt.Sprintf("the %s router cannot keep sessions on the canary (session affinity works with %s)", c.Router, strings.Join(can, ", ")))
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

@@ -23,6 +23,7 @@ package contour
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -269,14 +270,14 @@ func conditionsOf(m spec.Match) ([]map[string]any, error) {
 		return nil, fmt.Errorf("the contour router cannot match cookies")
 	}
 	var out []map[string]any
-	for _, k := range routers.Sorted(m.Headers) {
+	for _, k := range slices.Sorted(maps.Keys(m.Headers)) {
 		sm := m.Headers[k]
 		if sm.Kind() != "exact" {
 			return nil, fmt.Errorf("the contour router can match headers by exact value only, header %s has %s", k, sm.Kind())
 		}
 		out = append(out, map[string]any{"header": map[string]any{"name": k, "exact": sm.Exact}})
 	}
-	for _, k := range routers.Sorted(m.QueryParams) {
+	for _, k := range slices.Sorted(maps.Keys(m.QueryParams)) {
 		sm := m.QueryParams[k]
 		out = append(out, map[string]any{"queryParameter": map[string]any{"name": k, sm.Kind(): sm.Value()}})
 	}

@@ -14,6 +14,7 @@ package gatewayapi
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -362,7 +363,7 @@ func abRule(rule map[string]any, t routers.Target, ms []spec.Match, index int) (
 // expression on the Cookie header (a match may name a header once).
 func headerMatches(m spec.Match) ([]map[string]any, error) {
 	var out []map[string]any
-	for _, k := range routers.Sorted(m.Headers) {
+	for _, k := range slices.Sorted(maps.Keys(m.Headers)) {
 		out = append(out, stringMatch(k, m.Headers[k]))
 	}
 	if len(m.Cookies) > 0 {
@@ -377,7 +378,7 @@ func headerMatches(m spec.Match) ([]map[string]any, error) {
 
 func queryMatches(m spec.Match) []map[string]any {
 	var out []map[string]any
-	for _, k := range routers.Sorted(m.QueryParams) {
+	for _, k := range slices.Sorted(maps.Keys(m.QueryParams)) {
 		out = append(out, stringMatch(k, m.QueryParams[k]))
 	}
 	return out

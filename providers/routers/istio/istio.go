@@ -27,6 +27,7 @@ package istio
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -408,7 +409,7 @@ func abRoute(h map[string]any, t routers.Target, ms []spec.Match, index int) (ma
 func merge(um map[string]any, m spec.Match) (map[string]any, error) {
 	c := routers.Copy(um)
 	headers := map[string]any{}
-	for _, k := range routers.Sorted(m.Headers) {
+	for _, k := range slices.Sorted(maps.Keys(m.Headers)) {
 		headers[strings.ToLower(k)] = stringMatch(m.Headers[k], false)
 	}
 	if len(m.Cookies) > 0 {
@@ -419,7 +420,7 @@ func merge(um map[string]any, m spec.Match) (map[string]any, error) {
 		headers["cookie"] = map[string]any{"regex": re}
 	}
 	query := map[string]any{}
-	for _, k := range routers.Sorted(m.QueryParams) {
+	for _, k := range slices.Sorted(maps.Keys(m.QueryParams)) {
 		query[k] = stringMatch(m.QueryParams[k], true)
 	}
 	for _, set := range []struct {
