@@ -17,28 +17,35 @@ import (
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
-// laggingCache is a client whose reads of one Deployment answer an older version of it, as an
-// informer cache does for a moment after someone else wrote the object.
-type laggingCache struct {
+// staleReads is a cache whose reads of one Deployment answer an older version of it: once (a
+// write that lands between the reconciler's read and its state patch), or until old is
+// cleared (a cache a moment behind).
+type staleReads struct {
 	client.Client
 	parent types.NamespacedName
 	old    *appsv1.Deployment
+	once   bool
 }
 
-func (c *laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+func (c *staleReads) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	if d, ok := obj.(*appsv1.Deployment); ok && key == c.parent && c.old != nil {
 		c.old.DeepCopyInto(d)
+		if c.once {
+			c.old = nil
+		}
 		return nil
 	}
 	return c.Client.Get(ctx, key, obj, opts...)
 }
 
 // TestStepOnAStaleParent drives a release with the reconciler in this process, reading the
-// parent through a cache one write behind the API server. A write that leaves the release alone
-// (here an annotation; in a cluster the Deployment controller's status or an autoscaler's
-// scale) must not cost the step: it is recorded at once. A write that replaced the release (a
-// new template the webhook held) must not be overwritten by the old release's step: the step
-// is planned again on the new release. Not parallel: it runs sluice without its worker.
+// parent through a cache that is behind. A write that lands between the read and the state
+// patch and leaves the release alone (here an annotation; in a cluster the Deployment
+// controller's status or an autoscaler's scale) must not cost the step: it is recorded at once.
+// A cache still showing the state the last step replaced must not make the reconciler replay
+// that step. A write that replaced the release (a new template the webhook held) must not be
+// overwritten by the old release's step: the conflict is no error, and the next step starts
+// the new release. Not parallel: it runs sluice without its worker.
 func TestStepOnAStaleParent(t *testing.T) {
 	a := newApp(t, "web", fastAnnotations(spec.AnnStepWeights, "20,50,80"))
 	a.deploy("demo:v1")
@@ -56,13 +63,13 @@ func TestStepOnAStaleParent(t *testing.T) {
 	}
 	key := types.NamespacedName{Namespace: a.ns, Name: "web"}
 	now := time.Now().UTC()
-	lagging := &laggingCache{Client: direct, parent: key}
-	r := &rollout.Reconciler{Client: lagging, APIReader: direct, Recorder: &events.FakeRecorder{}, Analyzer: passingAnalyzer{}, Now: func() time.Time { return now }}
+	cache := &staleReads{Client: direct, parent: key}
+	r := &rollout.Reconciler{Client: cache, APIReader: direct, Recorder: &events.FakeRecorder{}, Analyzer: passingAnalyzer{}, Now: func() time.Time { return now }}
 	req := reconcile.Request{NamespacedName: key}
-	// staleStep runs one step on a cached parent that misses the write made by kubectl args.
+	// staleStep runs one step that reads the parent as it was before kubectl args.
 	staleStep := func(args ...string) spec.State {
 		t.Helper()
-		lagging.old = a.get()
+		cache.old, cache.once = a.get(), true
 		a.kubectl(args...)
 		if _, err := r.Reconcile(t.Context(), req); err != nil {
 			t.Fatalf("step on a stale parent: %v", err)
@@ -85,6 +92,7 @@ func TestStepOnAStaleParent(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	atWeight20 := a.get()
 	now = now.Add(time.Minute) // the first analysis is due
 	st := staleStep(touch()...)
 	if st.Weight != 50 || !st.LastRunAt.Equal(now) {
@@ -92,6 +100,21 @@ func TestStepOnAStaleParent(t *testing.T) {
 	}
 	if c := a.canary(); *c.Spec.Replicas != 3 { // 3 of 6 pods
 		t.Fatalf("canary has %d replicas at weight 50, want 3", *c.Spec.Replicas)
+	}
+
+	// A cache still showing the step before must not take the release back to it, not even for
+	// a moment: the canary's spec is not written at all.
+	generation := a.canary().Generation
+	cache.old, cache.once = atWeight20, false
+	if _, err := r.Reconcile(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	cache.old = nil
+	if back := a.state(); back.Weight != 50 || !back.StepAt.Equal(st.StepAt) {
+		t.Fatalf("a step read from a cache one step behind went back: %s", mustJSON(back))
+	}
+	if c := a.canary(); *c.Spec.Replicas != 3 || c.Generation != generation {
+		t.Fatalf("a step read from a cache one step behind resized the canary (now %d replicas, generation %d → %d)", *c.Spec.Replicas, generation, c.Generation)
 	}
 
 	// The old release's next analysis is due when v3 is held: its step must give way.
@@ -110,8 +133,12 @@ func TestStepOnAStaleParent(t *testing.T) {
 	if st.Revision == old.Revision || st.Image != "app=demo:v3" {
 		t.Fatalf("the old release's step overwrote the held template's release: %s", mustJSON(st))
 	}
-	if st.StepAt.IsZero() || st.Weight != 20 {
-		t.Fatalf("the new release was not planned in the same reconcile: %s", mustJSON(st))
+	// The conflict is no error; the next step (the cache has caught up) starts the new release.
+	if _, err := r.Reconcile(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	if st = a.state(); st.StepAt.IsZero() || st.Weight != 20 || st.Image != "app=demo:v3" {
+		t.Fatalf("the new release was not started: %s", mustJSON(st))
 	}
 	if c := a.canary(); c.Annotations[spec.AnnRevision] != st.Revision {
 		t.Fatalf("canary is of revision %s, want the new release's %s", c.Annotations[spec.AnnRevision], st.Revision)

@@ -85,8 +85,7 @@ func TestRerunStepWritesTheSameObjects(t *testing.T) {
 	clock := func() time.Time { return now }
 	normal := &rollout.Reconciler{Client: direct, Recorder: &events.FakeRecorder{}, Analyzer: passingAnalyzer{}, Now: clock}
 	crashing := &crashBeforeState{Client: direct, parent: key}
-	crashed := *normal
-	crashed.Client = crashing
+	crashed := &rollout.Reconciler{Client: crashing, Recorder: &events.FakeRecorder{}, Analyzer: passingAnalyzer{}, Now: clock}
 	req := reconcile.Request{NamespacedName: key}
 	target := routers.Target{Namespace: a.ns, Service: "web", Port: 80, Route: "web"}
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -30,7 +31,8 @@ import (
 type Reconciler struct {
 	// Client reads from the informer cache and writes to the API server.
 	Client client.Client
-	// APIReader reads from the API server, past the cache; nil means Client.
+	// APIReader reads from the API server, past the cache, only to tell a patch refused because
+	// the release changed from one refused for another reason; nil means Client.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Analyzer  interface {
@@ -39,6 +41,9 @@ type Reconciler struct {
 	Defaults spec.Defaults
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	mu       sync.Mutex
+	replaced map[types.NamespacedName]replacedState
 }
 
 // SetupWithManager registers the reconciler. One watch on Deployments serves both kinds Sluice
@@ -76,29 +81,26 @@ func parentOf(_ context.Context, o client.Object) []reconcile.Request {
 	return nil
 }
 
-// conflictAttempts bounds how often one Reconcile plans a step again after a conflict.
-const conflictAttempts = 3
+// cacheLag is how soon a step is looked at again when the cache is behind: it has not shown
+// the previous step's own write yet, or a write conflicted with a newer version (the update
+// event that brings the newer version usually comes first).
+const cacheLag = 250 * time.Millisecond
 
-// Reconcile gathers, plans, applies and records one step of one release. The parent and its
-// canary are read from the cache; the state patch applies only to the release they showed
-// (patchParent). When another write replaced that release meanwhile (a template the webhook
-// held, an opt-out), the step is planned again on the parent and canary as the API server
-// holds them: every write of a step is idempotent.
+// Reconcile gathers, plans, applies and records one step of one release, reading from the
+// informer cache. The state patch applies only to the release that was read (patchParent);
+// when another write replaced it meanwhile (a template the webhook held, an opt-out), or a
+// cached object was behind, the step is planned again once the cache has caught up: every
+// write of a step is idempotent. A cached parent that still shows the state this worker's last
+// step replaced is behind: the step waits rather than replay the step before (and write its
+// routing and canary size over the current one's).
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	now := r.now()
-	reader := client.Reader(r.Client)
-	for attempt := 1; ; attempt++ {
-		res, err := r.step(ctx, req, reader, now)
-		if !apierrors.IsConflict(err) {
-			return res, err
-		}
-		if attempt == conflictAttempts {
-			// Not an error: the parent is busy, and its next change enqueues it anyway.
-			log.FromContext(ctx).V(1).Info("the release changed under every attempt of this step; trying again", "error", err.Error())
-			return reconcile.Result{RequeueAfter: time.Second}, nil
-		}
-		reader = r.uncached()
+	res, err := r.step(ctx, req, r.now())
+	if apierrors.IsConflict(err) {
+		// Not an error: the cache was behind a write made meanwhile.
+		log.FromContext(ctx).V(1).Info("the Deployment changed under this step; planning it again", "error", err.Error())
+		return reconcile.Result{RequeueAfter: cacheLag}, nil
 	}
+	return res, err
 }
 
 func (r *Reconciler) uncached() client.Reader {
@@ -108,18 +110,54 @@ func (r *Reconciler) uncached() client.Reader {
 	return r.Client
 }
 
-// step is one attempt at a step of req's release, reading the parent and canary from reader.
-func (r *Reconciler) step(ctx context.Context, req reconcile.Request, reader client.Reader, now time.Time) (reconcile.Result, error) {
+// replacedState is the state annotation a step of this worker replaced, kept until the cache
+// shows something else.
+type replacedState struct {
+	raw string
+	at  time.Time
+}
+
+// behind reports whether parent, as read from the cache, still carries the state this worker's
+// last step replaced. An entry is dropped once the cache shows anything else, or after a
+// minute (a cache is not that late).
+func (r *Reconciler) behind(key types.NamespacedName, parent *appsv1.Deployment) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep, ok := r.replaced[key]
+	if ok && parent.Annotations[spec.AnnState] == rep.raw && time.Since(rep.at) < time.Minute {
+		return true
+	}
+	delete(r.replaced, key)
+	return false
+}
+
+// wrote records that a step replaced the state annotation raw of key.
+func (r *Reconciler) wrote(key types.NamespacedName, raw string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.replaced == nil {
+		r.replaced = map[types.NamespacedName]replacedState{}
+	}
+	r.replaced[key] = replacedState{raw: raw, at: time.Now()}
+}
+
+// step runs one step of req's release.
+func (r *Reconciler) step(ctx context.Context, req reconcile.Request, now time.Time) (reconcile.Result, error) {
 	logger := log.FromContext(ctx)
 	parent := &appsv1.Deployment{}
-	err := reader.Get(ctx, req.NamespacedName, parent)
+	err := r.Client.Get(ctx, req.NamespacedName, parent)
 	if apierrors.IsNotFound(err) {
 		// Deleted, or opted out (the cache only holds opted-in Deployments).
 		forget(req.Namespace, req.Name)
+		r.behind(req.NamespacedName, parent) // drops what it remembers of the parent
 		return reconcile.Result{}, r.abandon(ctx, req.Namespace, req.Name)
 	}
 	if err != nil {
 		return reconcile.Result{}, err
+	}
+	if r.behind(req.NamespacedName, parent) {
+		logger.V(1).Info("the cache has not shown the last step yet; waiting for it")
+		return reconcile.Result{RequeueAfter: cacheLag}, nil
 	}
 	if parent.Labels[spec.LabelEnabled] != spec.ValueEnabled || !parent.DeletionTimestamp.IsZero() {
 		return reconcile.Result{}, r.abandon(ctx, req.Namespace, req.Name)
@@ -130,7 +168,7 @@ func (r *Reconciler) step(ctx context.Context, req reconcile.Request, reader cli
 		r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "InvalidState", "Reconcile", "%v", err)
 		return reconcile.Result{}, reconcile.TerminalError(err)
 	}
-	canary, err := r.getCanary(ctx, reader, parent)
+	canary, err := r.getCanary(ctx, parent)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -180,8 +218,12 @@ func (r *Reconciler) step(ctx context.Context, req reconcile.Request, reader cli
 	if err := r.applyCanary(ctx, parent, canary, d, isolate); err != nil {
 		return reconcile.Result{}, err
 	}
+	replaced := parent.Annotations[spec.AnnState] // the patch updates parent
 	if err := r.patchParent(ctx, parent, st, d); err != nil {
 		return reconcile.Result{}, err
+	}
+	if d.State.Encode() != st.Encode() {
+		r.wrote(req.NamespacedName, replaced)
 	}
 	for _, e := range d.Events {
 		r.Recorder.Eventf(parent, nil, e.Type, e.Reason, "Release", "%s", e.Message)
@@ -245,9 +287,9 @@ func workload(d *appsv1.Deployment, revision string) plan.Workload {
 	}
 }
 
-func (r *Reconciler) getCanary(ctx context.Context, reader client.Reader, parent *appsv1.Deployment) (*appsv1.Deployment, error) {
+func (r *Reconciler) getCanary(ctx context.Context, parent *appsv1.Deployment) (*appsv1.Deployment, error) {
 	c := &appsv1.Deployment{}
-	err := reader.Get(ctx, types.NamespacedName{Namespace: parent.Namespace, Name: spec.CanaryName(parent.Name)}, c)
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: parent.Namespace, Name: spec.CanaryName(parent.Name)}, c)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
