@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/sluice-dev/sluice/e2e/stack"
 	"github.com/sluice-dev/sluice/rollout"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -50,17 +49,7 @@ func TestStepOnAStaleParent(t *testing.T) {
 	a := newApp(t, "web", fastAnnotations(spec.AnnStepWeights, "20,50,80"))
 	a.deploy("demo:v1")
 	a.kubectl("set", "image", "deployment/web", "app=demo:v2") // held by the webhook
-	restartSluice(t, "--disable-reconciler")
-	t.Cleanup(func() { restartSluice(t) })
-
-	_, cfg, err := env.Cluster.UserKubeconfig(stack.Identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct, err := client.New(cfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	direct := workerInTest(t)
 	key := types.NamespacedName{Namespace: a.ns, Name: "web"}
 	now := time.Now().UTC()
 	cache := &staleReads{Client: direct, parent: key}

@@ -68,18 +68,7 @@ func TestRerunStepWritesTheSameObjects(t *testing.T) {
 	a.applyObjects(userHTTPRoute)
 	a.deploy("demo:v1")
 	a.kubectl("set", "image", "deployment/web", "app=demo:v2") // held by the webhook
-	// From here the webhook keeps serving but the worker is this test's.
-	restartSluice(t, "--disable-reconciler")
-	t.Cleanup(func() { restartSluice(t) })
-
-	_, cfg, err := env.Cluster.UserKubeconfig(stack.Identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct, err := client.New(cfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	direct := workerInTest(t)
 	key := types.NamespacedName{Namespace: a.ns, Name: "web"}
 	now := time.Now().UTC()
 	clock := func() time.Time { return now }
@@ -132,6 +121,23 @@ func TestRerunStepWritesTheSameObjects(t *testing.T) {
 			t.Errorf("no step re-run was compared while the route was at %s (compared %v)", s, compared)
 		}
 	}
+}
+
+// workerInTest restarts sluice without its worker (the webhook keeps serving) until the test
+// ends, and returns a client with sluice's identity for the test's own reconciler.
+func workerInTest(t *testing.T) client.Client {
+	t.Helper()
+	restartSluice(t, "--disable-reconciler")
+	t.Cleanup(func() { restartSluice(t) })
+	_, cfg, err := env.Cluster.UserKubeconfig(stack.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return direct
 }
 
 // restartSluice kills sluice and starts it again with the extra flags.
