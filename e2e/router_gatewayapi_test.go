@@ -64,15 +64,11 @@ func userFilters(rule map[string]any) []map[string]any {
 }
 
 func TestGatewayAPICanaryPromoted(t *testing.T) {
-	t.Parallel()
-	steps := runRouterRelease(t, gatewayAPICase(), fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, passing), spec.PhaseSucceeded)
-	wantSteps(t, steps, "user's", "w0", "w20", "w50", "w100", "w0", "user's")
+	canaryPromoted(t, gatewayAPICase())
 }
 
 func TestGatewayAPICanaryRolledBack(t *testing.T) {
-	t.Parallel()
-	steps := runRouterRelease(t, gatewayAPICase(), fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, failing, spec.AnnThreshold, "1"), spec.PhaseFailed)
-	wantSteps(t, steps, "user's", "w0", "w20", "w0", "user's")
+	canaryRolledBack(t, gatewayAPICase())
 }
 
 // Session affinity: while the weights send some users to the canary, its responses set the

@@ -66,15 +66,11 @@ spec:
 }
 
 func TestIstioCanaryPromoted(t *testing.T) {
-	t.Parallel()
-	steps := runRouterRelease(t, istioCase(), fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, passing), spec.PhaseSucceeded)
-	wantSteps(t, steps, "user's", "w0", "w20", "w50", "w100", "w0", "user's")
+	canaryPromoted(t, istioCase())
 }
 
 func TestIstioCanaryRolledBack(t *testing.T) {
-	t.Parallel()
-	steps := runRouterRelease(t, istioCase(), fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, failing, spec.AnnThreshold, "1"), spec.PhaseFailed)
-	wantSteps(t, steps, "user's", "w0", "w20", "w0", "user's")
+	canaryRolledBack(t, istioCase())
 }
 
 func TestIstioStickyCanaryRolledBack(t *testing.T) {
@@ -130,15 +126,11 @@ spec:
 }
 
 func TestContourCanaryPromoted(t *testing.T) {
-	t.Parallel()
-	steps := runRouterRelease(t, contourCase(), fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, passing), spec.PhaseSucceeded)
-	wantSteps(t, steps, "user's", "w0", "w20", "w50", "w100", "w0", "user's")
+	canaryPromoted(t, contourCase())
 }
 
 func TestContourCanaryRolledBack(t *testing.T) {
-	t.Parallel()
-	steps := runRouterRelease(t, contourCase(), fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, failing, spec.AnnThreshold, "1"), spec.PhaseFailed)
-	wantSteps(t, steps, "user's", "w0", "w20", "w0", "user's")
+	canaryRolledBack(t, contourCase())
 }
 
 func appMeshCase() routerCase {
@@ -172,15 +164,11 @@ spec:
 }
 
 func TestAppMeshCanaryPromoted(t *testing.T) {
-	t.Parallel()
-	steps := runRouterRelease(t, appMeshCase(), fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, passing), spec.PhaseSucceeded)
-	wantSteps(t, steps, "user's", "w0", "w20", "w50", "w100", "w0", "user's")
+	canaryPromoted(t, appMeshCase())
 }
 
 func TestAppMeshCanaryRolledBack(t *testing.T) {
-	t.Parallel()
-	steps := runRouterRelease(t, appMeshCase(), fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, failing, spec.AnnThreshold, "1"), spec.PhaseFailed)
-	wantSteps(t, steps, "user's", "w0", "w20", "w0", "user's")
+	canaryRolledBack(t, appMeshCase())
 }
 
 // Current Linkerd routes with Gateway API HTTPRoutes; older Linkerd with SMI TrafficSplits,
@@ -204,14 +192,10 @@ func TestLinkerdReleases(t *testing.T) {
 	t.Parallel()
 	for name, rc := range linkerdCases() {
 		t.Run(name+"/promoted", func(t *testing.T) {
-			t.Parallel()
-			steps := runRouterRelease(t, rc, fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, passing), spec.PhaseSucceeded)
-			wantSteps(t, steps, "user's", "w0", "w20", "w50", "w100", "w0", "user's")
+			canaryPromoted(t, rc)
 		})
 		t.Run(name+"/rolledback", func(t *testing.T) {
-			t.Parallel()
-			steps := runRouterRelease(t, rc, fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, failing, spec.AnnThreshold, "1"), spec.PhaseFailed)
-			wantSteps(t, steps, "user's", "w0", "w20", "w0", "user's")
+			canaryRolledBack(t, rc)
 		})
 	}
 }

@@ -299,3 +299,18 @@ func wantSteps(t *testing.T, got []step, want ...string) {
 }
 
 var _ = context.Background
+
+// canaryPromoted runs the canary release every router is tested with (weights 20, 50, passing
+// checks) to promotion, in parallel, and checks its routing steps.
+func canaryPromoted(t *testing.T, rc routerCase) {
+	t.Parallel()
+	steps := runRouterRelease(t, rc, fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, passing), spec.PhaseSucceeded)
+	wantSteps(t, steps, "user's", "w0", "w20", "w50", "w100", "w0", "user's")
+}
+
+// canaryRolledBack runs the same release with a failing check to its rollback at weight 20.
+func canaryRolledBack(t *testing.T, rc routerCase) {
+	t.Parallel()
+	steps := runRouterRelease(t, rc, fastAnnotations(spec.AnnStepWeights, "20,50", spec.AnnMetrics, failing, spec.AnnThreshold, "1"), spec.PhaseFailed)
+	wantSteps(t, steps, "user's", "w0", "w20", "w0", "user's")
+}
