@@ -195,6 +195,11 @@ func (f *Fleet) sync(ctx context.Context, pods []any, selector labels.Selector, 
 		}
 		s, err := f.start(pod)
 		if err != nil {
+			for other, o := range f.servers {
+				if o.ip == pod.Status.PodIP {
+					err = fmt.Errorf("%w (pod %s already serves on that IP: the control plane gave two pods one IP)", err, other)
+				}
+			}
 			if f.failures[name] != err.Error() {
 				f.failures[name] = err.Error()
 				logger.Error(err, "Cannot serve pod; retrying", "pod", klog.KObj(pod))
