@@ -6,7 +6,7 @@ GO ?= go
 E2E_TIMEOUT ?= 30m
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit e2e demo up down bench fmt vet fuzz
+.PHONY: help build test unit e2e demo up down bench fmt vet fuzz mutate
 
 help: ## List targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ e2e: tools ## End-to-end suite against the real control plane, Prometheus and sl
 
 bench: ## Benchmarks (admission handler; results recorded in docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./webhook/...
+
+# MUTATE_FLAGS go to e2e/cmd/mutate: -j N (parallel mutants), -max N, -run REGEXP, -list, and
+# package dirs (default: webhook rollout/plan rollout/analysis rollout/spec).
+MUTATE_FLAGS ?=
+mutate: ## Mutation testing of the pure packages: plant one bug at a time, run the unit tests, report survivors and the score
+	$(GO) run ./e2e/cmd/mutate $(MUTATE_FLAGS)
 
 fmt: ## gofmt the tree
 	gofmt -l -w $$(git ls-files '*.go')
