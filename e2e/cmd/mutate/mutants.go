@@ -15,15 +15,15 @@ import (
 type mutant struct {
 	// File is the path shown in reports (relative to the module root); Line is where the
 	// mutation is.
-	File string
-	Line int
+	File      string
+	Line, Col int
 	// Desc says what was changed, e.g. "< → <=".
 	Desc string
 	// Src is the whole mutated file.
 	Src []byte
 }
 
-func (m mutant) String() string { return fmt.Sprintf("%s:%d: %s", m.File, m.Line, m.Desc) }
+func (m mutant) String() string { return fmt.Sprintf("%s:%d:%d: %s", m.File, m.Line, m.Col, m.Desc) }
 
 // site is a mutation not yet applied: apply changes the syntax tree in place and returns the
 // function that puts it back.
@@ -62,7 +62,8 @@ func generate(name string, src []byte) ([]mutant, error) {
 			continue
 		}
 		seen[string(b)] = true
-		out = append(out, mutant{File: name, Line: fset.Position(s.pos).Line, Desc: s.desc, Src: b})
+		pos := fset.Position(s.pos)
+		out = append(out, mutant{File: name, Line: pos.Line, Col: pos.Column, Desc: s.desc, Src: b})
 	}
 	// The tree must be back as it was: a leaked mutation would spoil every later mutant.
 	if again, err := render(fset, f); err != nil || !bytes.Equal(again, orig) {

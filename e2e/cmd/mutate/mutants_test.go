@@ -41,20 +41,20 @@ func TestGenerate(t *testing.T) {
 		}
 	}
 	want := []string{
-		"p/p.go:4: negate if condition",
-		"p/p.go:4: < → <=",
-		"p/p.go:4: < → >=",
-		"p/p.go:4: constant 3 → 4 in <",
-		"p/p.go:4: constant 3 → 2 in <",
-		"p/p.go:4: && → ||",
-		"p/p.go:4: empty if body",
-		"p/p.go:5: remove statement in if body: a++",
-		"p/p.go:6: remove statement in if body: return true",
-		"p/p.go:6: negate returned bool",
-		"p/p.go:9: negate case condition",
-		"p/p.go:10: remove statement in case: b = a",
-		"p/p.go:12: == → !=",
-		"p/p.go:13: negate returned bool",
+		"p/p.go:4:5: negate if condition",
+		"p/p.go:4:7: < → <=",
+		"p/p.go:4:7: < → >=",
+		"p/p.go:4:9: constant 3 → 4 in <",
+		"p/p.go:4:9: constant 3 → 2 in <",
+		"p/p.go:4:11: && → ||",
+		"p/p.go:4:17: empty if body",
+		"p/p.go:5:3: remove statement in if body: a++",
+		"p/p.go:6:3: remove statement in if body: return true",
+		"p/p.go:6:10: negate returned bool",
+		"p/p.go:9:7: negate case condition",
+		"p/p.go:10:3: remove statement in case: b = a",
+		"p/p.go:12:9: == → !=",
+		"p/p.go:13:9: negate returned bool",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("mutants (-want +got):\n%s", diff)
