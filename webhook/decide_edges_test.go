@@ -1,0 +1,51 @@
+package webhook_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/rollout/spec"
+	"github.com/sluice-dev/sluice/webhook"
+)
+
+// TestDecideEdges are rows of the decision table that mutation testing found unpinned
+// (docs/testing.md), in the golden shape of TestDecide.
+func TestDecideEdges(t *testing.T) {
+	web := func() *deployment { return testDeployment("web") }
+	// An isolated (mesh router) promotion at step p: the parent stays held until all traffic
+	// is on the canary and has settled (scale, shift), and rolls from the rollout step on.
+	isolatedPromotion := func(p spec.PromoteStep) spec.State {
+		return release(spec.PhasePromoting, func(s *spec.State) {
+			cfg := *s.Plan
+			cfg.Router, cfg.Service, cfg.Route = spec.RouterGatewayAPI, "web", "web"
+			s.Plan, s.PromoteStep, s.StablePod, s.PromotingAt = &cfg, p, "5d8f7c9b6", now.Add(-time.Minute)
+			if p != spec.PromoteScale {
+				s.Weight = 100
+			}
+		})
+	}
+	shift, rollout := isolatedPromotion(spec.PromoteShift), isolatedPromotion(spec.PromoteRollout)
+	idle := spec.State{Phase: spec.PhaseIdle, Stable: hashOf("v1")}
+	tests := map[string]struct {
+		in webhook.Input
+	}{
+		"unchanged_isolated_promotion_shift_paused_false_reasserted": {
+			in: update_(web().Image("v2").Paused(true).State(shift), web().Image("v2").Paused(false).State(shift)),
+		},
+		"unchanged_isolated_promotion_rollout_not_reasserted": {
+			in: update_(web().Image("v2").Paused(false).State(rollout), web().Image("v2").Paused(false).State(rollout).Replicas(5)),
+		},
+		// `kubectl rollout pause` then `rollout resume` by the user, no release: theirs to make.
+		"unchanged_idle_users_resume_allowed": {
+			in: update_(web().Paused(true).State(idle), web().Paused(false).State(idle)),
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			v := webhook.Decide(tc.in)
+			checkOnlyOwnFields(t, tc.in.New, v)
+			golden(t, filepath.Join("testdata", "decide", name+".json"), render(tc.in, v))
+		})
+	}
+}
