@@ -139,6 +139,18 @@ func Decide(in Input) Verdict {
 		spec.OnlyRestarted(&old.Spec.Template, &obj.Spec.Template):
 		v.Decision = DecisionRestart
 		v.Events = append(v.Events, Event{corev1.EventTypeNormal, "Restarted", "template changed only by kubectl rollout restart: restarting without a canary"})
+		// The restarted template is the same workload: it stays stable (or unanalysed), so
+		// the worker does not report the restart as a change that bypassed the hold.
+		switch oldHash {
+		case st.Stable:
+			next := st
+			next.Stable = newHash
+			setState(obj, next)
+		case st.Unanalysed:
+			next := st
+			next.Unanalysed = newHash
+			setState(obj, next)
+		}
 
 	case cfg.SkipAnalysis:
 		v.Decision = DecisionSkip

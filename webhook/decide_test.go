@@ -86,6 +86,10 @@ func TestDecide(t *testing.T) {
 		"restart_after_success": {
 			in: update_(web().Image("v2").State(release(spec.PhaseSucceeded)), web().Image("v2").State(release(spec.PhaseSucceeded)).Restarted("2026-05-01T11:59:00Z"), restartBypass),
 		},
+		"restart_of_the_stable_template_stays_stable": {
+			in: update_(web().Image("v2").State(release(spec.PhaseSucceeded, func(s *spec.State) { s.Stable = hashOf("v2") })),
+				web().Image("v2").State(release(spec.PhaseSucceeded, func(s *spec.State) { s.Stable = hashOf("v2") })).Restarted("2026-05-01T11:59:00Z"), restartBypass),
+		},
 		"restart_without_bypass_is_held": {
 			in: update_(web(), web().Restarted("2026-05-01T11:59:00Z")),
 		},

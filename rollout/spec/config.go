@@ -43,6 +43,9 @@ const (
 // Limits.
 const (
 	MinInterval = 5 * time.Second
+	// DefaultInconclusiveLimit is how many consecutive inconclusive runs (no data) a check
+	// without an inconclusiveLimit allows before the release rolls back.
+	DefaultInconclusiveLimit = 10
 )
 
 // Config is a Deployment's release configuration, parsed from its annotations. It is frozen
@@ -87,7 +90,8 @@ type Metric struct {
 	AbortRange *Range `json:"abortRange,omitempty"`
 	// Interval is the query window, default the release interval.
 	Interval string `json:"interval,omitempty"`
-	// InconclusiveLimit turns that many consecutive "no data" runs into a rollback; 0 waits.
+	// InconclusiveLimit turns that many consecutive "no data" runs into a rollback; 0 means
+	// DefaultInconclusiveLimit: no release waits for data forever.
 	InconclusiveLimit int `json:"inconclusiveLimit,omitempty"`
 	// DryRun records the result but never fails or aborts the release.
 	DryRun bool `json:"dryRun,omitempty"`
@@ -524,7 +528,7 @@ func (p *parser) metrics(key string, ms []Metric) {
 			}
 		}
 		if m.InconclusiveLimit < 0 {
-			p.errs = append(p.errs, field.Invalid(field.NewPath(where+".inconclusiveLimit"), strconv.Itoa(m.InconclusiveLimit), "must be 0 (wait) or more"))
+			p.errs = append(p.errs, field.Invalid(field.NewPath(where+".inconclusiveLimit"), strconv.Itoa(m.InconclusiveLimit), fmt.Sprintf("must be 0 (the default, %d) or more", DefaultInconclusiveLimit)))
 		}
 		switch {
 		case m.CompareTo != "" && m.CompareTo != CompareStable:

@@ -553,7 +553,7 @@ func TestParseInvalid(t *testing.T) {
 		},
 		"metric inconclusive limit negative": {
 			ann:  map[string]string{spec.AnnMetrics: "- name: request-duration\n  thresholdRange: {max: 500}\n  inconclusiveLimit: -1\n"},
-			want: `sluice.dev/metrics[request-duration].inconclusiveLimit: must be 0 (wait) or more, got "-1"`,
+			want: `sluice.dev/metrics[request-duration].inconclusiveLimit: must be 0 (the default, 10) or more, got "-1"`,
 		},
 		"analysis block not YAML": {
 			ann:  map[string]string{spec.AnnAnalysis: "interval: [30s"},
