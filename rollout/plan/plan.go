@@ -468,9 +468,7 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas && p.AvailableReplicas == p.Replicas
 	if !rolled {
 		if now.After(deadline) {
-			// The revision failed: re-applying it later is held Failed, not a new canary,
-			// until the template changes or sluice.dev/retry is set (SPEC §3).
-			st.Phase, st.FinishedAt, st.FailedRevision = spec.PhaseFailed, now, st.Revision
+			st.Phase, st.FinishedAt = spec.PhaseFailed, now
 			st.Message = fmt.Sprintf("promoted Deployment not fully rolled out within the progress deadline of %s", st.Plan.ProgressDeadline.Duration)
 			d.Canary = CanaryDelete
 			d.warn("PromotionFailed", st.Message)

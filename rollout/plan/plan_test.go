@@ -757,7 +757,7 @@ func TestPlanPromoting(t *testing.T) {
 			now:  promotingAt.Add(10*time.Minute + time.Second),
 			want: plan.Decision{
 				State: atStep(4, promoting, func(s *spec.State) {
-					s.Phase, s.FinishedAt, s.FailedRevision = spec.PhaseFailed, promotingAt.Add(10*time.Minute+time.Second), rev
+					s.Phase, s.FinishedAt = spec.PhaseFailed, promotingAt.Add(10*time.Minute+time.Second)
 					s.Message = "promoted Deployment not fully rolled out within the progress deadline of 10m0s"
 				}),
 				Canary: plan.CanaryDelete, Paused: ptr(false),
