@@ -27,6 +27,13 @@ func TestDecideEdges(t *testing.T) {
 	}
 	shift, rollout := isolatedPromotion(spec.PromoteShift), isolatedPromotion(spec.PromoteRollout)
 	idle := spec.State{Phase: spec.PhaseIdle, Stable: hashOf("v1")}
+	// v2's promotion ran out of time (Failed, parent unpaused on v2's template); v0 is the
+	// revision rolled back before it.
+	promotionTimedOut := release(spec.PhaseFailed, func(s *spec.State) {
+		s.FailedRevision, s.Weight, s.CanaryReady = hashOf("v0"), 0, false
+		s.PromotingAt, s.FinishedAt = now.Add(-20*time.Minute), now.Add(-10*time.Minute)
+		s.Message = "promoted Deployment not fully rolled out within the progress deadline of 10m0s"
+	})
 	tests := map[string]struct {
 		in webhook.Input
 	}{
@@ -35,6 +42,11 @@ func TestDecideEdges(t *testing.T) {
 		},
 		"unchanged_isolated_promotion_rollout_not_reasserted": {
 			in: update_(web().Image("v2").Paused(false).State(rollout), web().Image("v2").Paused(false).State(rollout).Replicas(5)),
+		},
+		// SPEC §3: the last failed template is held Failed, whatever the phase, until it
+		// changes or sluice.dev/retry is set.
+		"last_failed_template_after_a_promotion_timeout_held_failed": {
+			in: update_(web().Image("v2").State(promotionTimedOut), web().Image("v0").State(promotionTimedOut)),
 		},
 		// `kubectl rollout pause` then `rollout resume` by the user, no release: theirs to make.
 		"unchanged_idle_users_resume_allowed": {
