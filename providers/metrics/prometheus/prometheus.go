@@ -89,6 +89,9 @@ func (p *Provider) Query(ctx context.Context, q string) (float64, error) {
 		}
 	case *model.Scalar:
 		return value(float64(r.Value))
+	case nil:
+		// A 2xx answer without a result (`{}` from something that is not Prometheus).
+		return 0, fmt.Errorf("prometheus %s: the answer carries no query result", p.address)
 	default:
 		return 0, fmt.Errorf("prometheus: unsupported result type %s", v.Type())
 	}
