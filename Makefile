@@ -34,6 +34,17 @@ e2e: tools ## End-to-end suite against the real control plane, Prometheus and sl
 bench: ## Benchmarks (admission handler; results recorded in docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./webhook/...
 
+# Every fuzz target of the module's packages (`func Fuzz…` in their *_test.go), FUZZTIME each.
+FUZZTIME ?= 30s
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s); a failing input is saved under the package's testdata/fuzz
+	@set -e; for dir in $$($(GO) list -f '{{.Dir}}' ./...); do \
+		pkg=./$${dir#$(CURDIR)/}; \
+		for t in $$(cat $$dir/*_test.go 2>/dev/null | sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p'); do \
+			echo "== fuzz $$pkg $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
 # MUTATE_FLAGS go to e2e/cmd/mutate: -j N (parallel mutants), -max N, -run REGEXP, -list, and
 # package dirs (default: webhook rollout/plan rollout/analysis rollout/spec).
 MUTATE_FLAGS ?=
