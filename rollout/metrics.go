@@ -25,6 +25,10 @@ var (
 		Name: "sluice_release_unanalysed",
 		Help: "1 while the Deployment's pods run a template that reached them without canary analysis (Event Unanalysed).",
 	}, []string{"namespace", "name"})
+	staleControls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_control_stale_total",
+		Help: "Control annotations the worker cleared without acting because they named another revision (written past the webhook), by annotation.",
+	}, []string{"annotation"})
 	checkTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_analysis_check_total",
 		Help: "Analysis check readings by verdict.",
@@ -44,7 +48,7 @@ var phases = []spec.Phase{spec.PhaseIdle, spec.PhaseProgressing, spec.PhaseWaiti
 	spec.PhasePromoting, spec.PhaseSucceeded, spec.PhaseRollingBack, spec.PhaseFailed}
 
 func init() {
-	metrics.Registry.MustRegister(phaseGauge, weightGauge, unanalysedGauge, releaseDuration, checkTotal, checkValue, queryDuration)
+	metrics.Registry.MustRegister(phaseGauge, weightGauge, unanalysedGauge, staleControls, releaseDuration, checkTotal, checkValue, queryDuration)
 }
 
 func recordState(namespace, name string, st spec.State) {
