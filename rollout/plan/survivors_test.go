@@ -15,6 +15,26 @@ func isolated(s *spec.State) {
 	s.StablePod = "oldpods"
 }
 
+func unpinned(s *spec.State) { s.StablePod = "" }
+
+// shifted is an isolated promotion that moved all traffic to the canary at at.
+func shifted(at time.Time) func(*spec.State) {
+	return func(s *spec.State) { s.PromoteStep, s.Weight, s.StepAt = spec.PromoteShift, 100, at }
+}
+
+// consecutive makes the success-rate check count consecutive failed runs only.
+func consecutive(s *spec.State) {
+	s.Plan = config(func(c *spec.Config) { c.Metrics[0].Consecutive = true })
+}
+
+// iterative is a blue/green release of 3 iterations through a mesh router, consecutive.
+func iterative(s *spec.State) {
+	isolated(s)
+	s.Plan = config(mesh, strategy(spec.StrategyBlueGreen), func(c *spec.Config) { c.Route, c.Metrics[0].Consecutive = name, true })
+}
+
+func counts(s *spec.State) { s.Inconclusive, s.FailedChecks = 2, 1 }
+
 // TestPlanEdges pins behaviours that mutation testing found untested (docs/testing.md).
 func TestPlanEdges(t *testing.T) {
 	const reason = "5 failed analysis runs reached the threshold of 5"
@@ -75,6 +95,126 @@ func TestPlanEdges(t *testing.T) {
 				}),
 				Canary: plan.CanaryKeep, CanaryReplicas: 3, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: canary not scaled to 3 ready replicas within the progress deadline of 10m0s")},
+			},
+		},
+		// <svc>-stable is pinned to the stable ReplicaSet before any traffic moves.
+		"isolated, no stable ReplicaSet yet: wait for it": {
+			snap: plan.Snapshot{Name: name, State: held(isolated, unpinned), Parent: parent()},
+			now:  t0,
+			want: plan.Decision{
+				State: held(isolated, unpinned, func(s *spec.State) {
+					s.Weight, s.StepAt, s.Message = 10, t0, "waiting for the Deployment's stable ReplicaSet"
+				}),
+				RequeueAfter: 2 * time.Second,
+			},
+		},
+		"isolated, no stable ReplicaSet within the progress deadline: roll back": {
+			snap: plan.Snapshot{Name: name, State: atStep(0, isolated, unpinned), Parent: parent()},
+			now:  stepAt.Add(10*time.Minute + time.Second),
+			want: plan.Decision{
+				State: atStep(0, isolated, unpinned, func(s *spec.State) {
+					s.Phase, s.StepAt = spec.PhaseRollingBack, stepAt.Add(10*time.Minute+time.Second)
+					s.AbortReason = "the Deployment has no ReplicaSet to pin web-stable to"
+					s.Message = "rolling back: " + s.AbortReason
+				}),
+				RequeueAfter: 2 * time.Second,
+				Events:       []plan.Event{warning("RollingBack", "rolling back revision newrev0001: the Deployment has no ReplicaSet to pin web-stable to")},
+			},
+		},
+		"isolated, stable ReplicaSet found: pinned, then the canary": {
+			snap: plan.Snapshot{Name: name, State: held(isolated, unpinned), Parent: parent(func(w *plan.Workload) { w.PodHash = "oldpods" })},
+			now:  t0,
+			want: plan.Decision{
+				State: held(isolated, func(s *spec.State) {
+					s.Weight, s.StepAt = 10, t0
+					s.Message = "waiting for canary web-canary to be ready (3 replicas at weight 10%)"
+				}),
+				Canary: plan.CanaryEnsure, CanaryReplicas: 3, RequeueAfter: 2 * time.Second,
+			},
+		},
+		// A routing object the router cannot set holds the release like an unready canary.
+		"routing object not set: wait": {
+			snap: plan.Snapshot{Name: name, State: atStep(1), Parent: parent(), Canary: readyCanary(1), RoutingErr: "HTTPRoute web not found"},
+			now:  stepAt.Add(time.Minute),
+			want: plan.Decision{
+				State:  atStep(1, func(s *spec.State) { s.Message = "waiting for the routing object: HTTPRoute web not found" }),
+				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+			},
+		},
+		"routing object not set within the progress deadline: roll back": {
+			snap: plan.Snapshot{Name: name, State: atStep(1), Parent: parent(), Canary: readyCanary(1), RoutingErr: "HTTPRoute web not found"},
+			now:  stepAt.Add(10*time.Minute + time.Second),
+			want: plan.Decision{
+				State: atStep(1, func(s *spec.State) {
+					s.Phase, s.AbortReason = spec.PhaseRollingBack, "routing: HTTPRoute web not found"
+					s.Message = "rolling back: routing: HTTPRoute web not found"
+				}),
+				Canary: plan.CanaryDelete, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: routing: HTTPRoute web not found")},
+			},
+		},
+		// Until all traffic is on the canary, an unpaused parent is held again.
+		"isolated promotion scaling, parent unpaused: held again": {
+			snap: plan.Snapshot{Name: name, State: atStep(4, isolated, promoting), Parent: parent(unpaused), Canary: startingCanary(3)},
+			now:  promotingAt.Add(time.Minute),
+			want: plan.Decision{
+				State:  atStep(4, isolated, promoting, func(s *spec.State) { s.Message = "promoting: scaling canary to 3 replicas" }),
+				Canary: plan.CanaryEnsure, CanaryReplicas: 3, Paused: ptr(true), RequeueAfter: 2 * time.Second,
+			},
+		},
+		"isolated promotion shifting, parent unpaused: held again until it settles": {
+			snap: plan.Snapshot{Name: name, State: atStep(4, isolated, promoting, shifted(movedAt)), Parent: parent(unpaused), Canary: readyCanary(3)},
+			now:  now,
+			want: plan.Decision{
+				State: atStep(4, isolated, promoting, shifted(movedAt)), Paused: ptr(true), RequeueAfter: 1500 * time.Millisecond,
+			},
+		},
+		"isolated promotion shift settled: the parent rolls": {
+			snap: plan.Snapshot{Name: name, State: atStep(4, isolated, promoting, shifted(now.Add(-3*time.Second))), Parent: parent(), Canary: readyCanary(3)},
+			now:  now,
+			want: plan.Decision{
+				State: atStep(4, isolated, promoting, shifted(now.Add(-3*time.Second)), func(s *spec.State) {
+					s.PromoteStep, s.Message = spec.PromoteRollout, "promoting: rolling out the Deployment"
+				}),
+				Paused: ptr(false), RequeueAfter: 2 * time.Second,
+			},
+		},
+		// A passing run clears the inconclusive count, and the failed count of a consecutive
+		// check, on every path: next iteration, last iteration, last step.
+		"iteration passed: next iteration, counts reset": {
+			snap: plan.Snapshot{Name: name, State: atStep(0, iterative, counts), Parent: parent(), Canary: readyCanary(3), Analysis: goodRun},
+			now:  now,
+			want: plan.Decision{
+				State: atStep(0, iterative, func(s *spec.State) {
+					s.Iteration, s.Checks, s.LastRunAt, s.Message = 1, goodRun, now, "analysis passed (1/3)"
+				}),
+				Canary: plan.CanaryEnsure, CanaryReplicas: 3, RequeueAfter: time.Minute,
+				Events: []plan.Event{normal("AnalysisPassed", "analysis passed (request-success-rate=99.9, request-duration=120); bluegreen iteration 1/3")},
+			},
+		},
+		"last iteration passed: Promoting, counts reset": {
+			snap: plan.Snapshot{Name: name, State: atStep(0, iterative, counts, func(s *spec.State) { s.Iteration = 2 }), Parent: parent(), Canary: readyCanary(3), Analysis: goodRun},
+			now:  now,
+			want: plan.Decision{
+				State: atStep(0, iterative, func(s *spec.State) {
+					s.Iteration, s.Checks, s.LastRunAt = 3, goodRun, now
+					s.Phase, s.PromotingAt = spec.PhasePromoting, now
+					s.Message = "promoting: analysis passed 3 bluegreen iterations (request-success-rate=99.9, request-duration=120)"
+				}),
+				Canary: plan.CanaryKeep, CanaryReplicas: 3, RequeueAfter: 2 * time.Second,
+				Events: []plan.Event{normal("Promoting", "promoting revision newrev0001: analysis passed 3 bluegreen iterations (request-success-rate=99.9, request-duration=120)")},
+			},
+		},
+		"last step passed: Promoting, counts reset": {
+			snap: plan.Snapshot{Name: name, State: atStep(4, consecutive, counts), Parent: parent(), Canary: readyCanary(3), Analysis: goodRun},
+			now:  now,
+			want: plan.Decision{
+				State: atStep(4, consecutive, func(s *spec.State) {
+					s.Checks, s.LastRunAt, s.Phase, s.PromotingAt = goodRun, now, spec.PhasePromoting, now
+					s.Message = "promoting: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)"
+				}),
+				Canary: plan.CanaryKeep, CanaryReplicas: 3, Paused: ptr(false), RequeueAfter: 2 * time.Second,
+				Events: []plan.Event{normal("Promoting", "promoting revision newrev0001: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)")},
 			},
 		},
 		// A parent rolled out, but not to the release's revision (its template changed under
