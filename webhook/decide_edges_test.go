@@ -27,6 +27,11 @@ func TestDecideEdges(t *testing.T) {
 	}
 	shift, rollout := isolatedPromotion(spec.PromoteShift), isolatedPromotion(spec.PromoteRollout)
 	idle := spec.State{Phase: spec.PhaseIdle, Stable: hashOf("v1")}
+	failedRelease := release(spec.PhaseFailed, func(s *spec.State) {
+		s.FailedRevision, s.Weight, s.CanaryReady = hashOf("v2"), 0, false
+		s.AbortReason, s.Message = "5 failed analysis runs reached the threshold of 5", "rolled back: 5 failed analysis runs reached the threshold of 5"
+	})
+	unanalysed := spec.State{Phase: spec.PhaseIdle, Stable: hashOf("v1"), Unanalysed: hashOf("v2"), UnanalysedAt: now.Add(-time.Hour)}
 	// v2's promotion ran out of time (Failed, parent unpaused on v2's template); v0 is the
 	// revision rolled back before it.
 	promotionTimedOut := release(spec.PhaseFailed, func(s *spec.State) {
@@ -47,6 +52,23 @@ func TestDecideEdges(t *testing.T) {
 		// changes or sluice.dev/retry is set.
 		"last_failed_template_after_a_promotion_timeout_held_failed": {
 			in: update_(web().Image("v2").State(promotionTimedOut), web().Image("v0").State(promotionTimedOut)),
+		},
+		// Break glass while Failed (held, nothing in flight): the hold goes with the release.
+		"skip_analysis_when_failed_unpauses": {
+			in: update_(web().Image("v2").Paused(true).State(failedRelease), web().Image("v3").Paused(true).State(failedRelease).Annotate(spec.AnnSkipAnalysis, "true")),
+		},
+		// Opting out an Idle Deployment nobody paused releases nothing: the Event says so.
+		"opt_out_idle_unpaused_says_nothing_released": {
+			in: update_(web().State(idle), web().State(idle).OptOut()),
+		},
+		// Failed after a promotion timeout, the parent already rolling: opting out unpauses
+		// nothing, and the Event does not say it does.
+		"opt_out_failed_after_a_promotion_timeout_releases_nothing": {
+			in: update_(web().Image("v2").State(promotionTimedOut), web().Image("v2").State(promotionTimedOut).OptOut()),
+		},
+		// A restart of a template that reached the pods without the hold stays reported.
+		"restart_of_an_unanalysed_template_stays_unanalysed": {
+			in: update_(web().Image("v2").State(unanalysed), web().Image("v2").State(unanalysed).Restarted("2026-05-01T11:59:00Z"), restartBypass),
 		},
 		// `kubectl rollout pause` then `rollout resume` by the user, no release: theirs to make.
 		"unchanged_idle_users_resume_allowed": {
