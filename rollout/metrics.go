@@ -51,6 +51,14 @@ var phases = []spec.Phase{spec.PhaseIdle, spec.PhaseProgressing, spec.PhaseWaiti
 
 func init() {
 	metrics.Registry.MustRegister(phaseGauge, weightGauge, releaseDuration, checkTotal, checkValue, stableValue, checkThreshold, queryDuration)
+	// Counters start at zero, so that the first release to end (or the first reading of a
+	// verdict) shows in rate() and increase() instead of appearing already at 1.
+	for _, p := range []spec.Phase{spec.PhaseSucceeded, spec.PhaseFailed} {
+		releaseDuration.WithLabelValues(string(p))
+	}
+	for _, v := range []spec.Verdict{spec.VerdictPass, spec.VerdictFail, spec.VerdictAbort, spec.VerdictInconclusive, spec.VerdictError} {
+		checkTotal.WithLabelValues(string(v))
+	}
 }
 
 func recordState(namespace, name string, st spec.State) {

@@ -89,3 +89,32 @@ func TestMetricsOfADeploymentAndForget(t *testing.T) {
 		t.Errorf("after forget of both: %q", got)
 	}
 }
+
+// The counters exist at zero from the start, so the first release to end shows in increase().
+func TestCountersStartAtZero(t *testing.T) {
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, mf := range families {
+		if mf.GetName() != "sluice_release_duration_seconds" && mf.GetName() != "sluice_analysis_check_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				got = append(got, mf.GetName()+"{"+l.GetName()+"="+l.GetValue()+"}")
+			}
+		}
+	}
+	for _, want := range []string{
+		"sluice_release_duration_seconds{phase=Succeeded}", "sluice_release_duration_seconds{phase=Failed}",
+		"sluice_analysis_check_total{result=pass}", "sluice_analysis_check_total{result=fail}",
+		"sluice_analysis_check_total{result=abort}", "sluice_analysis_check_total{result=inconclusive}",
+		"sluice_analysis_check_total{result=error}",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("no series %s before any release; have %q", want, got)
+		}
+	}
+}

@@ -21,6 +21,13 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(decisions, latency)
+	// Every decision starts at zero, so that its first occurrence shows in rate() and
+	// increase() instead of appearing already at 1.
+	for _, d := range []Decision{DecisionController, DecisionNotOptedIn, DecisionCreate, DecisionInvalid,
+		DecisionOptOut, DecisionUnchanged, DecisionRestart, DecisionSkip, DecisionRevert, DecisionHeldFailed,
+		DecisionHeld, DecisionReplaced, "ignored", "error"} {
+		decisions.WithLabelValues(string(d))
+	}
 }
 
 func observe(d Decision, took time.Duration) {
