@@ -28,6 +28,9 @@ import (
 // Identity is the user Sluice runs as on the local control plane.
 const Identity = "sluice"
 
+// SluiceJob is the Prometheus job that scrapes sluice's own /metrics.
+const SluiceJob = "sluice"
+
 // Namespace is Sluice's own namespace (leader election).
 const Namespace = "sluice-system"
 
@@ -45,7 +48,8 @@ type Stack struct {
 	Cluster       *cluster.Cluster
 	Client        kubernetes.Interface
 	PrometheusURL string
-	// SluiceBinary is the built sluice; MetricsURL serves its /metrics.
+	// SluiceBinary is the built sluice; MetricsURL serves its /metrics, which Prometheus
+	// scrapes as job SluiceJob.
 	SluiceBinary string
 	PluginBinary string
 	MetricsURL   string
@@ -99,15 +103,6 @@ func Up(ctx context.Context, c *cluster.Cluster, o Options) (*Stack, error) {
 		return nil, err
 	}
 
-	step("starting Prometheus (scrapes pods every %s)", o.ScrapeInterval)
-	promKubeconfig, err := c.PrometheusKubeconfig(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if s.PrometheusURL, err = c.StartPrometheus(ctx, cluster.PodsScrapeConfig(promKubeconfig, o.ScrapeInterval)); err != nil {
-		return nil, err
-	}
-
 	bundle, err := certs.Generate([]string{"127.0.0.1", "localhost"}, 365*24*time.Hour, time.Now())
 	if err != nil {
 		return nil, err
@@ -120,7 +115,18 @@ func Up(ctx context.Context, c *cluster.Cluster, o Options) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.MetricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1])
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	s.MetricsURL = "http://" + metricsAddr + "/metrics"
+
+	step("starting Prometheus (scrapes pods and sluice's %s every %s)", s.MetricsURL, o.ScrapeInterval)
+	promKubeconfig, err := c.PrometheusKubeconfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	promConfig := cluster.PodsScrapeConfig(promKubeconfig, o.ScrapeInterval) + cluster.StaticScrapeJob(SluiceJob, metricsAddr, o.ScrapeInterval)
+	if s.PrometheusURL, err = c.StartPrometheus(ctx, promConfig); err != nil {
+		return nil, err
+	}
 	s.args = append([]string{
 		"--kubeconfig=" + kubeconfig,
 		"--controller-identity=" + Identity,
