@@ -239,7 +239,8 @@ func TestPluginWatchHistoryAndTables(t *testing.T) {
 // kubectlPlugin runs the real kubectl with the plugin on its PATH, as a user would.
 func kubectlPlugin(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), env.Cluster.Binaries.Kubectl, append([]string{"--kubeconfig=" + env.Cluster.Kubeconfig}, args...)...)
+	// kubectl looks a plugin up by the arguments before the first flag, and passes it the rest.
+	cmd := exec.CommandContext(t.Context(), env.Cluster.Binaries.Kubectl, append(args, "--kubeconfig="+env.Cluster.Kubeconfig)...)
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(env.PluginBinary)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
