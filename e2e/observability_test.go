@@ -75,7 +75,7 @@ func TestObservability(t *testing.T) {
 			func(v float64) bool { return math.Abs(v-want) < 1e-9 }, fmt.Sprintf("the state's last reading %g", want))
 	}
 	wantSeries(t, fams, "sluice_analysis_stable_value", model.MetricTypeGauge, []string{"check", "name", "namespace"},
-		with(self, "check", "request-success-rate"), func(v float64) bool { return v >= 90 && v <= 100 }, "a success rate")
+		with(self, "check", "request-success-rate"), func(v float64) bool { return v > 0 && v <= 100 }, "a success rate in percent")
 	wantSeries(t, fams, "sluice_analysis_threshold", model.MetricTypeGauge, []string{"bound", "check", "name", "namespace"},
 		with(with(self, "check", "request-success-rate"), "bound", "min"), func(v float64) bool { return v == 90 }, "90")
 	wantSeries(t, fams, "sluice_analysis_threshold", model.MetricTypeGauge, []string{"bound", "check", "name", "namespace"},
