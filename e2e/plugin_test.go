@@ -258,8 +258,11 @@ func assertTable(t *testing.T, table string, cols, row []string) {
 		t.Fatalf("header %q, want %q\n%s", got, cols, table)
 	}
 	var offsets []int
+	pos := 0
 	for _, c := range cols {
-		offsets = append(offsets, strings.Index(lines[0], c))
+		off := pos + strings.Index(lines[0][pos:], c)
+		offsets = append(offsets, off)
+		pos = off + len(c)
 	}
 	found := false
 	for _, l := range lines[1:] {
