@@ -23,6 +23,14 @@ var (
 		Help:    "Time from hold to the end of a release, by outcome phase.",
 		Buckets: prometheus.ExponentialBuckets(15, 2, 10),
 	}, []string{"phase"})
+	unanalysedGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_release_unanalysed",
+		Help: "1 while the Deployment's pods run a template that reached them without canary analysis (Event Unanalysed).",
+	}, []string{"namespace", "name"})
+	staleControls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_control_stale_total",
+		Help: "Control annotations the worker cleared without acting because they named another revision (written past the webhook), by annotation.",
+	}, []string{"annotation"})
 	checkTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_analysis_check_total",
 		Help: "Analysis check readings by verdict.",
@@ -50,7 +58,7 @@ var phases = []spec.Phase{spec.PhaseIdle, spec.PhaseProgressing, spec.PhaseWaiti
 	spec.PhasePromoting, spec.PhaseSucceeded, spec.PhaseRollingBack, spec.PhaseFailed}
 
 func init() {
-	metrics.Registry.MustRegister(phaseGauge, weightGauge, releaseDuration, checkTotal, checkValue, stableValue, checkThreshold, queryDuration)
+	metrics.Registry.MustRegister(phaseGauge, weightGauge, unanalysedGauge, staleControls, releaseDuration, checkTotal, checkValue, stableValue, checkThreshold, queryDuration)
 	// Counters start at zero, so that the first release to end (or the first reading of a
 	// verdict) shows in rate() and increase() instead of appearing already at 1.
 	for _, p := range []spec.Phase{spec.PhaseSucceeded, spec.PhaseFailed} {
@@ -70,6 +78,11 @@ func recordState(namespace, name string, st spec.State) {
 		phaseGauge.WithLabelValues(namespace, name, string(p)).Set(v)
 	}
 	weightGauge.WithLabelValues(namespace, name).Set(float64(st.Weight))
+	unanalysed := 0.0
+	if st.Unanalysed != "" {
+		unanalysed = 1
+	}
+	unanalysedGauge.WithLabelValues(namespace, name).Set(unanalysed)
 	if st.Plan != nil {
 		for _, m := range st.Plan.Metrics {
 			if r := m.ThresholdRange; r != nil && r.Min != nil {
@@ -104,6 +117,7 @@ func forget(namespace, name string) {
 	labels := prometheus.Labels{"namespace": namespace, "name": name}
 	phaseGauge.DeletePartialMatch(labels)
 	weightGauge.DeletePartialMatch(labels)
+	unanalysedGauge.DeletePartialMatch(labels)
 	checkValue.DeletePartialMatch(labels)
 	stableValue.DeletePartialMatch(labels)
 	checkThreshold.DeletePartialMatch(labels)

@@ -69,6 +69,7 @@ func TestMetricsOfADeploymentAndForget(t *testing.T) {
 			"sluice_release_phase{name=" + name + ",phase=RollingBack}",
 			"sluice_release_phase{name=" + name + ",phase=Succeeded}",
 			"sluice_release_phase{name=" + name + ",phase=Waiting}",
+			"sluice_release_unanalysed{name=" + name + "}",
 			"sluice_release_weight{name=" + name + "}",
 		}
 	}

@@ -31,6 +31,10 @@ const Identity = "sluice"
 // SluiceJob is the Prometheus job that scrapes sluice's own /metrics.
 const SluiceJob = "sluice"
 
+// WebhookOffLabel on a namespace keeps the API server from calling Sluice's webhook for it:
+// writes there go through as if the webhook were down with failurePolicy Ignore.
+const WebhookOffLabel = "e2e.sluice.dev/webhook-off"
+
 // Namespace is Sluice's own namespace (leader election).
 const Namespace = "sluice-system"
 
@@ -221,6 +225,16 @@ func (s *Stack) registerWebhook(ctx context.Context, url string, caBundle []byte
 	}
 	for i := range cfg.Webhooks {
 		cfg.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
+		// A test switches the webhook off for its own namespace only (as a webhook that is down
+		// with failurePolicy Ignore would be), leaving the tests running beside it guarded.
+		sel := cfg.Webhooks[i].NamespaceSelector
+		if sel == nil {
+			sel = &metav1.LabelSelector{}
+			cfg.Webhooks[i].NamespaceSelector = sel
+		}
+		sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{
+			Key: WebhookOffLabel, Operator: metav1.LabelSelectorOpDoesNotExist,
+		})
 	}
 	api := s.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	_ = api.Delete(ctx, cfg.Name, metav1.DeleteOptions{})
