@@ -80,6 +80,14 @@ func TestObservability(t *testing.T) {
 		with(with(self, "check", "request-success-rate"), "bound", "min"), func(v float64) bool { return v == 90 }, "90")
 	wantSeries(t, fams, "sluice_analysis_threshold", model.MetricTypeGauge, []string{"bound", "check", "name", "namespace"},
 		with(with(self, "check", "request-duration"), "bound", "max"), func(v float64) bool { return v == 500 }, "500")
+	wantSeries(t, fams, "sluice_release_unanalysed", model.MetricTypeGauge, []string{"name", "namespace"}, self,
+		func(v float64) bool { return v == 0 }, "0 (every template went through the hold)")
+	for _, control := range spec.ControlAnnotations {
+		for _, metric := range []string{"sluice_control_discarded_total", "sluice_control_stale_total"} {
+			wantSeries(t, fams, metric, model.MetricTypeCounter, []string{"annotation"}, map[string]string{"annotation": control},
+				func(v float64) bool { return v >= 0 }, "a count")
+		}
+	}
 	wantSeries(t, fams, "sluice_analysis_check_total", model.MetricTypeCounter, []string{"result"}, map[string]string{"result": "pass"},
 		func(v float64) bool { return v >= 4 }, "at least the 4 passing readings of the first release")
 	wantSeries(t, fams, "sluice_release_duration_seconds", model.MetricTypeHistogram, []string{"phase"}, map[string]string{"phase": "Succeeded"},

@@ -67,6 +67,9 @@ func init() {
 	for _, v := range []spec.Verdict{spec.VerdictPass, spec.VerdictFail, spec.VerdictAbort, spec.VerdictInconclusive, spec.VerdictError} {
 		checkTotal.WithLabelValues(string(v))
 	}
+	for _, k := range spec.ControlAnnotations {
+		staleControls.WithLabelValues(k)
+	}
 }
 
 func recordState(namespace, name string, st spec.State) {

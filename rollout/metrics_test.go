@@ -99,7 +99,7 @@ func TestCountersStartAtZero(t *testing.T) {
 	}
 	var got []string
 	for _, mf := range families {
-		if mf.GetName() != "sluice_release_duration_seconds" && mf.GetName() != "sluice_analysis_check_total" {
+		if mf.GetName() != "sluice_release_duration_seconds" && mf.GetName() != "sluice_analysis_check_total" && mf.GetName() != "sluice_control_stale_total" {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -113,6 +113,7 @@ func TestCountersStartAtZero(t *testing.T) {
 		"sluice_analysis_check_total{result=pass}", "sluice_analysis_check_total{result=fail}",
 		"sluice_analysis_check_total{result=abort}", "sluice_analysis_check_total{result=inconclusive}",
 		"sluice_analysis_check_total{result=error}",
+		"sluice_control_stale_total{annotation=sluice.dev/promote}", "sluice_control_stale_total{annotation=sluice.dev/retry}",
 	} {
 		if !slices.Contains(got, want) {
 			t.Errorf("no series %s before any release; have %q", want, got)

@@ -25,6 +25,7 @@ const (
 	outcomeFailed     = "PromotionFailed"
 	outcomeReplaced   = "Replaced"
 	outcomeBypassed   = "Bypassed"
+	outcomeUnanalysed = "Unanalysed"
 )
 
 // HistoryEntry is one release of a Deployment.
@@ -64,12 +65,13 @@ var (
 	rePromoted   = regexp.MustCompile(`^revision (\S+) \((.*)\) promoted`)
 	reRolledBack = regexp.MustCompile(`^canary of revision (\S+) removed; (?:stable revision \S+ keeps serving \((.*)\)|the Deployment is back on stable revision (\S+))`)
 	reBypassed   = regexp.MustCompile(`": (.*) goes out without canary analysis`)
+	reUnanalysed = regexp.MustCompile(`^template revision (\S+) reached the pods without canary analysis`)
 )
 
 // assembleHistory rebuilds the releases of a Deployment, newest first, from its Events
 // (ReleaseHeld and Retrying start one; Promoted, RolledBack and PromotionFailed end it; a
 // ReleaseHeld while one is open replaces it; Bypassed is a template released without
-// analysis) and its state, which knows the latest release even when its Events have expired.
+// analysis, Unanalysed one that reached the pods past the webhook) and its state, which knows the latest release even when its Events have expired.
 func assembleHistory(events []record, st spec.State) []HistoryEntry {
 	events = slices.Clone(events)
 	slices.SortStableFunc(events, func(a, b record) int { return a.Time.Compare(b.Time) })
@@ -142,6 +144,11 @@ func assembleHistory(events []record, st spec.State) []HistoryEntry {
 			end(latest(m[1]), ev.Time, outcomeRolledBack, reason)
 		case "PromotionFailed":
 			end(open, ev.Time, outcomeFailed, ev.Message)
+		case "Unanalysed":
+			if m := reUnanalysed.FindStringSubmatch(ev.Message); m != nil {
+				out = append(out, HistoryEntry{Revision: m[1], Outcome: outcomeUnanalysed, Started: ev.Time, Finished: ev.Time,
+					Reason: "reached the pods without the admission hold"})
+			}
 		case "Bypassed":
 			image := ""
 			if m := reBypassed.FindStringSubmatch(ev.Message); m != nil {

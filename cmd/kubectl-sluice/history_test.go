@@ -105,6 +105,15 @@ func TestAssembleHistory(t *testing.T) {
 					Reason: "promoted Deployment not fully rolled out within the progress deadline of 10m0s"},
 			},
 		},
+		"a template that reached the pods past the webhook": {
+			events: append(append([]record{}, promotedV2...),
+				record{at(60), "Unanalysed", "template revision r9 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is r2. Re-apply through the webhook or set the template back"}),
+			st: spec.State{Phase: spec.PhaseSucceeded, Revision: "r2", Stable: "r2", Unanalysed: "r9", StartedAt: at(0), FinishedAt: at(40)},
+			want: []HistoryEntry{
+				{Revision: "r9", Outcome: outcomeUnanalysed, Started: at(60), Finished: at(60), Reason: "reached the pods without the admission hold"},
+				v2,
+			},
+		},
 		"Events expired: the state alone": {
 			st:   failedV3,
 			want: []HistoryEntry{v3},

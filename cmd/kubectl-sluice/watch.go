@@ -119,8 +119,10 @@ func (p *printer) endLine() {
 // outcome reports whether the release of r has ended, its exit code and a sentence saying how.
 // A release ends Succeeded (promoted: exitOK) or Failed (rolled back: exitFailed) for the
 // Deployment's current template; a release rolled back because the template went back to the
-// stable one ends Idle and exits exitFailed too. A Deployment with no release of its current
-// template to wait for (never released, released without analysis) exits exitOK at once.
+// stable one ends Idle and exits exitFailed too, as does a template that reached the pods
+// without the hold (Unanalysed). A Deployment whose current template is the stable one with no
+// release in flight (never released, restarted, released with skip-analysis) has nothing to
+// wait for: exitOK at once.
 func outcome(r Release) (done bool, code int, summary string) {
 	st := r.State
 	id := r.Namespace + "/" + r.Name
@@ -131,9 +133,11 @@ func outcome(r Release) (done bool, code int, summary string) {
 		return true, exitOK, fmt.Sprintf("%s: revision %s (%s) promoted%s", id, st.Revision, st.Image, took(st))
 	case st.Phase == spec.PhaseFailed && st.Revision == r.Template:
 		return true, exitFailed, fmt.Sprintf("%s: revision %s (%s) rolled back%s: %s", id, st.Revision, st.Image, took(st), st.Message)
+	case st.Unanalysed != "" && st.Unanalysed == r.Template:
+		return true, exitFailed, fmt.Sprintf("%s: revision %s reached the pods without canary analysis (Unanalysed): %s", id, r.Template, st.Message)
 	case st.Phase == spec.PhaseIdle && st.Revision != "" && st.Revision != r.Template && r.Template == st.Stable:
 		return true, exitFailed, fmt.Sprintf("%s: revision %s (%s) rolled back%s: %s", id, st.Revision, st.Image, took(st), st.Message)
-	case st.Phase == spec.PhaseIdle && (st.Stable == "" || st.Stable == r.Template):
+	case r.Template == st.Stable || st.Phase == spec.PhaseIdle && st.Stable == "" && st.Revision == "":
 		msg := "no release to watch: revision " + r.Template + " is the stable one"
 		if st.Message != "" {
 			msg += " (" + st.Message + ")"
