@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -156,7 +157,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	switch o.verb {
 	case "watch":
-		return watchRelease(ctx, cs, ns, o.name, o.timeout, stdout, stderr, isTerminal(stdout))
+		return watchRelease(ctx, cs, ns, o.name, o.timeout, stdout, stderr, terminalWidth(stdout))
 	case "status":
 		err = status(ctx, cs, ns, o.name, o.output, stdout)
 	case "list":
@@ -183,13 +184,16 @@ func fail(stderr io.Writer, verb string, err error) int {
 	return exitFailed
 }
 
-// isTerminal reports whether w is a character device (a terminal), where watch redraws one
-// line instead of printing one line per change.
-func isTerminal(w io.Writer) bool {
+// terminalWidth is the width of the terminal w writes to, where watch redraws one line instead
+// of printing one line per change; 0 when w is not a terminal.
+func terminalWidth(w io.Writer) int {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return 0
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil || width <= 0 {
+		return 80
+	}
+	return width
 }

@@ -25,14 +25,14 @@ import (
 // ends, printing its progress, and returns the exit code: exitOK when it was promoted (or
 // there is nothing to release), exitFailed when it was rolled back or failed, exitError on an
 // error or when timeout (0: none) runs out first.
-func watchRelease(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration, stdout, stderr io.Writer, terminal bool) int {
+func watchRelease(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration, stdout, stderr io.Writer, width int) int {
 	if _, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
 		return fail(stderr, "watch", err)
 	}
 	ctx, cancel := watchtools.ContextWithOptionalTimeout(ctx, timeout)
 	defer cancel()
 
-	p := &printer{w: stdout, terminal: terminal}
+	p := &printer{w: stdout, terminal: width > 0, width: width}
 	code := exitError
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
 	lw := &cache.ListWatch{
@@ -77,11 +77,13 @@ func watchRelease(ctx context.Context, cs kubernetes.Interface, ns, name string,
 	return fail(stderr, "watch", err)
 }
 
-// printer shows a release's progress: on a terminal one line redrawn in place, elsewhere (a CI
-// log) one line per change.
+// printer shows a release's progress: on a terminal one line redrawn in place, cut to the
+// terminal's width (a wrapped line could not be redrawn), elsewhere (a CI log) one line per
+// change.
 type printer struct {
 	w        io.Writer
 	terminal bool
+	width    int
 	last     string
 	drawn    bool
 }
@@ -100,7 +102,7 @@ func (p *printer) update(r Release) (done bool, code int) {
 	}
 	p.last = line
 	if p.terminal {
-		fmt.Fprint(p.w, "\r\033[K"+line)
+		fmt.Fprint(p.w, "\r\033[K"+cut(line, p.width-1))
 		p.drawn = true
 	} else {
 		fmt.Fprintln(p.w, line)
@@ -153,6 +155,15 @@ func took(st spec.State) string {
 		return ""
 	}
 	return " after " + st.FinishedAt.Sub(st.StartedAt).Round(time.Second).String()
+}
+
+// cut shortens line to at most n characters, marking the cut with "…".
+func cut(line string, n int) string {
+	r := []rune(line)
+	if n <= 0 || len(r) <= n {
+		return line
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // barWidth is the number of cells of the progress bar.

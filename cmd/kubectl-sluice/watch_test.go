@@ -120,7 +120,7 @@ func TestPrinter(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var b bytes.Buffer
-			p := &printer{w: &b, terminal: tc.terminal}
+			p := &printer{w: &b, terminal: tc.terminal, width: 200}
 			for i, r := range seq {
 				ended, code := p.update(r)
 				if last := i == len(seq)-1; ended != last || last && code != exitOK {
@@ -131,5 +131,19 @@ func TestPrinter(t *testing.T) {
 				t.Errorf("output (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// On a terminal a line longer than the terminal is cut, so that redrawing it in place works.
+func TestPrinterCutsToTheTerminal(t *testing.T) {
+	var b bytes.Buffer
+	p := &printer{w: &b, terminal: true, width: 41}
+	p.update(inFlight())
+	want := "\r\033[Kshop/web Progressing [████████████░░░░░…" // 40 characters
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+	if got := cut("short", 40); got != "short" {
+		t.Errorf("cut of a short line = %q", got)
 	}
 }
