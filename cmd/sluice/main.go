@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
+	"github.com/sluice-dev/sluice/providers/metrics/redact"
 	"github.com/sluice-dev/sluice/rollout"
 	"github.com/sluice-dev/sluice/rollout/spec"
 	"github.com/sluice-dev/sluice/webhook"
@@ -114,8 +115,10 @@ func run(ctx context.Context, o Options) error {
 		}
 		analyzer := rollout.NewAnalyzer(prom, o.QueryParallelism)
 		analyzer.Templates = mgr.GetClient()
+		analyzer.AllowCrossNamespaceTemplates = o.AllowCrossNamespaceTemplates
 		analyzer.Providers = &rollout.Providers{
 			PrometheusAddress: o.PrometheusAddress, Secrets: mgr.GetAPIReader(), Timeout: o.QueryTimeout,
+			AllowControllerCloudIdentity: o.AllowControllerCloudIdentity,
 		}
 		r := &rollout.Reconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Defaults: defaults, Analyzer: analyzer,
@@ -137,7 +140,8 @@ func run(ctx context.Context, o Options) error {
 		return err
 	}
 	logger.Info("starting", "webhook", !o.DisableWebhook, "reconciler", !o.DisableReconciler,
-		"controllerIdentity", o.ControllerIdentity, "prometheus", o.PrometheusAddress)
+		"controllerIdentity", o.ControllerIdentity, "prometheus", redact.URL(o.PrometheusAddress),
+		"allowCrossNamespaceTemplates", o.AllowCrossNamespaceTemplates, "allowControllerCloudIdentity", o.AllowControllerCloudIdentity)
 	return mgr.Start(ctx)
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -32,6 +33,12 @@ type Options struct {
 	DisableReconciler   bool
 	GracefulStopTimeout time.Duration
 	ExcludedNamespaces  []string
+	// AllowCrossNamespaceTemplates lets a check's templateRef name a MetricTemplate in another
+	// namespace than the Deployment's (the template then runs with its own namespace's Secret).
+	AllowCrossNamespaceTemplates bool
+	// AllowControllerCloudIdentity lets a cloudwatch template without keys use the
+	// controller's own AWS identity (its default credential chain).
+	AllowControllerCloudIdentity bool
 }
 
 // AddFlags registers the options on fs.
@@ -58,6 +65,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.ExcludedNamespaces, "excluded-namespaces", []string{"kube-system"},
 		"namespaces the webhook's namespaceSelector excludes (keep them equal): opted-in Deployments there are reported (Event NotGuarded), never released")
 	fs.DurationVar(&o.GracefulStopTimeout, "graceful-stop-timeout", 10*time.Second, "time given to in-flight work on shutdown")
+	fs.BoolVar(&o.AllowCrossNamespaceTemplates, "allow-cross-namespace-templates", false,
+		"let a templateRef name a MetricTemplate in another namespace (it runs with that namespace's Secret); refused as a failed check otherwise")
+	fs.BoolVar(&o.AllowControllerCloudIdentity, "allow-controller-cloud-identity", false,
+		"let a cloudwatch MetricTemplate without keys in its Secret use the controller's own AWS identity (default credential chain); refused as a failed check otherwise")
 }
 
 // Validate reports every bad flag value.
@@ -71,6 +82,9 @@ func (o *Options) Validate() error {
 	}
 	if o.WebhookPort < 1 || o.WebhookPort > 65535 {
 		errs = append(errs, fmt.Errorf("--webhook-port must be 1..65535, got %d", o.WebhookPort))
+	}
+	if err := prometheus.CheckAddress(o.PrometheusAddress); err != nil {
+		errs = append(errs, fmt.Errorf("--prometheus-address: %w", err))
 	}
 	if o.QueryTimeout <= 0 {
 		errs = append(errs, errors.New("--query-timeout must be positive"))
