@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -42,9 +41,9 @@ func (l *headerLog) lines() []string {
 // MetricTemplates pointed by their author at a server that redirects (to a proxy in front of
 // the real Prometheus, where a client that follows redirects would get a good answer) fail
 // their check saying so, and the credentials of the template's Secret and its custom header
-// never reach the second host; a template whose address carries user:pass@, and one in another
-// namespace, fail with a precise reason. None of the credentials appear in the state
-// annotation, the Deployment's Events or sluice's log.
+// never reach the second host; a template whose address carries user:pass@ fails with a precise
+// reason, and one in another namespace is refused at admission. None of the credentials appear
+// in the state annotation, the Deployment's Events or sluice's log.
 func TestMetricTemplateCredentialsStayPut(t *testing.T) {
 	t.Parallel()
 	const (
@@ -88,15 +87,7 @@ func TestMetricTemplateCredentialsStayPut(t *testing.T) {
 		"- name: bearer\n  templateRef: {name: bearer}\n  thresholdRange: {min: 99}\n"+
 			"- name: basic\n  templateRef: {name: basic}\n  thresholdRange: {min: 99}\n"))
 	b := newApp(t, "misaddressed", fastAnnotations(spec.AnnStepWeights, "50"))
-	other := b.ns + "-x"
-	b.ann[spec.AnnMetrics] = "- name: userinfo\n  templateRef: {name: userinfo}\n  thresholdRange: {min: 99}\n" +
-		"- name: elsewhere\n  templateRef: {name: always-ok, namespace: " + other + "}\n  thresholdRange: {min: 99}\n"
-	if _, err := env.Client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), other, metav1.DeleteOptions{})
-	})
+	b.ann[spec.AnnMetrics] = "- name: userinfo\n  templateRef: {name: userinfo}\n  thresholdRange: {min: 99}\n"
 	for name, data := range map[string]map[string]string{
 		"bearer": {"token": token},
 		"basic":  {"username": basicUser, "password": basicPass},
@@ -131,13 +122,16 @@ spec:
   query: vector(100)
 `, userinfo)))
 	b.kubectl("apply", "-f", b.manifests+"/templates.yaml")
-	writeFile(t, b.manifests+"/other.yaml", []byte("apiVersion: sluice.dev/v1beta1\nkind: MetricTemplate\nmetadata: {name: always-ok}\nspec:\n  provider: {type: prometheus}\n  query: vector(100)\n"))
-	if _, stderr, err := env.Cluster.Kubectl(t.Context(), "-n", other, "apply", "-f", b.manifests+"/other.yaml"); err != nil {
-		t.Fatalf("apply the template in %s: %v %s", other, err, stderr)
-	}
 
 	a.deploy("demo:v1")
 	b.deploy("demo:v1")
+	// A template in another namespace would run with that namespace's Secrets: refused at
+	// admission unless the controller allows it.
+	elsewhere := `{"metadata":{"annotations":{"` + spec.AnnMetrics + `":"- name: elsewhere\n  templateRef: {name: always-ok, namespace: ` + b.ns + `-x}\n  thresholdRange: {min: 99}\n"}}}`
+	if _, stderr, err := b.tryKubectl("patch", "deployment/"+b.name, "--type=merge", "-p", elsewhere); err == nil ||
+		!strings.Contains(stderr, "--allow-cross-namespace-templates") {
+		t.Errorf("a cross-namespace templateRef was not refused naming the flag (err %v): %s", err, stderr)
+	}
 	a.apply("demo:v2")
 	b.apply("demo:v2")
 	reasons := map[string]string{}
@@ -158,10 +152,9 @@ spec:
 		}
 	}
 	for name, want := range map[string][]string{
-		"bearer":    {"HTTP 307 redirect", "not followed", secondSrv.URL},
-		"basic":     {"HTTP 307 redirect", "not followed", secondSrv.URL},
-		"userinfo":  {"must not carry user info", "xxxxx@127.0.0.1"},
-		"elsewhere": {"MetricTemplate " + other + "/always-ok", "--allow-cross-namespace-templates"},
+		"bearer":   {"HTTP 307 redirect", "not followed", secondSrv.URL},
+		"basic":    {"HTTP 307 redirect", "not followed", secondSrv.URL},
+		"userinfo": {"must not carry user info", "xxxxx@127.0.0.1"},
 	} {
 		for _, s := range want {
 			if !strings.Contains(reasons[name], s) {
@@ -203,7 +196,7 @@ spec:
 	// The outputs do carry the reasons (so the search below is not vacuous); sluice logs each
 	// release's steps (at -v=0 without the check reasons).
 	for _, where := range []string{"state annotation", "events"} {
-		for _, s := range []string{"not followed", "xxxxx@127.0.0.1", "--allow-cross-namespace-templates"} {
+		for _, s := range []string{"not followed", "xxxxx@127.0.0.1"} {
 			if !strings.Contains(outputs[where], s) {
 				t.Errorf("%s does not carry the check reasons (%q):\n%s", where, s, outputs[where])
 			}

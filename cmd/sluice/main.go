@@ -102,7 +102,7 @@ func run(ctx context.Context, o Options) error {
 	if !o.DisableWebhook {
 		mgr.GetWebhookServer().Register(webhook.Path, &crwebhook.Admission{Handler: &webhook.Handler{
 			ControllerIdentity: o.ControllerIdentity, Defaults: defaults,
-			RestartBypass: o.RestartBypass, Recorder: recorder,
+			RestartBypass: o.RestartBypass, Recorder: recorder, AllowCrossNamespaceTemplates: o.AllowCrossNamespaceTemplates,
 		}})
 		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 			return err
