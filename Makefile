@@ -34,7 +34,7 @@ e2e: tools ## End-to-end suite against the real control plane, Prometheus and sl
 	$(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) $$($(GO) list ./e2e/... | grep -v /e2e/faults)
 
 test-faults: tools ## Fault matrix end to end (docs/faults.md): sluice killed and stopped at every point, Prometheus, API server and webhook faults
-	$(GO) test -count=1 -timeout $(FAULTS_TIMEOUT) -v ./e2e/faults/
+	$(GO) test -count=1 -timeout $(FAULTS_TIMEOUT) -parallel 16 -v ./e2e/faults/
 
 bench: ## Benchmarks (admission handler; results recorded in docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./webhook/...

@@ -60,7 +60,11 @@ func fastAnnotations(extra ...string) map[string]string {
 	return ann
 }
 
-func newApp(t *testing.T, name string, ann map[string]string) *app {
+// newApp is an app whose pods are served but get no traffic: its checks are inline and fixed.
+func newApp(t *testing.T, name string, ann map[string]string) *app { return newAppWithLoad(t, name, ann, 0) }
+
+// newAppWithLoad is an app whose pods get rps requests a second, for checks on real series.
+func newAppWithLoad(t *testing.T, name string, ann map[string]string, rps int) *app {
 	t.Helper()
 	ns := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	ns = fmt.Sprintf("%s-%d", ns, time.Now().UnixNano()%100000)
@@ -74,11 +78,15 @@ func newApp(t *testing.T, name string, ann map[string]string) *app {
 		_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
 	})
 	fleet := &demoapp.Fleet{Client: env.Client, Namespace: ns}
-	load := &demoapp.Load{Fleet: fleet, RPS: 20, Selector: labels.SelectorFromSet(labels.Set{"app": name})}
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	go func() { _ = fleet.Run(runCtx); done <- struct{}{} }()
-	go func() { _ = load.Run(runCtx); done <- struct{}{} }()
+	if rps > 0 {
+		load := &demoapp.Load{Fleet: fleet, RPS: rps, Selector: labels.SelectorFromSet(labels.Set{"app": name})}
+		go func() { _ = load.Run(runCtx); done <- struct{}{} }()
+	} else {
+		done <- struct{}{}
+	}
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	return &app{t: t, ns: ns, name: name, ann: ann, manifests: t.TempDir()}
 }

@@ -23,7 +23,7 @@ const builtins = "- name: request-success-rate\n  thresholdRange: {min: 99}\n  i
 // must never promote and end Failed as the row says. It returns the final state.
 func promRow(t *testing.T, metrics string, setup, fault func(a *app)) (*app, spec.State) {
 	t.Helper()
-	a := newApp(t, "web", fastAnnotations(spec.AnnMetrics, metrics, spec.AnnThreshold, "2"))
+	a := newAppWithLoad(t, "web", fastAnnotations(spec.AnnMetrics, metrics, spec.AnnThreshold, "2"), 20)
 	if setup != nil {
 		setup(a)
 	}
