@@ -31,6 +31,7 @@ type Options struct {
 	DisableWebhook      bool
 	DisableReconciler   bool
 	GracefulStopTimeout time.Duration
+	ExcludedNamespaces  []string
 }
 
 // AddFlags registers the options on fs.
@@ -54,6 +55,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.LogLevel, "v", 0, "log verbosity (0: what operators act on; 1+: detail)")
 	fs.BoolVar(&o.DisableWebhook, "disable-webhook", false, "do not serve the admission webhook")
 	fs.BoolVar(&o.DisableReconciler, "disable-reconciler", false, "do not run the rollout worker")
+	fs.StringSliceVar(&o.ExcludedNamespaces, "excluded-namespaces", []string{"kube-system"},
+		"namespaces the webhook's namespaceSelector excludes (keep them equal): opted-in Deployments there are reported (Event NotGuarded), never released")
 	fs.DurationVar(&o.GracefulStopTimeout, "graceful-stop-timeout", 10*time.Second, "time given to in-flight work on shutdown")
 }
 
