@@ -35,8 +35,8 @@ func (c *Cluster) KillProcess(name string) error {
 // killed).
 var ErrStillRunning = errors.New("still running after the timeout")
 
-// StopProcess sends sig to the named process (its process group), waits up to timeout for it
-// to exit and forgets it. It returns how the process exited (nil for exit status 0, an
+// StopProcess sends sig to the named process (SIGKILL: to its process group), waits up to
+// timeout for it to exit and forgets it. It returns how the process exited (nil for exit status 0, an
 // *exec.ExitError otherwise). A process still running after timeout is killed with SIGKILL
 // and the error wraps ErrStillRunning.
 func (c *Cluster) StopProcess(name string, sig syscall.Signal, timeout time.Duration) (exit error, err error) {
@@ -50,7 +50,13 @@ func (c *Cluster) StopProcess(name string, sig syscall.Signal, timeout time.Dura
 	c.procs = slices.Delete(c.procs, i, i+1)
 	err = c.writePIDsLocked()
 	c.mu.Unlock()
-	signalGroup(p.pid, sig)
+	if sig == syscall.SIGKILL {
+		signalGroup(p.pid, sig)
+	} else {
+		// Once, to the process only, as a kubelet stops a container: a second SIGTERM makes
+		// many programs (controller-runtime's signal handler among them) exit at once.
+		_ = syscall.Kill(p.pid, sig)
+	}
 	select {
 	case <-p.done:
 		return p.err, err

@@ -34,7 +34,7 @@ func TestSIGTERMMidStep(t *testing.T) {
 	a.deploy("demo:v1")
 	rec := a.record()
 	hold := apiProxy.HoldStateWrite(func(w stack.StateWrite) bool {
-		return w.Namespace == a.ns && w.Name == a.name && point(w.From) == "Progressing-step0-w20"
+		return w.Namespace == a.ns && w.Name == a.name && point(w.From) == "Progressing-step0-w20" && point(w.To) != point(w.From)
 	})
 	defer apiProxy.Disarm(hold)
 	a.kubectl("set", "image", "deployment/web", "app=demo:v2")

@@ -61,7 +61,9 @@ func fastAnnotations(extra ...string) map[string]string {
 }
 
 // newApp is an app whose pods are served but get no traffic: its checks are inline and fixed.
-func newApp(t *testing.T, name string, ann map[string]string) *app { return newAppWithLoad(t, name, ann, 0) }
+func newApp(t *testing.T, name string, ann map[string]string) *app {
+	return newAppWithLoad(t, name, ann, 0)
+}
 
 // newAppWithLoad is an app whose pods get rps requests a second, for checks on real series.
 func newAppWithLoad(t *testing.T, name string, ann map[string]string, rps int) *app {

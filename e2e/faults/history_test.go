@@ -37,6 +37,7 @@ type recorder struct {
 	canaries []types.UID
 	sizes    []int32 // the canary's spec.replicas, each change
 	stable   map[types.UID]string
+	seen     map[types.UID]bool // new non-canary pods already counted
 	touched  []touch
 	// promotedRV is the resourceVersion of the first parent version in Promoting or Succeeded:
 	// stable pods may change from then on.
@@ -53,47 +54,30 @@ type touch struct {
 func (a *app) record() *recorder {
 	a.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &recorder{a: a, cancel: cancel, done: make(chan struct{}), stable: a.stableUIDs()}
+	r := &recorder{a: a, cancel: cancel, done: make(chan struct{}), stable: a.stableUIDs(), seen: map[types.UID]bool{}}
 	if len(r.stable) != replicas {
 		a.t.Fatalf("%d stable pods at the start, want %d", len(r.stable), replicas)
 	}
-	deps, err := env.Client.AppsV1().Deployments(a.ns).List(ctx, metav1.ListOptions{})
+	for uid := range r.stable {
+		r.seen[uid] = true
+	}
+	depRV, podRV, err := r.list(ctx)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	for i := range deps.Items {
-		r.deployment(&deps.Items[i])
-	}
-	pods, err := env.Client.CoreV1().Pods(a.ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	dw := retryWatch(a.t, ctx, deps.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-		return env.Client.AppsV1().Deployments(a.ns).Watch(ctx, o)
-	})
-	pw := retryWatch(a.t, ctx, pods.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-		return env.Client.CoreV1().Pods(a.ns).Watch(ctx, o)
-	})
 	go func() {
 		defer close(r.done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-dw.ResultChan():
-				if !ok {
-					return
+		for ctx.Err() == nil {
+			r.follow(ctx, depRV, podRV)
+			// A watch ends for good when its resourceVersion is too old (410), as after an API
+			// server restart (the new watch cache starts at the current revision): list again
+			// and go on from there. Only writes between the restart and this list could be
+			// missed; sluice is reconnecting then.
+			for ctx.Err() == nil {
+				if depRV, podRV, err = r.list(ctx); err == nil {
+					break
 				}
-				if d, isDep := ev.Object.(*appsv1.Deployment); isDep {
-					r.deployment(d)
-				}
-			case ev, ok := <-pw.ResultChan():
-				if !ok {
-					return
-				}
-				if p, isPod := ev.Object.(*corev1.Pod); isPod {
-					r.pod(ev.Type, p)
-				}
+				time.Sleep(100 * time.Millisecond)
 			}
 		}
 	}()
@@ -101,19 +85,86 @@ func (a *app) record() *recorder {
 	return r
 }
 
-func retryWatch(t *testing.T, ctx context.Context, rv string, w func(context.Context, metav1.ListOptions) (watch.Interface, error)) *watchtools.RetryWatcher {
-	t.Helper()
+// list reads the app's Deployments and pods, records them, and returns the lists' versions.
+func (r *recorder) list(ctx context.Context) (depRV, podRV string, err error) {
+	deps, err := env.Client.AppsV1().Deployments(r.a.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", "", err
+	}
+	pods, err := env.Client.CoreV1().Pods(r.a.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", "", err
+	}
+	for i := range deps.Items {
+		r.deployment(&deps.Items[i])
+	}
+	r.mu.Lock()
+	listed := map[types.UID]bool{}
+	for _, p := range pods.Items {
+		listed[p.UID] = true
+	}
+	rv, _ := strconv.ParseUint(pods.ResourceVersion, 10, 64)
+	for uid, name := range r.stable {
+		if !listed[uid] { // deleted while no watch ran: at the latest by this list
+			r.touched = append(r.touched, touch{"stable pod " + name + " deleted", rv})
+			delete(r.stable, uid)
+		}
+	}
+	r.mu.Unlock()
+	for i := range pods.Items {
+		r.pod(watch.Modified, &pods.Items[i])
+	}
+	return deps.ResourceVersion, pods.ResourceVersion, nil
+}
+
+// follow records the watch events of the app's Deployments and pods until either watch ends.
+func (r *recorder) follow(ctx context.Context, depRV, podRV string) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dw, err := retryWatch(ctx, depRV, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		return env.Client.AppsV1().Deployments(r.a.ns).Watch(ctx, o)
+	})
+	if err != nil {
+		return
+	}
+	defer dw.Stop()
+	pw, err := retryWatch(ctx, podRV, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		return env.Client.CoreV1().Pods(r.a.ns).Watch(ctx, o)
+	})
+	if err != nil {
+		return
+	}
+	defer pw.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-dw.ResultChan():
+			if !ok {
+				return
+			}
+			if d, isDep := ev.Object.(*appsv1.Deployment); isDep {
+				r.deployment(d)
+			}
+		case ev, ok := <-pw.ResultChan():
+			if !ok {
+				return
+			}
+			if p, isPod := ev.Object.(*corev1.Pod); isPod {
+				r.pod(ev.Type, p)
+			}
+		}
+	}
+}
+
+func retryWatch(ctx context.Context, rv string, w func(context.Context, metav1.ListOptions) (watch.Interface, error)) (*watchtools.RetryWatcher, error) {
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
 			return nil, fmt.Errorf("not listed")
 		},
 		WatchFuncWithContext: w,
 	}
-	rw, err := watchtools.NewRetryWatcherWithContext(ctx, rv, lw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rw
+	return watchtools.NewRetryWatcherWithContext(ctx, rv, lw)
 }
 
 func (r *recorder) stop() {
@@ -166,9 +217,11 @@ func (r *recorder) pod(typ watch.EventType, p *corev1.Pod) {
 		}
 		return
 	}
-	if typ == watch.Added && p.Labels[spec.LabelTrack] != spec.ValueCanary {
-		r.touched = append(r.touched, touch{"new non-canary pod " + p.Name, resourceVersion(p)})
+	if r.seen[p.UID] || p.UID == "" || typ == watch.Deleted || p.Labels[spec.LabelTrack] == spec.ValueCanary {
+		return
 	}
+	r.seen[p.UID] = true
+	r.touched = append(r.touched, touch{"new non-canary pod " + p.Name, resourceVersion(p)})
 }
 
 // latest is the last state recorded.
@@ -279,9 +332,7 @@ func (r *recorder) checkRelease(t *testing.T, want ...string) {
 			t.Errorf("%s before the promotion (rv %d, promoted at rv %d)", tc.what, tc.rv, promotedRV)
 		}
 	}
-	if t.Failed() {
-		t.Logf("history:\n%s", r.describe())
-	}
+	t.Logf("history:\n%s", r.describe())
 }
 
 // Expected progress of a "20,50" release.
