@@ -4,7 +4,7 @@
 GO ?= go
 # The e2e suite boots a real control plane; a cold tools build is ~30 min (cached after).
 E2E_TIMEOUT ?= 30m
-# The fault matrix (e2e/faults, docs/faults.md) boots its own control plane; ~10 min warm.
+# The fault matrix (e2e/faults, docs/faults.md) boots its own control plane; ~2 min warm.
 FAULTS_TIMEOUT ?= 30m
 
 .DEFAULT_GOAL := help
@@ -25,7 +25,7 @@ up: tools ## Start the local control plane with Prometheus and sluice, left runn
 down: ## Stop what `make up` started
 	$(GO) run ./e2e/cmd/demo down
 
-test: tools unit e2e ## Run every test: unit tests, then the end-to-end suite on a local control plane
+test: tools unit e2e test-faults ## Run every test: unit tests, the end-to-end suite, then the fault matrix, each on a local control plane
 
 unit: ## Unit tests (no cluster)
 	$(GO) test -short -count=1 ./...

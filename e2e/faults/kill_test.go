@@ -38,13 +38,15 @@ func point(st spec.State) string {
 	return string(st.Phase)
 }
 
-// Kill points of a "20,50" release: every point it passes through, each killed on its first
-// state write (once the step's other writes are done, before the step is recorded).
+// Kill points of a "20,50" release, each killed on the write that leaves it. A kill while
+// creating the canary resumes with a canary that is usually ready already (the restarted worker
+// records the step and its readiness in one write), so the promoted releases kill from the
+// point after it, and the rolled-back ones at creation.
 var (
-	progressPoints   = []string{"creating-canary", "Progressing-step0-w20-canary-not-ready", "Progressing-step0-w20", "Progressing-step1-w50"}
+	progressPoints   = []string{"Progressing-step0-w20-canary-not-ready", "Progressing-step0-w20", "Progressing-step1-w50"}
 	replicasPoints   = append(slices.Clone(progressPoints), "Promoting-rollout")
 	isolatedPoints   = append(slices.Clone(progressPoints), "Promoting-scale", "Promoting-shift", "Promoting-rollout", "Promoting-cleanup")
-	rollingBackPoint = []string{"Progressing-step0-w20", "RollingBack"}
+	rollingBackPoint = []string{"creating-canary", "Progressing-step0-w20", "RollingBack"}
 )
 
 // killAtEveryPoint arms the kills, starts a's release (start) and drives it to phase end,
@@ -125,8 +127,8 @@ func readState(t *testing.T, a *app) spec.State {
 	return stateOf(t, d)
 }
 
-// SIGKILL at every point of a promoted release, replicas router: creating the canary, waiting
-// for it, each step, the promotion (the parent rolling out).
+// SIGKILL at every point of a promoted release, replicas router: waiting for the canary, each
+// step, the promotion (the parent rolling out).
 func TestKillReplicasPromoted(t *testing.T) {
 	t.Parallel()
 	disruptive.Lock()
@@ -138,8 +140,8 @@ func TestKillReplicasPromoted(t *testing.T) {
 	rec.checkRelease(t, promotedReplicas...)
 }
 
-// SIGKILL while rolling back, replicas router: when the failed run's rollback is being
-// recorded (the canary's deletion already sent), and in RollingBack.
+// SIGKILL while creating the canary and while rolling back, replicas router: when the failed
+// run's rollback is being recorded (the canary's deletion already sent), and in RollingBack.
 func TestKillReplicasRollingBack(t *testing.T) {
 	t.Parallel()
 	disruptive.Lock()
@@ -163,8 +165,8 @@ func TestKillGatewayAPIPromoted(t *testing.T) {
 	rec.checkRelease(t, promotedIsolated...)
 }
 
-// SIGKILL while rolling back, Gateway API: traffic already moved off the canary, then in
-// RollingBack (the canary's deletion after the settle wait).
+// SIGKILL while creating the canary and while rolling back, Gateway API: traffic already
+// moved off the canary, then in RollingBack (the canary's deletion after the settle wait).
 func TestKillGatewayAPIRollingBack(t *testing.T) {
 	t.Parallel()
 	disruptive.Lock()
