@@ -19,9 +19,10 @@ import (
 )
 
 // webhookDown takes a's namespace from the sluice webhook and gives it the same webhook (rules,
-// selectors, timeout) with policy, whose endpoint is down: nothing listens on its port. It
-// returns once a server-side dry run of a template change shows the new webhook in effect.
-func webhookDown(t *testing.T, a *app, policy admissionregistrationv1.FailurePolicyType) {
+// selectors, timeout, and failurePolicy unless policy is set) whose endpoint is down: nothing
+// listens on its port. It returns once a server-side dry run of a template change shows the new
+// webhook in effect.
+func webhookDown(t *testing.T, a *app, policy *admissionregistrationv1.FailurePolicyType) {
 	t.Helper()
 	ctx := t.Context()
 	api := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
@@ -34,8 +35,12 @@ func webhookDown(t *testing.T, a *app, policy admissionregistrationv1.FailurePol
 		t.Fatal(err)
 	}
 	down := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "sluice-down-" + a.ns}}
+	effective := *cfg.Webhooks[0].FailurePolicy
+	if policy != nil {
+		effective = *policy
+	}
 	for _, w := range cfg.Webhooks {
-		w.FailurePolicy = &policy
+		w.FailurePolicy = &effective
 		url := fmt.Sprintf("https://127.0.0.1:%d%s", ports[0], urlPath(*w.ClientConfig.URL))
 		w.ClientConfig.URL = &url
 		w.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: a.ns}}
@@ -53,9 +58,9 @@ func webhookDown(t *testing.T, a *app, policy admissionregistrationv1.FailurePol
 	for {
 		_, stderr, err := a.tryKubectl("set", "image", "deployment/web", "app=demo:dry-run", "--dry-run=server")
 		switch {
-		case policy == admissionregistrationv1.Fail && err != nil && strings.Contains(stderr, "failed calling webhook"):
+		case effective == admissionregistrationv1.Fail && err != nil && strings.Contains(stderr, "failed calling webhook"):
 			return
-		case policy == admissionregistrationv1.Ignore && err == nil && !strings.Contains(stderr, "sluice: held"):
+		case effective == admissionregistrationv1.Ignore && err == nil && !strings.Contains(stderr, "sluice: held"):
 			return
 		}
 		if time.Now().After(deadline) {
@@ -72,7 +77,7 @@ func urlPath(u string) string {
 	return ""
 }
 
-// The webhook endpoint down with failurePolicy Fail (as deploy/webhook.yaml installs it): a
+// The webhook endpoint down with the failurePolicy deploy/webhook.yaml installs (Fail): a
 // `kubectl set image` is refused, and nothing is released: the template, the state and the
 // pods stay as they were, and no canary appears over two intervals.
 func TestWebhookDownFail(t *testing.T) {
@@ -81,7 +86,7 @@ func TestWebhookDownFail(t *testing.T) {
 	a.deploy("demo:v1")
 	before := a.get()
 	pods := a.stableUIDs()
-	webhookDown(t, a, admissionregistrationv1.Fail)
+	webhookDown(t, a, nil)
 
 	_, stderr, err := a.tryKubectl("set", "image", "deployment/web", "app=demo:v2")
 	if err == nil || !strings.Contains(stderr, "failed calling webhook") {
@@ -118,7 +123,8 @@ func TestWebhookDownIgnore(t *testing.T) {
 	a.kubectl("set", "image", "deployment/web", "app=demo:v2")
 	promoted := a.waitPhase(2*time.Minute, spec.PhaseSucceeded)
 	a.waitFor(time.Minute, "v2 rolled out", rolledOut)
-	webhookDown(t, a, admissionregistrationv1.Ignore)
+	ignore := admissionregistrationv1.Ignore
+	webhookDown(t, a, &ignore)
 
 	_, stderr := a.kubectl("set", "image", "deployment/web", "app=demo:v3")
 	if strings.Contains(stderr, "held") {
