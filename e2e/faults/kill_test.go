@@ -1,17 +1,27 @@
 package faults
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/sluice-dev/sluice/e2e/demoapp"
 	"github.com/sluice-dev/sluice/e2e/stack"
+	"github.com/sluice-dev/sluice/providers/routers"
+	"github.com/sluice-dev/sluice/providers/routers/gatewayapi"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -160,9 +170,20 @@ func TestKillGatewayAPIPromoted(t *testing.T) {
 	disruptive.Lock()
 	defer disruptive.Unlock()
 	a := gatewayApp(t, passing)
-	rec := a.record()
+	rec, route := a.record(), a.recordRoute()
 	killAtEveryPoint(t, a, rec, isolatedPoints, spec.PhaseSucceeded, promotedIsolated, setImage(a))
 	rec.checkRelease(t, promotedIsolated...)
+	// Every routing step of the plan, in order (a restart may set the route back to the recorded
+	// step's weight while that step's analysis is redone: a designed repeat, logged).
+	a.waitFor(time.Minute, "the route back to the user's", func(*appsv1.Deployment) (bool, string) {
+		h := route.history()
+		return h[len(h)-1] == "user's", strings.Join(h, " → ")
+	})
+	h := route.history()
+	t.Logf("HTTPRoute: %s", strings.Join(h, " → "))
+	if !inOrder(h, "w20", "w50", "w100", "w0", "user's") {
+		t.Errorf("HTTPRoute went %s; want w20, w50, w100, w0, user's in that order", strings.Join(h, " → "))
+	}
 }
 
 // SIGKILL while creating the canary and while rolling back, Gateway API: traffic already
@@ -172,9 +193,21 @@ func TestKillGatewayAPIRollingBack(t *testing.T) {
 	disruptive.Lock()
 	defer disruptive.Unlock()
 	a := gatewayApp(t, failing)
-	rec := a.record()
+	rec, route := a.record(), a.recordRoute()
 	killAtEveryPoint(t, a, rec, rollingBackPoint, spec.PhaseFailed, rolledBackAtFirstStep, setImage(a))
 	rec.checkRelease(t, rolledBackAtFirstStep...)
+	// Once the rollback took traffic off the failed canary, it never gets any again.
+	a.waitFor(time.Minute, "the route back to the user's", func(*appsv1.Deployment) (bool, string) {
+		h := route.history()
+		return h[len(h)-1] == "user's", strings.Join(h, " → ")
+	})
+	h := route.history()
+	t.Logf("HTTPRoute: %s", strings.Join(h, " → "))
+	if i := slices.Index(h, "w20"); i >= 0 {
+		if j := slices.Index(h[i:], "w0"); j >= 0 && slices.Contains(h[i+j:], "w20") {
+			t.Errorf("traffic went back to the failed canary after the rollback moved it off: %s", strings.Join(h, " → "))
+		}
+	}
 }
 
 // userHTTPRoute is the route a user keeps in Git for the Service web.
@@ -214,4 +247,76 @@ func gatewayApp(t *testing.T, metrics string) *app {
 // setImage releases demo:v2 as a user would.
 func setImage(a *app) func() {
 	return func() { a.kubectl("set", "image", "deployment/web", "app=demo:v2") }
+}
+
+var httpRoutes = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}
+
+// routeRecorder follows the app's HTTPRoute through a watch and records each distinct routing
+// it had: "user's" (as the user wrote it) or "w<canary weight>".
+type routeRecorder struct {
+	mu    sync.Mutex
+	steps []string
+}
+
+func (a *app) recordRoute() *routeRecorder {
+	a.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	dyn, err := dynamic.NewForConfig(env.Cluster.RESTConfig())
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	res := dyn.Resource(httpRoutes).Namespace(a.ns)
+	u, err := res.Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	rr := &routeRecorder{}
+	target := routers.Target{Namespace: a.ns, Service: "web", Port: 80, Route: "web"}
+	observe := func(obj map[string]any) {
+		o := gatewayapi.Observe(obj, target)
+		s := "user's"
+		if o.Managed {
+			s = fmt.Sprintf("w%d", o.Weight)
+		}
+		rr.mu.Lock()
+		if len(rr.steps) == 0 || rr.steps[len(rr.steps)-1] != s {
+			rr.steps = append(rr.steps, s)
+		}
+		rr.mu.Unlock()
+	}
+	observe(u.Object)
+	w, err := retryWatch(ctx, u.GetResourceVersion(), func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		o.FieldSelector = "metadata.name=web"
+		return res.Watch(ctx, o)
+	})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range w.ResultChan() {
+			if u, ok := ev.Object.(*unstructured.Unstructured); ok && ev.Type != watch.Bookmark {
+				observe(u.Object)
+			}
+		}
+	}()
+	a.t.Cleanup(func() { cancel(); w.Stop(); <-done })
+	return rr
+}
+
+func (rr *routeRecorder) history() []string {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	return slices.Clone(rr.steps)
+}
+
+// inOrder reports whether want occur in h in that order (other entries between them allowed).
+func inOrder(h []string, want ...string) bool {
+	for _, s := range h {
+		if len(want) > 0 && s == want[0] {
+			want = want[1:]
+		}
+	}
+	return len(want) == 0
 }
