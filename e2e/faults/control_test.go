@@ -85,6 +85,8 @@ func TestAPIServerRestartMidRelease(t *testing.T) {
 	t.Parallel()
 	disruptive.Lock()
 	defer disruptive.Unlock()
+	apiUp.Lock()
+	defer apiUp.Unlock()
 	a := newApp(t, "web", fastAnnotations(spec.AnnMetrics, passing))
 	a.deploy("demo:v1")
 	rec := a.record()

@@ -30,7 +30,17 @@ var (
 	// down is held (Lock) while sluice or the API server is down; rows hold it (RLock) around
 	// their writes that need the webhook, which would be refused meanwhile.
 	down sync.RWMutex
+	// apiUp is held (RLock) for their whole run by the rows that read the API server directly
+	// (not only through retrying waits); the API server restart row takes it (Lock), so it runs
+	// when none of them does.
+	apiUp sync.RWMutex
 )
+
+// readsAPI marks t as a row that needs the API server up throughout.
+func readsAPI(t *testing.T) {
+	apiUp.RLock()
+	t.Cleanup(apiUp.RUnlock)
+}
 
 // replicas is the size of every app: small, the matrix is about order, not scale.
 const replicas = 2

@@ -64,6 +64,7 @@ func checkReasons(t *testing.T, st spec.State, verdict spec.Verdict, words ...st
 // threshold 2 → rolled back after two runs, never promoted.
 func TestPrometheus5xx(t *testing.T) {
 	t.Parallel()
+	readsAPI(t)
 	a, st := promRow(t, builtins, nil, func(a *app) { promxy.SetMode(a.ns, stack.PromError) })
 	checkReasons(t, st, spec.VerdictError, "500", "server error")
 	if st.FailedChecks != 2 || !strings.Contains(st.Message, "threshold") {
@@ -79,6 +80,7 @@ func TestPrometheus5xx(t *testing.T) {
 // the threshold, never promoted.
 func TestPrometheusSlow(t *testing.T) {
 	t.Parallel()
+	readsAPI(t)
 	a, st := promRow(t, builtins, nil, func(a *app) { promxy.SetMode(a.ns, stack.PromSlow) })
 	checkReasons(t, st, spec.VerdictError, "deadline", "unreachable", "timeout")
 	if st.FailedChecks != 2 {
@@ -93,6 +95,7 @@ func TestPrometheusSlow(t *testing.T) {
 // checks' inconclusiveLimit of 3 rolls it back; never promoted.
 func TestPrometheusNaN(t *testing.T) {
 	t.Parallel()
+	readsAPI(t)
 	a, st := promRow(t, builtins, nil, func(a *app) { promxy.SetMode(a.ns, stack.PromNaN) })
 	checkReasons(t, st, spec.VerdictInconclusive, "NaN")
 	if st.FailedChecks != 0 || st.Inconclusive != 3 || !strings.Contains(st.Message, "inconclusive") {
@@ -115,6 +118,7 @@ spec:
 // back at the threshold, never promoted.
 func TestPrometheusDown(t *testing.T) {
 	t.Parallel()
+	readsAPI(t)
 	ports, err := cluster.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)

@@ -82,6 +82,7 @@ func urlPath(u string) string {
 // pods stay as they were, and no canary appears over two intervals.
 func TestWebhookDownFail(t *testing.T) {
 	t.Parallel()
+	readsAPI(t)
 	a := newApp(t, "web", fastAnnotations(spec.AnnMetrics, passing))
 	a.deploy("demo:v1")
 	before := a.get()
@@ -118,6 +119,7 @@ func TestWebhookDownFail(t *testing.T) {
 // recorded when v2 was promoted.
 func TestWebhookDownIgnore(t *testing.T) {
 	t.Parallel()
+	readsAPI(t)
 	a := newApp(t, "web", fastAnnotations(spec.AnnMetrics, passing))
 	a.deploy("demo:v1")
 	a.kubectl("set", "image", "deployment/web", "app=demo:v2")
