@@ -117,9 +117,17 @@ func killAndResume(t *testing.T, a *app, rec *recorder, w stack.StateWrite, want
 		if err != nil {
 			t.Fatal(err)
 		}
+		if after := readState(t, a); after.Encode() != stored.Encode() {
+			t.Errorf("the state changed while sluice was down: %s → %s", key(stored), key(after))
+		}
 		restartSluice(t)
 	}()
 	next := rec.waitAfter(t, stored.Encode(), 2*time.Minute)
+	// The restarted sluice decides anew: its state carries its own timestamps, so it is never
+	// byte for byte the killed one's (but for the move to the rollout sub-step, which sets none).
+	if next.Encode() == w.To.Encode() && w.To.PromoteStep != spec.PromoteRollout {
+		t.Errorf("the killed sluice's write reached the API server: %s", w.To.Encode())
+	}
 	from, to, got := slices.Index(want, key(w.From)), slices.Index(want, key(w.To)), slices.Index(want, key(next))
 	if got < from || got > to+1 {
 		t.Errorf("killed at %s while it recorded %s; after the restart it recorded %s", key(w.From), key(w.To), key(next))
