@@ -32,6 +32,9 @@ func promRow(t *testing.T, metrics string, setup, fault func(a *app)) (*app, spe
 	a.kubectl("set", "image", "deployment/web", "app=demo:v2")
 	// The first run passes on real series: the proxy passes them through.
 	rec.waitState(3*time.Minute, "the first step's analysis to pass", func(st spec.State) bool {
+		if st.Phase == spec.PhaseIdle {
+			return false // the held release not seen by the watch yet
+		}
 		if st.Phase != spec.PhaseProgressing {
 			t.Fatalf("release left Progressing before the fault: %s: %s", key(st), st.Message)
 		}
