@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -180,6 +181,15 @@ func (s *Stack) Plugin(ctx context.Context, args ...string) (string, error) {
 
 // KillSluice kills sluice with SIGKILL, as a crash would, and waits for it to exit.
 func (s *Stack) KillSluice() error { return s.Cluster.KillProcess("sluice") }
+
+// StopSluice sends sig to sluice and waits up to timeout for it to exit. It returns how long
+// that took and how sluice exited (nil: status 0); past timeout sluice is killed and the error
+// wraps cluster.ErrStillRunning.
+func (s *Stack) StopSluice(sig syscall.Signal, timeout time.Duration) (took time.Duration, exit, err error) {
+	start := time.Now()
+	exit, err = s.Cluster.StopProcess("sluice", sig, timeout)
+	return time.Since(start), exit, err
+}
 
 func (s *Stack) rbac(ctx context.Context) error {
 	if _, err := s.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
