@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,6 +59,20 @@ func TestSelfManagedCertificates(t *testing.T) {
 		"--cert-extra-sans=127.0.0.1", "--cert-validity=2m", "--cert-refresh-interval=2s",
 		"--disable-reconciler", // the webhook is under test; the held releases need no worker
 	}
+	// Readiness waits for the certificate: a replica that cannot write its Secret (Sluice has
+	// no Role in that namespace) is alive but serves no certificate, so it is never ready.
+	blocked := rs.start("sluice-certs-blocked", append(slices.Clone(flags), "--namespace=default")...)
+	poll(t, time.Minute, 500*time.Millisecond, blocked.Name+" to fail making its Secret", func() (bool, string) {
+		return countLogLines(t, []*stack.Replica{blocked}, "webhook certificate sync failed") > 0, "no failed sync yet"
+	})
+	if code, body := probe(t, strings.Replace(blocked.ReadyURL, "/readyz", "/healthz", 1)); code != http.StatusOK {
+		t.Fatalf("%s is not alive: %d %s", blocked.Name, code, body)
+	}
+	if code, body := probe(t, blocked.ReadyURL+"?verbose"); code == http.StatusOK || !strings.Contains(body, "[-]webhook failed") {
+		t.Errorf("%s is ready without a certificate: %d %s", blocked.Name, code, body)
+	}
+	rs.kill(blocked)
+
 	// B re-reads the Secret only every 30 s: after A rotates, B keeps serving the old
 	// certificate for several seconds while the API server already has the new bundle, the
 	// case the bundle's previous CA is there for.
@@ -326,4 +342,16 @@ func countLogLines(t *testing.T, replicas []*stack.Replica, s string) int {
 		n += strings.Count(string(b), s)
 	}
 	return n
+}
+
+// probe GETs a health endpoint and returns its status and body.
+func probe(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

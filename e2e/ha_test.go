@@ -25,15 +25,15 @@ import (
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
-// The short lease the HA tests run with (the defaults are 15s/10s/2s too; passed explicitly so
-// the bound below holds whatever the defaults become).
+// The short lease the HA tests run with: shorter than the defaults (15s/10s/2s), so that a
+// take-over within haLease + 2·haRetry also shows the flags reach the leader election.
 const (
-	haLease = 15 * time.Second
-	haRetry = 2 * time.Second
+	haLease = 10 * time.Second
+	haRetry = time.Second
 )
 
 var haFlags = []string{
-	"--leader-election-lease-duration=15s", "--leader-election-renew-deadline=10s", "--leader-election-retry-period=2s",
+	"--leader-election-lease-duration=10s", "--leader-election-renew-deadline=7s", "--leader-election-retry-period=1s",
 }
 
 // Acceptance 4 (issue 10): two sluice replicas with leader election. Both serve the webhook;
@@ -137,7 +137,7 @@ func currentCABundle(t *testing.T) []byte {
 }
 
 // waitLeader waits until exactly one replica reports holding the lease (controller-runtime's
-// leader_election_master_status) and returns it and the other.
+// leader_election_master_status) and returns it and another (nil if there is none).
 func waitLeader(t *testing.T, replicas []*stack.Replica, timeout time.Duration) (leader, follower *stack.Replica) {
 	t.Helper()
 	poll(t, timeout, 500*time.Millisecond, "one leader", func() (bool, string) {
@@ -151,9 +151,10 @@ func waitLeader(t *testing.T, replicas []*stack.Replica, timeout time.Duration) 
 			return false, fmt.Sprintf("%d leaders", len(leaders))
 		}
 		leader = leaders[0]
-		follower = replicas[0]
-		if follower == leader {
-			follower = replicas[1]
+		for _, r := range replicas {
+			if r != leader {
+				follower = r
+			}
 		}
 		return true, ""
 	})
