@@ -2,6 +2,7 @@ package certs
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"sync"
@@ -60,9 +61,12 @@ func TestReplicasRacingEndWithOneCA(t *testing.T) {
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(webhookConfig(nil)).Build()
 	managers := make([]*Manager, 4)
+	// Every replica reads the Secret (not there yet) before any creates it.
+	race := &allReadFirst{Client: c}
+	race.wg.Add(len(managers))
 	for i := range managers {
 		managers[i] = &Manager{
-			Reader: c, Writer: c, Namespace: "sluice-system", SecretName: "sluice-webhook-cert",
+			Reader: race, Writer: c, Namespace: "sluice-system", SecretName: "sluice-webhook-cert",
 			WebhookConfiguration: "sluice", Want: want, Interval: time.Second,
 		}
 		if _, err := managers[i].GetCertificate(nil); err == nil {
@@ -108,4 +112,28 @@ func TestReplicasRacingEndWithOneCA(t *testing.T) {
 	if !bytes.Equal(cfg.Webhooks[0].ClientConfig.CABundle, secret.Data[KeyCABundle]) {
 		t.Errorf("caBundle not injected: %q", cfg.Webhooks[0].ClientConfig.CABundle)
 	}
+}
+
+// allReadFirst holds each of the first wg-count reads of a Secret until all of them were made.
+type allReadFirst struct {
+	client.Client
+	mu    sync.Mutex
+	wg    sync.WaitGroup
+	reads int
+}
+
+func (r *allReadFirst) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*corev1.Secret); ok {
+		r.mu.Lock()
+		r.reads++
+		first := r.reads <= 4
+		r.mu.Unlock()
+		if first {
+			err := r.Client.Get(ctx, key, obj, opts...)
+			r.wg.Done()
+			r.wg.Wait()
+			return err
+		}
+	}
+	return r.Client.Get(ctx, key, obj, opts...)
 }
