@@ -355,3 +355,54 @@ func probe(t *testing.T, url string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// Files mode (no --cert-secret, cert-manager's path): the certificate files in --cert-dir are
+// served again when they change, without a restart. The replica serves only its webhook port
+// here (no webhook configuration points at it), so the test can run alongside others.
+func TestFilesModeReloadsCertificates(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	first, err := certs.Generate([]string{"127.0.0.1"}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("sluice-files-%d", time.Now().UnixNano()%100000)
+	r, err := env.StartReplica(name, "--cert-dir="+dir, "--disable-reconciler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Cluster.KillProcess(name) })
+	if err := env.WaitReady(ctx, r, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	served, err := servedCertificate(r, first.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := parsePEM(t, first.Cert); served.SerialNumber.Cmp(want.SerialNumber) != 0 {
+		t.Fatalf("serves serial %s, the files hold %s", served.SerialNumber, want.SerialNumber)
+	}
+
+	second, err := certs.Generate([]string{"127.0.0.1"}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	want := parsePEM(t, second.Cert)
+	poll(t, time.Minute, 500*time.Millisecond, "the new files to be served", func() (bool, string) {
+		served, err := servedCertificate(r, second.CACert)
+		if err != nil {
+			return false, err.Error()
+		}
+		return served.SerialNumber.Cmp(want.SerialNumber) == 0, "old serial " + served.SerialNumber.String()
+	})
+	if syscall.Kill(r.PID, 0) != nil || countLogLines(t, []*stack.Replica{r}, `"msg":"starting"`) != 1 {
+		t.Errorf("%s restarted to serve the new files", r.Name)
+	}
+}
