@@ -28,6 +28,9 @@ var certExpiry = prometheus.NewGauge(prometheus.GaugeOpts{
 
 func init() { crmetrics.Registry.MustRegister(certExpiry) }
 
+// DefaultInterval is how often a Manager re-reads the Secret unless told otherwise.
+const DefaultInterval = 10 * time.Second
+
 // Manager keeps the webhook's certificates in a Secret and serves them. Every replica runs
 // one: each makes sure the Secret exists and is current (optimistic concurrency settles
 // races: a losing write re-reads the winner's Secret), injects the Secret's CA bundle into the
@@ -45,7 +48,7 @@ type Manager struct {
 	WebhookConfiguration string
 	Want                 Want
 	// Interval between two reads of the Secret (how soon a rotation another replica made is
-	// served here).
+	// served here); zero means DefaultInterval.
 	Interval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -72,6 +75,9 @@ func (m *Manager) NeedLeaderElection() bool { return false }
 func (m *Manager) Start(ctx context.Context) error {
 	logger := log.FromContext(ctx).WithName("certs")
 	ctx = log.IntoContext(ctx, logger)
+	if m.Interval <= 0 {
+		m.Interval = DefaultInterval
+	}
 	retry := time.Second
 	for {
 		wait := m.Interval

@@ -63,7 +63,7 @@ func TestSelfManagedCertificates(t *testing.T) {
 	// no Role in that namespace) is alive but serves no certificate, so it is never ready.
 	blocked := rs.start("sluice-certs-blocked", append(slices.Clone(flags), "--namespace=default")...)
 	poll(t, time.Minute, 500*time.Millisecond, blocked.Name+" to fail making its Secret", func() (bool, string) {
-		return countLogLines(t, []*stack.Replica{blocked}, "webhook certificate sync failed") > 0, "no failed sync yet"
+		return countLogLines(t, []*stack.Replica{blocked}, `cannot create resource \"secrets\"`) > 0, "no forbidden Secret creation yet"
 	})
 	if code, body := probe(t, strings.Replace(blocked.ReadyURL, "/readyz", "/healthz", 1)); code != http.StatusOK {
 		t.Fatalf("%s is not alive: %d %s", blocked.Name, code, body)
