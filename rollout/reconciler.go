@@ -100,6 +100,10 @@ const cacheLag = 250 * time.Millisecond
 // step replaced is behind: the step waits rather than replay the step before (and write its
 // routing and canary size over the current one's).
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	// A step once begun is finished when the manager stops (SIGTERM): the manager waits up to
+	// its graceful-shutdown timeout for it, so its analysis is not cut into a failed check and
+	// its writes are not left half done. (A lost lease stops the process at once instead.)
+	ctx = context.WithoutCancel(ctx)
 	res, err := r.step(ctx, req, r.now())
 	if apierrors.IsConflict(err) {
 		// Not an error: the cache was behind a write made meanwhile.
