@@ -233,15 +233,8 @@ func (a *app) analysisStart(timeout time.Duration) time.Time {
 // eventsWithMessages returns "Reason: message" of the parent's Events, oldest first.
 func (a *app) eventsWithMessages() []string {
 	a.t.Helper()
-	list, err := env.Client.CoreV1().Events(a.ns).List(context.Background(), metav1.ListOptions{
-		FieldSelector: "involvedObject.name=" + a.name,
-	})
-	if err != nil {
-		a.t.Fatalf("list events: %v", err)
-	}
-	slices.SortFunc(list.Items, func(x, y corev1.Event) int { return x.CreationTimestamp.Compare(y.CreationTimestamp.Time) })
 	var out []string
-	for _, e := range list.Items {
+	for _, e := range a.eventList() {
 		out = append(out, e.Reason+": "+e.Message)
 	}
 	return out
