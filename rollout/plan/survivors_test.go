@@ -149,7 +149,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Phase, s.AbortReason = spec.PhaseRollingBack, "routing: HTTPRoute web not found"
 					s.Message = "rolling back: routing: HTTPRoute web not found"
 				}),
-				Canary: plan.CanaryDelete, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: routing: HTTPRoute web not found")},
 			},
 		},
