@@ -40,6 +40,10 @@ func TestParseBounds(t *testing.T) {
 			ann:  map[string]string{spec.AnnAnalysis: "stepWeight: 60\nmaxWeight: 80", spec.AnnMaxWeight: "50"},
 			want: `sluice.dev/analysis stepWeight: must not exceed sluice.dev/max-weight (50), got "60"`,
 		},
+		"a range of one value": {
+			ann: map[string]string{spec.AnnMetrics: "- name: errors\n  query: up\n  thresholdRange: {min: 0, max: 0}\n"},
+		},
+		"flat threshold 1":                      {ann: map[string]string{spec.AnnThreshold: "1"}},
 		"interval at the minimum":               {ann: map[string]string{spec.AnnInterval: "5s"}},
 		"progress deadline at the minimum":      {ann: map[string]string{spec.AnnProgressDeadline: "10s"}},
 		"block threshold 1 and 1000":            {ann: map[string]string{spec.AnnAnalysis: "threshold: 1\niterations: 10000"}},

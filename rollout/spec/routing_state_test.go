@@ -50,6 +50,7 @@ func TestStateRouting(t *testing.T) {
 		"paused keeps the weight":           {st: st(spec.PhasePaused, mesh()), want: spec.Routing{Weight: 20}, active: true},
 		"waiting keeps the weight":          {st: st(spec.PhaseWaiting, mesh()), want: spec.Routing{Weight: 20}, active: true},
 		"sticky at 20%":                     {st: st(spec.PhaseProgressing, sticky), want: spec.Routing{Weight: 20, Sticky: &spec.Sticky{Cookie: "canary", Value: "rev", MaxAge: 60}}, active: true},
+		"sticky at 1%":                      {st: st(spec.PhaseProgressing, sticky, step("", 1)), want: spec.Routing{Weight: 1, Sticky: &spec.Sticky{Cookie: "canary", Value: "rev", MaxAge: 60}}, active: true},
 		"sticky at 0%: no cookie":           {st: st(spec.PhaseProgressing, sticky, step("", 0)), active: true},
 		"a/b: the matches":                  {st: st(spec.PhaseProgressing, ab), want: spec.Routing{Matches: ab.Matches}, active: true},
 		"mirror: the percent":               {st: st(spec.PhaseProgressing, mirror), want: spec.Routing{Mirror: 30}, active: true},
