@@ -217,6 +217,17 @@ func TestPlanEdges(t *testing.T) {
 				Events: []plan.Event{normal("Promoting", "promoting revision newrev0001: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)")},
 			},
 		},
+		// A reverted release's template that reaches the pods anyway (webhook bypassed) was never
+		// analysed: reported, like any other.
+		"Idle after a revert, the reverted template on the pods: Unanalysed": {
+			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseIdle, Revision: rev, Stable: stable}, Parent: parent(unpaused)},
+			now:  now,
+			want: plan.Decision{
+				State: spec.State{Phase: spec.PhaseIdle, Revision: rev, Stable: stable, Unanalysed: rev, UnanalysedAt: now,
+					Message: "revision newrev0001 runs without canary analysis (last analysed stable revision: stablerev1)"},
+				Events: []plan.Event{warning("Unanalysed", "template revision newrev0001 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is stablerev1. Re-apply through the webhook or set the template back")},
+			},
+		},
 		// A parent rolled out, but not to the release's revision (its template changed under
 		// the promotion), is not a success of this release.
 		"rolled out to another revision: not Succeeded": {
