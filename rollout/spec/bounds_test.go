@@ -51,6 +51,7 @@ func TestParseBounds(t *testing.T) {
 		"block threshold 0":                     {ann: map[string]string{spec.AnnAnalysis: "threshold: 0"}, want: `sluice.dev/analysis threshold: must be 1..1000, got "0"`},
 		"a single explicit weight of 100":       {ann: map[string]string{spec.AnnStepWeights: "100"}, steps: []int{100}},
 		"a weight of 101":                       {ann: map[string]string{spec.AnnStepWeights: "50,101"}, want: `sluice.dev/step-weights: each weight must be 1..100, got 101, got "50,101"`},
+		"a single block weight checked too":     {ann: map[string]string{spec.AnnAnalysis: "stepWeights: [150]"}, want: `sluice.dev/analysis stepWeights: each weight must be 1..100, got 150, got "[150]"`},
 		"block weights checked like flat":       {ann: map[string]string{spec.AnnAnalysis: "stepWeights: [5, 5]"}, want: `sluice.dev/analysis stepWeights: weights must increase strictly, got "[5 5]"`},
 		"match that is not YAML":                {ann: map[string]string{spec.AnnMatch: "[", spec.AnnStrategy: "ab"}, wantPrefix: `sluice.dev/match: not a valid YAML list of matches: `},
 		"check interval that is not a duration": {ann: map[string]string{spec.AnnMetrics: "- name: errors\n  query: up\n  thresholdRange: {max: 1}\n  interval: 0s\n"}, want: `sluice.dev/metrics[errors].interval: must be a positive duration such as 1m, got "0s"`},
