@@ -228,6 +228,26 @@ func TestPlanEdges(t *testing.T) {
 				Events: []plan.Event{warning("Unanalysed", "template revision newrev0001 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is stablerev1. Re-apply through the webhook or set the template back")},
 			},
 		},
+		// inconclusiveLimit 1: the first run without data rolls back.
+		"inconclusiveLimit 1: the first inconclusive run rolls back": {
+			snap: plan.Snapshot{Name: name, State: atStep(0, limits(1, 0)), Parent: parent(), Canary: readyCanary(1),
+				Analysis: []spec.CheckResult{noData(spec.CheckSuccessRate), pass(spec.CheckDuration, 100)}},
+			now: now,
+			want: plan.Decision{
+				State: atStep(0, limits(1, 0), func(s *spec.State) {
+					s.Inconclusive, s.LastRunAt = 1, now
+					s.Checks = []spec.CheckResult{noData(spec.CheckSuccessRate), pass(spec.CheckDuration, 100)}
+					s.Phase = spec.PhaseRollingBack
+					s.AbortReason = "1 inconclusive analysis runs reached the limit of 1"
+					s.Message = "rolling back: 1 inconclusive analysis runs reached the limit of 1"
+				}),
+				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				Events: []plan.Event{
+					warning("Inconclusive", "analysis inconclusive (1 of 1 allowed) at weight 10%: request-success-rate: no data"),
+					warning("RollingBack", "rolling back revision newrev0001: 1 inconclusive analysis runs reached the limit of 1"),
+				},
+			},
+		},
 		// A parent rolled out, but not to the release's revision (its template changed under
 		// the promotion), is not a success of this release.
 		"rolled out to another revision: not Succeeded": {
