@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -31,6 +33,9 @@ type Options struct {
 	DisableWebhook      bool
 	DisableReconciler   bool
 	GracefulStopTimeout time.Duration
+	// WatchNamespaces limits the cache (and so the rollout worker) to these namespaces; empty
+	// watches the whole cluster.
+	WatchNamespaces []string
 }
 
 // AddFlags registers the options on fs.
@@ -55,6 +60,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.DisableWebhook, "disable-webhook", false, "do not serve the admission webhook")
 	fs.BoolVar(&o.DisableReconciler, "disable-reconciler", false, "do not run the rollout worker")
 	fs.DurationVar(&o.GracefulStopTimeout, "graceful-stop-timeout", 10*time.Second, "time given to in-flight work on shutdown")
+	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespaces", nil,
+		"comma-separated namespaces whose Deployments Sluice releases (default: all); RBAC may then be Roles in these namespaces only")
 }
 
 // Validate reports every bad flag value.
@@ -77,6 +84,11 @@ func (o *Options) Validate() error {
 	}
 	if o.DisableWebhook && o.DisableReconciler {
 		errs = append(errs, errors.New("--disable-webhook and --disable-reconciler together leave nothing to run"))
+	}
+	for _, ns := range o.WatchNamespaces {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(msgs, "; ")))
+		}
 	}
 	return errors.Join(errs...)
 }
