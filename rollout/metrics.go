@@ -21,6 +21,10 @@ var (
 		Help:    "Time from hold to the end of a release, by outcome phase.",
 		Buckets: prometheus.ExponentialBuckets(15, 2, 10),
 	}, []string{"phase"})
+	unanalysedGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_release_unanalysed",
+		Help: "1 while the Deployment's pods run a template that reached them without canary analysis (Event Unanalysed).",
+	}, []string{"namespace", "name"})
 	checkTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_analysis_check_total",
 		Help: "Analysis check readings by verdict.",
@@ -40,7 +44,7 @@ var phases = []spec.Phase{spec.PhaseIdle, spec.PhaseProgressing, spec.PhaseWaiti
 	spec.PhasePromoting, spec.PhaseSucceeded, spec.PhaseRollingBack, spec.PhaseFailed}
 
 func init() {
-	metrics.Registry.MustRegister(phaseGauge, weightGauge, releaseDuration, checkTotal, checkValue, queryDuration)
+	metrics.Registry.MustRegister(phaseGauge, weightGauge, unanalysedGauge, releaseDuration, checkTotal, checkValue, queryDuration)
 }
 
 func recordState(namespace, name string, st spec.State) {
@@ -52,6 +56,11 @@ func recordState(namespace, name string, st spec.State) {
 		phaseGauge.WithLabelValues(namespace, name, string(p)).Set(v)
 	}
 	weightGauge.WithLabelValues(namespace, name).Set(float64(st.Weight))
+	unanalysed := 0.0
+	if st.Unanalysed != "" {
+		unanalysed = 1
+	}
+	unanalysedGauge.WithLabelValues(namespace, name).Set(unanalysed)
 }
 
 func recordChecks(namespace, name string, rs []spec.CheckResult) {
@@ -67,5 +76,6 @@ func forget(namespace, name string) {
 	labels := prometheus.Labels{"namespace": namespace, "name": name}
 	phaseGauge.DeletePartialMatch(labels)
 	weightGauge.DeletePartialMatch(labels)
+	unanalysedGauge.DeletePartialMatch(labels)
 	checkValue.DeletePartialMatch(labels)
 }

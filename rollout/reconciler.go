@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,11 +40,16 @@ type Reconciler struct {
 		Run(ctx context.Context, namespace, name string, plan *spec.Config) []spec.CheckResult
 	}
 	Defaults spec.Defaults
+	// Excluded are the namespaces the admission webhook does not see (its namespaceSelector):
+	// their template changes are never held, so their Deployments are not released; each is
+	// reported once (Event NotGuarded).
+	Excluded []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
 	mu       sync.Mutex
 	replaced map[types.NamespacedName]replacedState
+	reported map[types.UID]bool
 }
 
 // SetupWithManager registers the reconciler. One watch on Deployments serves both kinds Sluice
@@ -141,6 +147,22 @@ func (r *Reconciler) wrote(key types.NamespacedName, raw string) {
 	r.replaced[key] = replacedState{raw: raw, at: time.Now()}
 }
 
+// notGuarded says once per Deployment (and process) that its namespace is outside the webhook.
+func (r *Reconciler) notGuarded(parent *appsv1.Deployment) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reported[parent.UID] {
+		return
+	}
+	if r.reported == nil {
+		r.reported = map[types.UID]bool{}
+	}
+	r.reported[parent.UID] = true
+	r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "NotGuarded", "Reconcile",
+		"namespace %s is excluded from Sluice's admission webhook: template changes of this Deployment are not held or analysed, and Sluice does not release it (remove %s or move it to a guarded namespace)",
+		parent.Namespace, spec.LabelEnabled)
+}
+
 // step runs one step of req's release.
 func (r *Reconciler) step(ctx context.Context, req reconcile.Request, now time.Time) (reconcile.Result, error) {
 	logger := log.FromContext(ctx)
@@ -161,6 +183,10 @@ func (r *Reconciler) step(ctx context.Context, req reconcile.Request, now time.T
 	}
 	if parent.Labels[spec.LabelEnabled] != spec.ValueEnabled || !parent.DeletionTimestamp.IsZero() {
 		return reconcile.Result{}, r.abandon(ctx, req.Namespace, req.Name)
+	}
+	if slices.Contains(r.Excluded, parent.Namespace) {
+		r.notGuarded(parent)
+		return reconcile.Result{}, nil
 	}
 
 	st, err := spec.ReadState(parent.Annotations)
@@ -252,9 +278,9 @@ func snapshot(parent, canary *appsv1.Deployment, st spec.State, defaults spec.De
 		Parent: workload(parent, spec.TemplateHash(&parent.Spec.Template)),
 		Controls: plan.Controls{
 			Promote: parent.Annotations[spec.AnnPromote],
-			Abort:   isSet(parent.Annotations, spec.AnnAbort),
-			Pause:   isSet(parent.Annotations, spec.AnnPause),
-			Retry:   isSet(parent.Annotations, spec.AnnRetry),
+			Abort:   parent.Annotations[spec.AnnAbort],
+			Pause:   parent.Annotations[spec.AnnPause],
+			Retry:   parent.Annotations[spec.AnnRetry],
 		},
 	}
 	if canary != nil {
@@ -267,11 +293,6 @@ func snapshot(parent, canary *appsv1.Deployment, st spec.State, defaults spec.De
 		s.Config = &cfg
 	}
 	return s
-}
-
-func isSet(ann map[string]string, key string) bool {
-	v, ok := ann[key]
-	return ok && v != "false"
 }
 
 func workload(d *appsv1.Deployment, revision string) plan.Workload {

@@ -7,6 +7,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -60,6 +61,9 @@ type Verdict struct {
 	Object   *appsv1.Deployment
 	Warnings []string
 	Events   []Event
+	// Discarded lists the control annotations the write carried that were dropped because they
+	// name no revision in flight.
+	Discarded []string
 }
 
 // Decide applies SPEC §3's decision table to one admission request.
@@ -74,15 +78,20 @@ func Decide(in Input) Verdict {
 		if !optedIn(obj) {
 			return Verdict{Decision: DecisionNotOptedIn, Allowed: true}
 		}
-		if _, errs := spec.Parse(obj.Annotations, in.Defaults); len(errs) > 0 {
+		_, errs := spec.Parse(obj.Annotations, in.Defaults)
+		if errs = append(errs, newControlErrors(nil, obj)...); len(errs) > 0 {
 			return deny(spec.FormatErrors(errs))
 		}
-		// A new object carries no release: state copied from elsewhere is dropped.
+		// A new object carries no release: state copied from elsewhere is dropped, and so is
+		// any approval (there is nothing to approve yet).
 		if dropOwnState(obj) {
-			v.Object = obj
 			v.Warnings = append(v.Warnings, fmt.Sprintf("sluice: dropped %s: it is written only by Sluice", spec.AnnState))
 		}
 		v.Decision = DecisionCreate
+		discardControls(&v, nil, obj)
+		if !equalForPatch(in.New, obj) {
+			v.Object = obj
+		}
 		return v
 	}
 
@@ -106,7 +115,7 @@ func Decide(in Input) Verdict {
 	}
 
 	cfg, errs := spec.Parse(obj.Annotations, in.Defaults)
-	if len(errs) > 0 {
+	if errs = append(errs, newControlErrors(old, obj)...); len(errs) > 0 {
 		return deny(spec.FormatErrors(errs))
 	}
 
@@ -130,6 +139,18 @@ func Decide(in Input) Verdict {
 		spec.OnlyRestarted(&old.Spec.Template, &obj.Spec.Template):
 		v.Decision = DecisionRestart
 		v.Events = append(v.Events, Event{corev1.EventTypeNormal, "Restarted", "template changed only by kubectl rollout restart: restarting without a canary"})
+		// The restarted template is the same workload: it stays stable (or unanalysed), so
+		// the worker does not report the restart as a change that bypassed the hold.
+		switch oldHash {
+		case st.Stable:
+			next := st
+			next.Stable = newHash
+			setState(obj, next)
+		case st.Unanalysed:
+			next := st
+			next.Unanalysed = newHash
+			setState(obj, next)
+		}
 
 	case cfg.SkipAnalysis:
 		v.Decision = DecisionSkip
@@ -198,11 +219,67 @@ func Decide(in Input) Verdict {
 			fmt.Sprintf("held revision %s (%s) for canary analysis; stable revision %s keeps serving", newHash, images, stable)})
 	}
 
+	discardControls(&v, old, obj)
 	if !equalForPatch(in.New, obj) {
 		v.Object = obj
 	}
 	return v
 }
+
+// newControlErrors refuses a control annotation this write sets to something that is not a
+// revision (a bare "true" approves nothing in particular, so it could approve the next release).
+// A malformed value the object already carried — written before this version, or while the
+// webhook was bypassed — is not refused here: discardControls drops it, so the write goes on.
+func newControlErrors(old, obj *appsv1.Deployment) field.ErrorList {
+	var errs field.ErrorList
+	for _, k := range spec.ControlAnnotations {
+		v, ok := obj.Annotations[k]
+		if !ok {
+			continue
+		}
+		if old != nil && old.Annotations[k] == v {
+			continue
+		}
+		if err := spec.CheckControl(k, v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// discardControls drops every control annotation of obj that does not name the revision in
+// flight after this decision (the release held, or the one that failed, for a retry): a
+// leftover approval can never act on another release. Each drop is a warning, a Warning Event
+// and, counted by the handler, a metric.
+func discardControls(v *Verdict, old, obj *appsv1.Deployment) {
+	st, err := spec.ReadState(obj.Annotations)
+	target := ""
+	if err == nil && (st.Phase.InFlight() || st.Phase == spec.PhaseFailed) {
+		target = st.Revision
+	}
+	for _, k := range spec.ControlAnnotations {
+		val, ok := obj.Annotations[k]
+		if !ok || val == target {
+			continue
+		}
+		delete(obj.Annotations, k)
+		why := "no release is in flight"
+		if target != "" {
+			why = "the release in flight is " + target
+		}
+		leftover := ""
+		if old != nil && old.Annotations[k] == val {
+			leftover = " (left over from before)"
+		}
+		msg := fmt.Sprintf("dropped %s=%s%s: %s; controls act only on the revision they name", k, val, leftover, why)
+		v.Warnings = append(v.Warnings, "sluice: "+msg)
+		v.Events = append(v.Events, Event{corev1.EventTypeWarning, ReasonControlDiscarded, msg})
+		v.Discarded = append(v.Discarded, k)
+	}
+}
+
+// ReasonControlDiscarded is the Event reason of a control annotation the webhook dropped.
+const ReasonControlDiscarded = "ControlDiscarded"
 
 func optOut(v Verdict, st spec.State, old, sent, obj *appsv1.Deployment) Verdict {
 	v.Decision = DecisionOptOut
@@ -211,9 +288,18 @@ func optOut(v Verdict, st spec.State, old, sent, obj *appsv1.Deployment) Verdict
 		v.Warnings = append(v.Warnings, fmt.Sprintf(
 			"sluice: opted out: unpausing releases %s without analysis", spec.Images(&obj.Spec.Template)))
 	}
+	msg := "opted out (" + spec.LabelEnabled + " removed): Sluice no longer holds template changes of this Deployment"
+	evType := corev1.EventTypeNormal
 	if st.Phase.InFlight() {
 		v.Warnings = append(v.Warnings, "sluice: opted out: release "+st.Revision+" is abandoned and its canary removed")
+		msg += "; release " + st.Revision + " is abandoned and its canary removed"
+		evType = corev1.EventTypeWarning
 	}
+	if !obj.Spec.Paused && old.Spec.Paused && st.HoldsParent() {
+		msg += "; unpaused: " + spec.Images(&obj.Spec.Template) + " goes out without analysis"
+		evType = corev1.EventTypeWarning
+	}
+	v.Events = append(v.Events, Event{evType, "OptedOut", msg})
 	dropOwnState(obj)
 	if !equalForPatch(sent, obj) {
 		v.Object = obj

@@ -86,6 +86,10 @@ func TestDecide(t *testing.T) {
 		"restart_after_success": {
 			in: update_(web().Image("v2").State(release(spec.PhaseSucceeded)), web().Image("v2").State(release(spec.PhaseSucceeded)).Restarted("2026-05-01T11:59:00Z"), restartBypass),
 		},
+		"restart_of_the_stable_template_stays_stable": {
+			in: update_(web().Image("v2").State(release(spec.PhaseSucceeded, func(s *spec.State) { s.Stable = hashOf("v2") })),
+				web().Image("v2").State(release(spec.PhaseSucceeded, func(s *spec.State) { s.Stable = hashOf("v2") })).Restarted("2026-05-01T11:59:00Z"), restartBypass),
+		},
 		"restart_without_bypass_is_held": {
 			in: update_(web(), web().Restarted("2026-05-01T11:59:00Z")),
 		},
@@ -204,7 +208,44 @@ func TestDecide(t *testing.T) {
 			in: update_(web().Annotate(spec.AnnMaxWeight, "150"), web().Annotate(spec.AnnMaxWeight, "150").OptOut()),
 		},
 
+		// Manual controls name the revision they act on (SPEC §4).
+		"control_promote_true_refused": {
+			in: update_(web().Image("v2").Paused(true).State(inFlight), web().Image("v2").Paused(true).State(inFlight).Annotate(spec.AnnPromote, "true")),
+		},
+		"control_abort_true_refused_on_create": {
+			in: create(web().Annotate(spec.AnnAbort, "true")),
+		},
+		"control_on_create_dropped": {
+			in: create(web().Annotate(spec.AnnPromote, hashOf("v1"))),
+		},
+		"control_promote_in_flight_revision_kept": {
+			in: update_(web().Image("v2").Paused(true).State(inFlight), web().Image("v2").Paused(true).State(inFlight).Annotate(spec.AnnPromote, hashOf("v2"))),
+		},
+		"control_promote_naming_an_old_revision_dropped": {
+			in: update_(web().Image("v2").Paused(true).State(inFlight), web().Image("v2").Paused(true).State(inFlight).Annotate(spec.AnnPromote, hashOf("v0"))),
+		},
+		"control_leftover_promote_true_dropped_when_a_release_is_held": {
+			in: update_(web().State(release(spec.PhaseSucceeded, func(s *spec.State) { s.Stable = hashOf("v1") })).Annotate(spec.AnnPromote, "true"),
+				web().Image("v2").State(release(spec.PhaseSucceeded, func(s *spec.State) { s.Stable = hashOf("v1") })).Annotate(spec.AnnPromote, "true")),
+		},
+		"control_approval_of_the_replaced_release_dropped": {
+			in: update_(web().Image("v2").Paused(true).State(inFlight).Annotate(spec.AnnPromote, hashOf("v2")).Annotate(spec.AnnPause, hashOf("v2")),
+				web().Image("v3").Paused(true).State(inFlight).Annotate(spec.AnnPromote, hashOf("v2")).Annotate(spec.AnnPause, hashOf("v2"))),
+		},
+		"control_approval_naming_the_held_template_kept": {
+			in: update_(web(), web().Image("v2").Annotate(spec.AnnPromote, hashOf("v2"))),
+		},
+		"control_retry_of_the_failed_revision_kept": {
+			in: update_(web().Image("v2").Paused(true).State(failed), web().Image("v2").Paused(true).State(failed).Annotate(spec.AnnRetry, hashOf("v2"))),
+		},
+		"control_idle_abort_dropped": {
+			in: update_(web().State(release(spec.PhaseSucceeded)), web().State(release(spec.PhaseSucceeded)).Annotate(spec.AnnAbort, hashOf("v2"))),
+		},
+
 		// Invalid configuration.
+		"unknown_annotation_refused_with_a_suggestion": {
+			in: update_(web(), web().Image("v2").Annotate("sluice.dev/treshold", "3")),
+		},
 		"invalid_config_denied": {
 			in: update_(web(), web().Image("v2").Annotate(spec.AnnMaxWeight, "150")),
 		},

@@ -74,9 +74,14 @@ func (h *Handler) handle(req admission.Request) (admission.Response, Decision) {
 	if !v.Allowed {
 		return admission.Denied(v.Denial), v.Decision
 	}
-	if h.Recorder != nil && (req.DryRun == nil || !*req.DryRun) {
-		for _, e := range v.Events {
-			h.Recorder.Eventf(obj, nil, e.Type, e.Reason, string(v.Decision), "%s", e.Message)
+	if req.DryRun == nil || !*req.DryRun {
+		for _, k := range v.Discarded {
+			discarded.WithLabelValues(k).Inc()
+		}
+		if h.Recorder != nil {
+			for _, e := range v.Events {
+				h.Recorder.Eventf(obj, nil, e.Type, e.Reason, string(v.Decision), "%s", e.Message)
+			}
 		}
 	}
 	if v.Object == nil {

@@ -12,6 +12,10 @@ var (
 		Name: "sluice_admission_decisions_total",
 		Help: "Admission decisions on opted-in Deployments, by decision table row.",
 	}, []string{"decision"})
+	discarded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_control_discarded_total",
+		Help: "Control annotations the webhook dropped because they named no revision in flight, by annotation.",
+	}, []string{"annotation"})
 	latency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "sluice_admission_duration_seconds",
 		Help:    "Time Sluice's handler spends on one admission request.",
@@ -20,7 +24,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(decisions, latency)
+	metrics.Registry.MustRegister(decisions, discarded, latency)
 }
 
 func observe(d Decision, took time.Duration) {

@@ -69,15 +69,15 @@ func main() {
 	case "list":
 		err = list(ctx, cs, ns)
 	case "promote":
-		err = promote(ctx, cs, ns, name)
+		err = control(ctx, cs, ns, name, spec.AnnPromote)
 	case "abort":
-		err = annotate(ctx, cs, ns, name, map[string]any{spec.AnnAbort: "true"})
+		err = control(ctx, cs, ns, name, spec.AnnAbort)
 	case "pause":
-		err = annotate(ctx, cs, ns, name, map[string]any{spec.AnnPause: "true"})
+		err = control(ctx, cs, ns, name, spec.AnnPause)
 	case "resume":
 		err = annotate(ctx, cs, ns, name, map[string]any{spec.AnnPause: nil})
 	case "retry":
-		err = annotate(ctx, cs, ns, name, map[string]any{spec.AnnRetry: "true"})
+		err = control(ctx, cs, ns, name, spec.AnnRetry)
 	default:
 		err = fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
@@ -155,9 +155,10 @@ func list(ctx context.Context, cs kubernetes.Interface, ns string) error {
 	return w.Flush()
 }
 
-// promote approves exactly the revision in flight now, so that an approval given while looking
-// at one release cannot promote a newer one.
-func promote(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
+// control writes control annotation key with the revision it acts on, read now: the release in
+// flight (promote, abort, pause) or the Failed release (retry). An approval given while looking
+// at one release can never act on a newer one: Sluice ignores a control naming another revision.
+func control(ctx context.Context, cs kubernetes.Interface, ns, name, key string) error {
 	d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return err
@@ -166,10 +167,16 @@ func promote(ctx context.Context, cs kubernetes.Interface, ns, name string) erro
 	if err != nil {
 		return err
 	}
-	if !st.Phase.InFlight() {
+	rev := st.Revision
+	switch {
+	case key == spec.AnnRetry && st.Phase != spec.PhaseFailed:
+		return fmt.Errorf("no failed release to retry on %s/%s (phase %s)", ns, name, st.Phase)
+	case key == spec.AnnRetry:
+		rev = spec.TemplateHash(&d.Spec.Template)
+	case !st.Phase.InFlight():
 		return fmt.Errorf("no release in flight on %s/%s (phase %s)", ns, name, st.Phase)
 	}
-	return annotate(ctx, cs, ns, name, map[string]any{spec.AnnPromote: st.Revision})
+	return annotate(ctx, cs, ns, name, map[string]any{key: rev})
 }
 
 func annotate(ctx context.Context, cs kubernetes.Interface, ns, name string, ann map[string]any) error {

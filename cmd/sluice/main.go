@@ -129,6 +129,7 @@ func run(ctx context.Context, o Options) error {
 		}
 		r := &rollout.Reconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Defaults: defaults, Analyzer: analyzer,
+			Excluded: o.ExcludedNamespaces,
 		}
 		if err := r.SetupWithManager(mgr, o.Concurrency); err != nil {
 			return fmt.Errorf("set up rollout worker: %w", err)

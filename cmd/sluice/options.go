@@ -33,6 +33,7 @@ type Options struct {
 	DisableWebhook      bool
 	DisableReconciler   bool
 	GracefulStopTimeout time.Duration
+	ExcludedNamespaces  []string
 	// WatchNamespaces limits the cache (and so the rollout worker) to these namespaces; empty
 	// watches the whole cluster.
 	WatchNamespaces []string
@@ -59,6 +60,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.LogLevel, "v", 0, "log verbosity (0: what operators act on; 1+: detail)")
 	fs.BoolVar(&o.DisableWebhook, "disable-webhook", false, "do not serve the admission webhook")
 	fs.BoolVar(&o.DisableReconciler, "disable-reconciler", false, "do not run the rollout worker")
+	fs.StringSliceVar(&o.ExcludedNamespaces, "excluded-namespaces", []string{"kube-system"},
+		"namespaces the webhook's namespaceSelector excludes (keep them equal): opted-in Deployments there are reported (Event NotGuarded), never released")
 	fs.DurationVar(&o.GracefulStopTimeout, "graceful-stop-timeout", 10*time.Second, "time given to in-flight work on shutdown")
 	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespaces", nil,
 		"comma-separated namespaces whose Deployments Sluice releases (default: all); RBAC may then be Roles in these namespaces only")

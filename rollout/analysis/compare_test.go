@@ -46,21 +46,31 @@ func TestJudgeCompare(t *testing.T) {
 func TestJudgeRequests(t *testing.T) {
 	v := 99.0
 	pass := spec.CheckResult{Name: "sr", Verdict: spec.VerdictPass, Value: &v}
+	zero := 0.0
+	aborted := spec.CheckResult{Name: "sr", Verdict: spec.VerdictAbort, Value: &zero, Reason: "0 outside abort range [80, +inf]"}
 	tests := map[string]struct {
+		in       *spec.CheckResult
 		min      int
 		requests float64
 		err      error
 		want     spec.CheckResult
 	}{
-		"enough":       {min: 10, requests: 25, want: pass},
-		"not asked":    {min: 0, requests: 0, want: pass},
-		"too few":      {min: 10, requests: 3, want: spec.CheckResult{Name: "sr", Verdict: spec.VerdictInconclusive, Value: &v, Reason: "canary served 3 requests in the window, fewer than minRequests 10"}},
-		"no series":    {min: 10, err: metrics.ErrNoData, want: spec.CheckResult{Name: "sr", Verdict: spec.VerdictInconclusive, Value: &v, Reason: "canary served 0 requests in the window, fewer than minRequests 10"}},
-		"count errors": {min: 10, err: fmt.Errorf("boom"), want: spec.CheckResult{Name: "sr", Verdict: spec.VerdictError, Reason: "request count: boom"}},
+		// A canary that served a few requests, all failed, is aborted, not "too few to tell".
+		"abort wins over too few":           {in: &aborted, min: 10, requests: 3, want: aborted},
+		"abort wins over no request series": {in: &aborted, min: 10, err: metrics.ErrNoData, want: aborted},
+		"enough":                            {min: 10, requests: 25, want: pass},
+		"not asked":                         {min: 0, requests: 0, want: pass},
+		"too few":                           {min: 10, requests: 3, want: spec.CheckResult{Name: "sr", Verdict: spec.VerdictInconclusive, Value: &v, Reason: "canary served 3 requests in the window, fewer than minRequests 10"}},
+		"no series":                         {min: 10, err: metrics.ErrNoData, want: spec.CheckResult{Name: "sr", Verdict: spec.VerdictInconclusive, Value: &v, Reason: "canary served 0 requests in the window, fewer than minRequests 10"}},
+		"count errors":                      {min: 10, err: fmt.Errorf("boom"), want: spec.CheckResult{Name: "sr", Verdict: spec.VerdictError, Reason: "request count: boom"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, JudgeRequests(pass, tc.min, tc.requests, tc.err)); diff != "" {
+			in := pass
+			if tc.in != nil {
+				in = *tc.in
+			}
+			if diff := cmp.Diff(tc.want, JudgeRequests(in, tc.min, tc.requests, tc.err)); diff != "" {
 				t.Errorf("JudgeRequests (-want +got):\n%s", diff)
 			}
 		})

@@ -73,9 +73,10 @@ func JudgeCompare(m spec.Metric, canary, stable float64, canaryErr, stableErr er
 	return r
 }
 
-// JudgeRequests makes r inconclusive when the canary served fewer than min requests.
+// JudgeRequests makes r inconclusive when the canary served fewer than min requests. A reading
+// outside the abort range still aborts: a few requests that all failed are reason enough.
 func JudgeRequests(r spec.CheckResult, min int, requests float64, err error) spec.CheckResult {
-	if min <= 0 || r.Verdict == spec.VerdictError {
+	if min <= 0 || r.Verdict == spec.VerdictError || r.Verdict == spec.VerdictAbort {
 		return r
 	}
 	switch {

@@ -22,8 +22,8 @@ package analysis
 const (
 	istioSelector = `reporter="destination",destination_workload_namespace="{{ namespace }}",destination_workload="{{ canary }}"`
 
-	istioSuccessRate = `sum(rate(istio_requests_total{` + istioSelector + `,response_code!~"5.."}[{{ interval }}]))` +
-		` / sum(rate(istio_requests_total{` + istioSelector + `}[{{ interval }}])) * 100`
+	istioSuccessRate = `(sum(rate(istio_requests_total{` + istioSelector + `,response_code!~"5.."}[{{ interval }}]))` +
+		` or vector(0)) / sum(rate(istio_requests_total{` + istioSelector + `}[{{ interval }}])) * 100`
 	istioDuration = `histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{` + istioSelector + `}[{{ interval }}])))`
 	istioRequests = `sum(increase(istio_requests_total{` + istioSelector + `}[{{ interval }}]))`
 )
@@ -38,8 +38,8 @@ const (
 const (
 	linkerdSelector = `namespace="{{ namespace }}",deployment="{{ canary }}",direction="inbound"`
 
-	linkerdSuccessRate = `sum(rate(response_total{` + linkerdSelector + `,classification!="failure"}[{{ interval }}]))` +
-		` / sum(rate(response_total{` + linkerdSelector + `}[{{ interval }}])) * 100`
+	linkerdSuccessRate = `(sum(rate(response_total{` + linkerdSelector + `,classification!="failure"}[{{ interval }}]))` +
+		` or vector(0)) / sum(rate(response_total{` + linkerdSelector + `}[{{ interval }}])) * 100`
 	linkerdDuration = `histogram_quantile(0.99, sum by (le) (rate(response_latency_ms_bucket{` + linkerdSelector + `}[{{ interval }}])))`
 	linkerdRequests = `sum(increase(response_total{` + linkerdSelector + `}[{{ interval }}]))`
 )
@@ -60,13 +60,13 @@ const (
 	nginxCanarySelector = `namespace="{{ namespace }}",canary=~"{{ namespace }}-{{ service }}-canary-.+"`
 	nginxStableSelector = `namespace="{{ namespace }}",service="{{ service }}",canary=""`
 
-	nginxCanarySuccessRate = `sum(rate(nginx_ingress_controller_requests{` + nginxCanarySelector + `,status!~"5.."}[{{ interval }}]))` +
-		` / sum(rate(nginx_ingress_controller_requests{` + nginxCanarySelector + `}[{{ interval }}])) * 100`
+	nginxCanarySuccessRate = `(sum(rate(nginx_ingress_controller_requests{` + nginxCanarySelector + `,status!~"5.."}[{{ interval }}]))` +
+		` or vector(0)) / sum(rate(nginx_ingress_controller_requests{` + nginxCanarySelector + `}[{{ interval }}])) * 100`
 	nginxCanaryDuration = `histogram_quantile(0.99, sum by (le) (rate(nginx_ingress_controller_request_duration_seconds_bucket{` + nginxCanarySelector + `}[{{ interval }}]))) * 1000`
 	nginxCanaryRequests = `sum(increase(nginx_ingress_controller_requests{` + nginxCanarySelector + `}[{{ interval }}]))`
 
-	nginxStableSuccessRate = `sum(rate(nginx_ingress_controller_requests{` + nginxStableSelector + `,status!~"5.."}[{{ interval }}]))` +
-		` / sum(rate(nginx_ingress_controller_requests{` + nginxStableSelector + `}[{{ interval }}])) * 100`
+	nginxStableSuccessRate = `(sum(rate(nginx_ingress_controller_requests{` + nginxStableSelector + `,status!~"5.."}[{{ interval }}]))` +
+		` or vector(0)) / sum(rate(nginx_ingress_controller_requests{` + nginxStableSelector + `}[{{ interval }}])) * 100`
 	nginxStableDuration = `histogram_quantile(0.99, sum by (le) (rate(nginx_ingress_controller_request_duration_seconds_bucket{` + nginxStableSelector + `}[{{ interval }}]))) * 1000`
 )
 
@@ -80,13 +80,13 @@ const (
 	envoyCanarySelector = `envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-9]+"`
 	envoyStableSelector = `envoy_cluster_name=~"{{ namespace }}_{{ service }}-stable_[0-9]+"`
 
-	contourCanarySuccessRate = `sum(rate(envoy_cluster_upstream_rq{` + envoyCanarySelector + `,envoy_response_code!~"5.."}[{{ interval }}]))` +
-		` / sum(rate(envoy_cluster_upstream_rq{` + envoyCanarySelector + `}[{{ interval }}])) * 100`
+	contourCanarySuccessRate = `(sum(rate(envoy_cluster_upstream_rq{` + envoyCanarySelector + `,envoy_response_code!~"5.."}[{{ interval }}]))` +
+		` or vector(0)) / sum(rate(envoy_cluster_upstream_rq{` + envoyCanarySelector + `}[{{ interval }}])) * 100`
 	contourCanaryDuration = `histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket{` + envoyCanarySelector + `}[{{ interval }}])))`
 	contourCanaryRequests = `sum(increase(envoy_cluster_upstream_rq{` + envoyCanarySelector + `}[{{ interval }}]))`
 
-	contourStableSuccessRate = `sum(rate(envoy_cluster_upstream_rq{` + envoyStableSelector + `,envoy_response_code!~"5.."}[{{ interval }}]))` +
-		` / sum(rate(envoy_cluster_upstream_rq{` + envoyStableSelector + `}[{{ interval }}])) * 100`
+	contourStableSuccessRate = `(sum(rate(envoy_cluster_upstream_rq{` + envoyStableSelector + `,envoy_response_code!~"5.."}[{{ interval }}]))` +
+		` or vector(0)) / sum(rate(envoy_cluster_upstream_rq{` + envoyStableSelector + `}[{{ interval }}])) * 100`
 	contourStableDuration = `histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket{` + envoyStableSelector + `}[{{ interval }}])))`
 )
 
@@ -116,8 +116,8 @@ const (
 const (
 	appMeshSelector = `kubernetes_namespace="{{ namespace }}",kubernetes_pod_name=~"{{ canary }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+",envoy_cluster_name=~"cds_ingress_.+"`
 
-	appMeshSuccessRate = `sum(rate(envoy_cluster_upstream_rq{` + appMeshSelector + `,envoy_response_code!~"5.."}[{{ interval }}]))` +
-		` / sum(rate(envoy_cluster_upstream_rq{` + appMeshSelector + `}[{{ interval }}])) * 100`
+	appMeshSuccessRate = `(sum(rate(envoy_cluster_upstream_rq{` + appMeshSelector + `,envoy_response_code!~"5.."}[{{ interval }}]))` +
+		` or vector(0)) / sum(rate(envoy_cluster_upstream_rq{` + appMeshSelector + `}[{{ interval }}])) * 100`
 	appMeshDuration = `histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket{` + appMeshSelector + `}[{{ interval }}])))`
 	appMeshRequests = `sum(increase(envoy_cluster_upstream_rq{` + appMeshSelector + `}[{{ interval }}]))`
 )

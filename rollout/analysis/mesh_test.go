@@ -38,7 +38,7 @@ func TestMeshBuiltins(t *testing.T) {
 	}{
 		"istio success rate": {
 			router: spec.RouterIstio, m: successRate, v: canary,
-			want: `sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="web-canary",response_code!~"5.."}[60s]))` +
+			want: `(sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="web-canary",response_code!~"5.."}[60s])) or vector(0))` +
 				` / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="web-canary"}[60s])) * 100`,
 		},
 		"istio duration": {
@@ -47,7 +47,7 @@ func TestMeshBuiltins(t *testing.T) {
 		},
 		"istio stable success rate": {
 			router: spec.RouterIstio, m: successRate, v: stable,
-			want: `sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="web",response_code!~"5.."}[60s]))` +
+			want: `(sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="web",response_code!~"5.."}[60s])) or vector(0))` +
 				` / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="web"}[60s])) * 100`,
 		},
 		"istio stable duration": {
@@ -57,7 +57,7 @@ func TestMeshBuiltins(t *testing.T) {
 
 		"linkerd success rate": {
 			router: spec.RouterLinkerd, m: successRate, v: canary,
-			want: `sum(rate(response_total{namespace="shop",deployment="web-canary",direction="inbound",classification!="failure"}[60s]))` +
+			want: `(sum(rate(response_total{namespace="shop",deployment="web-canary",direction="inbound",classification!="failure"}[60s])) or vector(0))` +
 				` / sum(rate(response_total{namespace="shop",deployment="web-canary",direction="inbound"}[60s])) * 100`,
 		},
 		"linkerd duration": {
@@ -66,7 +66,7 @@ func TestMeshBuiltins(t *testing.T) {
 		},
 		"linkerd stable success rate": {
 			router: spec.RouterLinkerd, m: successRate, v: stable,
-			want: `sum(rate(response_total{namespace="shop",deployment="web",direction="inbound",classification!="failure"}[60s]))` +
+			want: `(sum(rate(response_total{namespace="shop",deployment="web",direction="inbound",classification!="failure"}[60s])) or vector(0))` +
 				` / sum(rate(response_total{namespace="shop",deployment="web",direction="inbound"}[60s])) * 100`,
 		},
 		"linkerd stable duration": {
@@ -76,7 +76,7 @@ func TestMeshBuiltins(t *testing.T) {
 
 		"nginx success rate": {
 			router: spec.RouterNginx, m: successRate, v: canary,
-			want: `sum(rate(nginx_ingress_controller_requests{namespace="shop",canary=~"shop-web-svc-canary-.+",status!~"5.."}[60s]))` +
+			want: `(sum(rate(nginx_ingress_controller_requests{namespace="shop",canary=~"shop-web-svc-canary-.+",status!~"5.."}[60s])) or vector(0))` +
 				` / sum(rate(nginx_ingress_controller_requests{namespace="shop",canary=~"shop-web-svc-canary-.+"}[60s])) * 100`,
 		},
 		"nginx duration": {
@@ -85,7 +85,7 @@ func TestMeshBuiltins(t *testing.T) {
 		},
 		"nginx stable success rate": {
 			router: spec.RouterNginx, m: successRate, v: stable,
-			want: `sum(rate(nginx_ingress_controller_requests{namespace="shop",service="web-svc",canary="",status!~"5.."}[60s]))` +
+			want: `(sum(rate(nginx_ingress_controller_requests{namespace="shop",service="web-svc",canary="",status!~"5.."}[60s])) or vector(0))` +
 				` / sum(rate(nginx_ingress_controller_requests{namespace="shop",service="web-svc",canary=""}[60s])) * 100`,
 		},
 		"nginx stable duration": {
@@ -95,7 +95,7 @@ func TestMeshBuiltins(t *testing.T) {
 
 		"contour success rate": {
 			router: spec.RouterContour, m: successRate, v: canary,
-			want: `sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"shop_web-svc-canary_[0-9]+",envoy_response_code!~"5.."}[60s]))` +
+			want: `(sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"shop_web-svc-canary_[0-9]+",envoy_response_code!~"5.."}[60s])) or vector(0))` +
 				` / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"shop_web-svc-canary_[0-9]+"}[60s])) * 100`,
 		},
 		"contour duration": {
@@ -104,7 +104,7 @@ func TestMeshBuiltins(t *testing.T) {
 		},
 		"contour stable success rate": {
 			router: spec.RouterContour, m: successRate, v: stable,
-			want: `sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"shop_web-svc-stable_[0-9]+",envoy_response_code!~"5.."}[60s]))` +
+			want: `(sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"shop_web-svc-stable_[0-9]+",envoy_response_code!~"5.."}[60s])) or vector(0))` +
 				` / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"shop_web-svc-stable_[0-9]+"}[60s])) * 100`,
 		},
 		"contour stable duration": {
@@ -114,9 +114,9 @@ func TestMeshBuiltins(t *testing.T) {
 
 		"gatewayapi success rate: Envoy clusters, else Istio": {
 			router: spec.RouterGatewayAPI, m: successRate, v: canary,
-			want: `(sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"shop_web-svc-canary_[0-9]+",envoy_response_code!~"5.."}[60s]))` +
+			want: `((sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"shop_web-svc-canary_[0-9]+",envoy_response_code!~"5.."}[60s])) or vector(0))` +
 				` / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"shop_web-svc-canary_[0-9]+"}[60s])) * 100)` +
-				` or (sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="web-canary",response_code!~"5.."}[60s]))` +
+				` or ((sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="web-canary",response_code!~"5.."}[60s])) or vector(0))` +
 				` / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="web-canary"}[60s])) * 100)`,
 		},
 		"gatewayapi duration": {
@@ -126,9 +126,9 @@ func TestMeshBuiltins(t *testing.T) {
 		},
 		"gatewayapi stable success rate": {
 			router: spec.RouterGatewayAPI, m: successRate, v: stable,
-			want: `(sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"shop_web-svc-stable_[0-9]+",envoy_response_code!~"5.."}[60s]))` +
+			want: `((sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"shop_web-svc-stable_[0-9]+",envoy_response_code!~"5.."}[60s])) or vector(0))` +
 				` / sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"shop_web-svc-stable_[0-9]+"}[60s])) * 100)` +
-				` or (sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="web",response_code!~"5.."}[60s]))` +
+				` or ((sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="web",response_code!~"5.."}[60s])) or vector(0))` +
 				` / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="shop",destination_workload="web"}[60s])) * 100)`,
 		},
 		"gatewayapi stable duration": {
@@ -139,7 +139,7 @@ func TestMeshBuiltins(t *testing.T) {
 
 		"appmesh success rate": {
 			router: spec.RouterAppMesh, m: successRate, v: canary,
-			want: `sum(rate(envoy_cluster_upstream_rq{kubernetes_namespace="shop",kubernetes_pod_name=~"web-canary-[0-9a-zA-Z]+-[0-9a-zA-Z]+",envoy_cluster_name=~"cds_ingress_.+",envoy_response_code!~"5.."}[60s]))` +
+			want: `(sum(rate(envoy_cluster_upstream_rq{kubernetes_namespace="shop",kubernetes_pod_name=~"web-canary-[0-9a-zA-Z]+-[0-9a-zA-Z]+",envoy_cluster_name=~"cds_ingress_.+",envoy_response_code!~"5.."}[60s])) or vector(0))` +
 				` / sum(rate(envoy_cluster_upstream_rq{kubernetes_namespace="shop",kubernetes_pod_name=~"web-canary-[0-9a-zA-Z]+-[0-9a-zA-Z]+",envoy_cluster_name=~"cds_ingress_.+"}[60s])) * 100`,
 		},
 		"appmesh duration": {
@@ -148,7 +148,7 @@ func TestMeshBuiltins(t *testing.T) {
 		},
 		"appmesh stable success rate": {
 			router: spec.RouterAppMesh, m: successRate, v: stable,
-			want: `sum(rate(envoy_cluster_upstream_rq{kubernetes_namespace="shop",kubernetes_pod_name=~"web-[0-9a-zA-Z]+-[0-9a-zA-Z]+",envoy_cluster_name=~"cds_ingress_.+",envoy_response_code!~"5.."}[60s]))` +
+			want: `(sum(rate(envoy_cluster_upstream_rq{kubernetes_namespace="shop",kubernetes_pod_name=~"web-[0-9a-zA-Z]+-[0-9a-zA-Z]+",envoy_cluster_name=~"cds_ingress_.+",envoy_response_code!~"5.."}[60s])) or vector(0))` +
 				` / sum(rate(envoy_cluster_upstream_rq{kubernetes_namespace="shop",kubernetes_pod_name=~"web-[0-9a-zA-Z]+-[0-9a-zA-Z]+",envoy_cluster_name=~"cds_ingress_.+"}[60s])) * 100`,
 		},
 		"appmesh stable duration": {

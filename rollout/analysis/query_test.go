@@ -88,7 +88,7 @@ func TestQueryFor(t *testing.T) {
 	}{
 		"builtin success rate for the replicas router": {
 			router: spec.RouterReplicas, m: successRate, interval: 30 * time.Second,
-			want: `sum(rate(http_requests_total{namespace="shop",pod=~"web-canary-[0-9a-zA-Z]+-[0-9a-zA-Z]+",code!~"5.."}[30s]))` +
+			want: `(sum(rate(http_requests_total{namespace="shop",pod=~"web-canary-[0-9a-zA-Z]+-[0-9a-zA-Z]+",code!~"5.."}[30s])) or vector(0))` +
 				` / sum(rate(http_requests_total{namespace="shop",pod=~"web-canary-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[30s])) * 100`,
 		},
 		"builtin duration for the replicas router": {

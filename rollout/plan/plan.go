@@ -28,12 +28,11 @@ type Workload struct {
 	AvailableReplicas  int32
 }
 
-// Controls are the manual control annotations present on the parent.
+// Controls are the manual control annotations on the parent: each holds the revision the
+// annotation names ("" when it is absent). A control acts only on the release of the revision
+// it names (a retry: the Failed release's template); any other value is stale and cleared.
 type Controls struct {
-	Promote string
-	Abort   bool
-	Pause   bool
-	Retry   bool
+	Promote, Abort, Pause, Retry string
 }
 
 // Snapshot is what the planner sees of one release.
@@ -108,7 +107,7 @@ func AnalysisDue(s Snapshot, now time.Time) bool {
 	if st.Phase != spec.PhaseProgressing || st.Plan == nil || !st.CanaryReady || st.AbortReason != "" {
 		return false
 	}
-	if s.Controls.Abort || s.Controls.Pause || !canaryReady(s, wantCanary(s, &st)) {
+	if names(s.Controls.Abort, st.Revision) || names(s.Controls.Pause, st.Revision) || !canaryReady(s, wantCanary(s, &st)) {
 		return false
 	}
 	return !now.Before(st.LastRunAt.Add(st.Plan.Interval.Duration))
@@ -118,6 +117,7 @@ func AnalysisDue(s Snapshot, now time.Time) bool {
 func Plan(s Snapshot, now time.Time) Decision {
 	d := Decision{State: s.State}
 	st := &d.State
+	clearStale(s, &d)
 	if st.Phase.InFlight() && st.Plan == nil {
 		st.Phase, st.Message = spec.PhaseFailed, "release state has no plan; re-apply the Deployment to start a new release"
 		d.warn("InvalidState", st.Message)
@@ -139,8 +139,89 @@ func Plan(s Snapshot, now time.Time) Decision {
 		if s.Canary != nil {
 			d.Canary = CanaryDelete
 		}
+		settled(s, now, &d)
 	}
 	return d
+}
+
+// clearStale clears, with a warning, every control that names no revision this release answers
+// to: promote, abort and pause act on the release in flight, retry on the Failed one's template.
+// The webhook drops such values already; this catches writes that bypassed it.
+func clearStale(s Snapshot, d *Decision) {
+	st := &d.State
+	inFlight := st.Phase.InFlight()
+	for _, c := range []struct {
+		key, value, target string
+	}{
+		{spec.AnnPromote, s.Controls.Promote, revisionIf(inFlight, st.Revision)},
+		{spec.AnnAbort, s.Controls.Abort, revisionIf(inFlight, st.Revision)},
+		{spec.AnnPause, s.Controls.Pause, revisionIf(inFlight, st.Revision)},
+		{spec.AnnRetry, s.Controls.Retry, revisionIf(st.Phase == spec.PhaseFailed, s.Parent.Revision)},
+	} {
+		if c.value == "" || c.value == c.target {
+			continue
+		}
+		d.Clear = append(d.Clear, c.key)
+		why := "no release is in flight"
+		if c.target != "" {
+			why = "this release is revision " + c.target
+		}
+		d.warn(ReasonStaleControl, fmt.Sprintf("%s=%s cleared: %s; a control acts only on the revision it names", c.key, c.value, why))
+	}
+}
+
+// names reports whether control value v names revision rev.
+func names(v, rev string) bool { return v != "" && v == rev }
+
+func revisionIf(ok bool, rev string) string {
+	if ok {
+		return rev
+	}
+	return ""
+}
+
+// ReasonStaleControl is the Event reason of a control that named another revision.
+const ReasonStaleControl = "StaleControl"
+
+// ReasonUnanalysed is the Event reason of a template that reached the pods without analysis.
+const ReasonUnanalysed = "Unanalysed"
+
+// settled watches a Deployment with no release in flight (Idle, Succeeded, Failed): a
+// Deployment seen for the first time has its running template recorded as stable, and a
+// template that reached the pods without the hold — the webhook bypassed or down, the status
+// subresource, a namespace the webhook excludes — is reported, once per revision, and never
+// recorded as stable (SPEC §4).
+func settled(s Snapshot, now time.Time, d *Decision) {
+	st := &d.State
+	p := s.Parent
+	if st.Stable == "" && st.Phase == spec.PhaseIdle && st.Revision == "" {
+		if p.Paused || p.Revision == "" {
+			return
+		}
+		st.Stable, st.Message = p.Revision, "watching; stable revision "+p.Revision
+		return
+	}
+	switch {
+	case p.Paused || st.Unanalysed == p.Revision:
+		return
+	case analysed(st, p.Revision):
+		st.Unanalysed, st.UnanalysedAt = "", time.Time{}
+		return
+	}
+	st.Unanalysed, st.UnanalysedAt = p.Revision, now
+	st.Message = fmt.Sprintf("revision %s runs without canary analysis (last analysed stable revision: %s)", p.Revision, st.Stable)
+	d.warn(ReasonUnanalysed, fmt.Sprintf(
+		"template revision %s reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is %s. Re-apply through the webhook or set the template back", p.Revision, st.Stable))
+}
+
+// analysed reports whether revision rev may run on the parent's pods with no release in flight:
+// the recorded stable revision, or a release whose analysis passed but whose rolling update ran
+// out of time (Failed while promoting, so never recorded as failed).
+func analysed(st *spec.State, rev string) bool {
+	if rev == st.Stable {
+		return true
+	}
+	return st.Phase == spec.PhaseFailed && rev == st.Revision && st.FailedRevision != st.Revision
 }
 
 func progressing(s Snapshot, now time.Time, d *Decision) {
@@ -150,11 +231,11 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 	case st.AbortReason != "":
 		startRollback(d, now, st.AbortReason)
 		return
-	case s.Controls.Abort:
+	case names(s.Controls.Abort, st.Revision):
 		d.Clear = append(d.Clear, spec.AnnAbort)
 		startRollback(d, now, "aborted by "+spec.AnnAbort)
 		return
-	case s.Controls.Pause:
+	case names(s.Controls.Pause, st.Revision):
 		st.PausedFrom, st.Phase, st.Message = st.Phase, spec.PhasePaused, "paused by "+spec.AnnPause
 		d.normal("Paused", fmt.Sprintf("release %s paused at weight %d%% by %s", st.Revision, st.Weight, spec.AnnPause))
 		return
@@ -244,9 +325,12 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 			failed = append(failed, line)
 		case spec.VerdictInconclusive:
 			inconclusive = append(inconclusive, line)
-			if i < len(plan.Metrics) && plan.Metrics[i].InconclusiveLimit > 0 &&
-				(limit == 0 || plan.Metrics[i].InconclusiveLimit < limit) {
-				limit = plan.Metrics[i].InconclusiveLimit
+			l := spec.DefaultInconclusiveLimit
+			if i < len(plan.Metrics) && plan.Metrics[i].InconclusiveLimit > 0 {
+				l = plan.Metrics[i].InconclusiveLimit
+			}
+			if limit == 0 || l < limit {
+				limit = l
 			}
 		}
 	}
@@ -264,15 +348,13 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		}
 	case len(inconclusive) > 0:
 		st.Inconclusive++
-		msg := fmt.Sprintf("analysis inconclusive (%d) at weight %d%%: %s", st.Inconclusive, st.Weight, strings.Join(inconclusive, "; "))
-		if limit > 0 {
-			msg += fmt.Sprintf(" (limit %d)", limit)
-		} else {
-			msg += "; waiting (kubectl sluice promote or abort to decide)"
+		msg := fmt.Sprintf("analysis inconclusive (%d of %d allowed) at weight %d%%: %s", st.Inconclusive, limit, st.Weight, strings.Join(inconclusive, "; "))
+		if st.Inconclusive < limit {
+			msg += "; waiting (kubectl sluice promote or abort to decide sooner)"
 		}
 		d.warn("Inconclusive", msg)
 		st.Message = msg
-		if limit > 0 && st.Inconclusive >= limit {
+		if st.Inconclusive >= limit {
 			startRollback(d, now, fmt.Sprintf("%d inconclusive analysis runs reached the limit of %d", st.Inconclusive, limit))
 		}
 	case plan.Iterative() && st.Iteration+1 < plan.Iterations:
@@ -319,10 +401,10 @@ func paused(s Snapshot, now time.Time, d *Decision) {
 	switch {
 	case st.AbortReason != "":
 		startRollback(d, now, st.AbortReason)
-	case s.Controls.Abort:
+	case names(s.Controls.Abort, st.Revision):
 		d.Clear = append(d.Clear, spec.AnnAbort)
 		startRollback(d, now, "aborted by "+spec.AnnAbort)
-	case !s.Controls.Pause:
+	case !names(s.Controls.Pause, st.Revision):
 		st.Phase = st.PausedFrom
 		if st.Phase == "" {
 			st.Phase = spec.PhaseProgressing
@@ -451,7 +533,8 @@ func failed(s Snapshot, now time.Time, d *Decision) {
 	if s.Canary != nil {
 		d.Canary = CanaryDelete
 	}
-	if !s.Controls.Retry {
+	if !names(s.Controls.Retry, s.Parent.Revision) {
+		settled(s, now, d)
 		return
 	}
 	d.Clear = append(d.Clear, spec.AnnRetry)
@@ -495,19 +578,14 @@ func startPromotion(d *Decision, now time.Time, reason string) {
 	d.normal("Promoting", fmt.Sprintf("promoting revision %s: %s", st.Revision, reason))
 }
 
-// approved consumes a promote approval; a stale one (naming another revision) is cleared with
-// a warning and does nothing.
+// approved consumes a promote approval of the release in flight (clearStale has cleared one
+// naming any other revision).
 func approved(s Snapshot, d *Decision) bool {
-	v := s.Controls.Promote
-	if v == "" {
+	if !names(s.Controls.Promote, d.State.Revision) {
 		return false
 	}
 	d.Clear = append(d.Clear, spec.AnnPromote)
-	if v == "true" || v == d.State.Revision {
-		return true
-	}
-	d.warn("StaleApproval", fmt.Sprintf("%s=%s names another revision than the release in flight (%s); ignored", spec.AnnPromote, v, d.State.Revision))
-	return false
+	return true
 }
 
 // hold keeps the parent paused while the release needs it.

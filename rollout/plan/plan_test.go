@@ -370,11 +370,11 @@ func TestPlanProgressing(t *testing.T) {
 				State: atStep(0, func(s *spec.State) {
 					s.Inconclusive, s.LastRunAt = 1, now
 					s.Checks = []spec.CheckResult{noData(spec.CheckSuccessRate), pass(spec.CheckDuration, 100)}
-					s.Message = "analysis inconclusive (1) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide)"
+					s.Message = "analysis inconclusive (1 of 10 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: time.Minute,
 				Events: []plan.Event{warning("Inconclusive",
-					"analysis inconclusive (1) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide)")},
+					"analysis inconclusive (1 of 10 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)")},
 			},
 		},
 		"inconclusive run below the inconclusiveLimit": {
@@ -385,10 +385,10 @@ func TestPlanProgressing(t *testing.T) {
 				State: atStep(0, limits(3, 0), func(s *spec.State) {
 					s.Inconclusive, s.LastRunAt = 2, now
 					s.Checks = []spec.CheckResult{noData(spec.CheckSuccessRate), pass(spec.CheckDuration, 100)}
-					s.Message = "analysis inconclusive (2) at weight 10%: request-success-rate: no data (limit 3)"
+					s.Message = "analysis inconclusive (2 of 3 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: time.Minute,
-				Events: []plan.Event{warning("Inconclusive", "analysis inconclusive (2) at weight 10%: request-success-rate: no data (limit 3)")},
+				Events: []plan.Event{warning("Inconclusive", "analysis inconclusive (2 of 3 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)")},
 			},
 		},
 		"inconclusive run reaching the inconclusiveLimit: RollingBack": {
@@ -405,7 +405,7 @@ func TestPlanProgressing(t *testing.T) {
 				}),
 				Canary: plan.CanaryDelete, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{
-					warning("Inconclusive", "analysis inconclusive (3) at weight 10%: request-success-rate: no data (limit 3)"),
+					warning("Inconclusive", "analysis inconclusive (3 of 3 allowed) at weight 10%: request-success-rate: no data"),
 					warning("RollingBack", "rolling back revision newrev0001: 3 inconclusive analysis runs reached the limit of 3"),
 				},
 			},
@@ -424,12 +424,30 @@ func TestPlanProgressing(t *testing.T) {
 				}),
 				Canary: plan.CanaryDelete, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{
-					warning("Inconclusive", "analysis inconclusive (2) at weight 10%: request-success-rate: no data; request-duration: no data (limit 2)"),
+					warning("Inconclusive", "analysis inconclusive (2 of 2 allowed) at weight 10%: request-success-rate: no data; request-duration: no data"),
 					warning("RollingBack", "rolling back revision newrev0001: 2 inconclusive analysis runs reached the limit of 2"),
 				},
 			},
 		},
-		"a check without a limit waits even next to one with a limit that has data": {
+		"a check without a limit reaching the default limit: RollingBack": {
+			snap: plan.Snapshot{Name: name, State: atStep(0, func(s *spec.State) { s.Inconclusive = 9 }), Parent: parent(), Canary: readyCanary(1),
+				Analysis: []spec.CheckResult{noData(spec.CheckSuccessRate), pass(spec.CheckDuration, 1)}},
+			now: now,
+			want: plan.Decision{
+				State: atStep(0, func(s *spec.State) {
+					s.Inconclusive, s.LastRunAt = 10, now
+					s.Checks = []spec.CheckResult{noData(spec.CheckSuccessRate), pass(spec.CheckDuration, 1)}
+					s.Phase, s.AbortReason = spec.PhaseRollingBack, "10 inconclusive analysis runs reached the limit of 10"
+					s.Message = "rolling back: 10 inconclusive analysis runs reached the limit of 10"
+				}),
+				Canary: plan.CanaryDelete, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				Events: []plan.Event{
+					warning("Inconclusive", "analysis inconclusive (10 of 10 allowed) at weight 10%: request-success-rate: no data"),
+					warning("RollingBack", "rolling back revision newrev0001: 10 inconclusive analysis runs reached the limit of 10"),
+				},
+			},
+		},
+		"a check without a limit has the default limit, even next to one with a smaller limit that has data": {
 			snap: plan.Snapshot{Name: name, State: atStep(0, limits(0, 1), func(s *spec.State) { s.Inconclusive = 7 }), Parent: parent(), Canary: readyCanary(1),
 				Analysis: []spec.CheckResult{noData(spec.CheckSuccessRate), pass(spec.CheckDuration, 1)}},
 			now: now,
@@ -437,11 +455,11 @@ func TestPlanProgressing(t *testing.T) {
 				State: atStep(0, limits(0, 1), func(s *spec.State) {
 					s.Inconclusive, s.LastRunAt = 8, now
 					s.Checks = []spec.CheckResult{noData(spec.CheckSuccessRate), pass(spec.CheckDuration, 1)}
-					s.Message = "analysis inconclusive (8) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide)"
+					s.Message = "analysis inconclusive (8 of 10 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: time.Minute,
 				Events: []plan.Event{warning("Inconclusive",
-					"analysis inconclusive (8) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide)")},
+					"analysis inconclusive (8 of 10 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)")},
 			},
 		},
 		"a failure in the same run wins over inconclusive and resets the inconclusive count": {
@@ -474,7 +492,7 @@ func TestPlanProgressing(t *testing.T) {
 			},
 		},
 		"abort control: RollingBack, control cleared": {
-			snap: plan.Snapshot{Name: name, State: atStep(1), Parent: parent(), Canary: readyCanary(1), Controls: plan.Controls{Abort: true, Pause: true, Promote: "true"}},
+			snap: plan.Snapshot{Name: name, State: atStep(1), Parent: parent(), Canary: readyCanary(1), Controls: plan.Controls{Abort: rev, Pause: rev, Promote: rev}},
 			now:  now,
 			want: plan.Decision{
 				State: atStep(1, func(s *spec.State) {
@@ -511,7 +529,7 @@ func TestPlanProgressing(t *testing.T) {
 			},
 		},
 		"pause control: Paused": {
-			snap: plan.Snapshot{Name: name, State: atStep(1), Parent: parent(), Canary: readyCanary(1), Controls: plan.Controls{Pause: true, Promote: "true"}, Analysis: badRun},
+			snap: plan.Snapshot{Name: name, State: atStep(1), Parent: parent(), Canary: readyCanary(1), Controls: plan.Controls{Pause: rev, Promote: rev}, Analysis: badRun},
 			now:  now,
 			want: plan.Decision{
 				State: atStep(1, func(s *spec.State) {
@@ -531,8 +549,8 @@ func TestPlanProgressing(t *testing.T) {
 				Events: []plan.Event{normal("Promoting", "promoting revision newrev0001: promoted by sluice.dev/promote")},
 			},
 		},
-		"promote true approves the current release": {
-			snap: plan.Snapshot{Name: name, State: atStep(0, func(s *spec.State) { s.CanaryReady = false }), Parent: parent(), Canary: startingCanary(1), Controls: plan.Controls{Promote: "true"}},
+		"promote naming the release approves it before any analysis": {
+			snap: plan.Snapshot{Name: name, State: atStep(0, func(s *spec.State) { s.CanaryReady = false }), Parent: parent(), Canary: startingCanary(1), Controls: plan.Controls{Promote: rev}},
 			now:  now,
 			want: plan.Decision{
 				State: atStep(0, func(s *spec.State) {
@@ -541,6 +559,23 @@ func TestPlanProgressing(t *testing.T) {
 				}),
 				Paused: ptr(false), Clear: []string{spec.AnnPromote}, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{normal("Promoting", "promoting revision newrev0001: promoted by sluice.dev/promote")},
+			},
+		},
+		"a bare promote true (written past the webhook) approves nothing: cleared, the release goes on": {
+			snap: plan.Snapshot{Name: name, State: atStep(1), Parent: parent(), Canary: readyCanary(1), Controls: plan.Controls{Promote: "true", Abort: "true", Pause: "true"}, Analysis: goodRun},
+			now:  now,
+			want: plan.Decision{
+				State: atStep(2, func(s *spec.State) {
+					s.Checks, s.LastRunAt, s.StepAt = goodRun, now, now
+					s.Message = "analysis passed; weight 30%"
+				}),
+				Canary: plan.CanaryEnsure, CanaryReplicas: 2, Clear: []string{spec.AnnPromote, spec.AnnAbort, spec.AnnPause}, RequeueAfter: time.Minute,
+				Events: []plan.Event{
+					warning("StaleControl", "sluice.dev/promote=true cleared: this release is revision newrev0001; a control acts only on the revision it names"),
+					warning("StaleControl", "sluice.dev/abort=true cleared: this release is revision newrev0001; a control acts only on the revision it names"),
+					warning("StaleControl", "sluice.dev/pause=true cleared: this release is revision newrev0001; a control acts only on the revision it names"),
+					normal("WeightAdvanced", "analysis passed (request-success-rate=99.9, request-duration=120); advancing canary weight to 30% (2 replicas)"),
+				},
 			},
 		},
 		"stale approval (another revision): ignored, cleared, release goes on": {
@@ -553,7 +588,7 @@ func TestPlanProgressing(t *testing.T) {
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 2, Clear: []string{spec.AnnPromote}, RequeueAfter: time.Minute,
 				Events: []plan.Event{
-					warning("StaleApproval", "sluice.dev/promote=oldrev0001 names another revision than the release in flight (newrev0001); ignored"),
+					warning("StaleControl", "sluice.dev/promote=oldrev0001 cleared: this release is revision newrev0001; a control acts only on the revision it names"),
 					normal("WeightAdvanced", "analysis passed (request-success-rate=99.9, request-duration=120); advancing canary weight to 30% (2 replicas)"),
 				},
 			},
@@ -599,12 +634,12 @@ func TestPlanPaused(t *testing.T) {
 		want plan.Decision
 	}{
 		"stays paused while the annotation is set": {
-			snap: plan.Snapshot{Name: name, State: atStep(1, paused), Parent: parent(), Canary: readyCanary(1), Controls: plan.Controls{Pause: true, Promote: "true"}},
+			snap: plan.Snapshot{Name: name, State: atStep(1, paused), Parent: parent(), Canary: readyCanary(1), Controls: plan.Controls{Pause: rev, Promote: rev}},
 			now:  now,
 			want: plan.Decision{State: atStep(1, paused)},
 		},
 		"an unpaused parent is held again": {
-			snap: plan.Snapshot{Name: name, State: atStep(1, paused), Parent: parent(unpaused), Canary: readyCanary(1), Controls: plan.Controls{Pause: true}},
+			snap: plan.Snapshot{Name: name, State: atStep(1, paused), Parent: parent(unpaused), Canary: readyCanary(1), Controls: plan.Controls{Pause: rev}},
 			now:  now,
 			want: plan.Decision{State: atStep(1, paused), Paused: ptr(true)},
 		},
@@ -629,7 +664,7 @@ func TestPlanPaused(t *testing.T) {
 			},
 		},
 		"abort while paused: RollingBack": {
-			snap: plan.Snapshot{Name: name, State: atStep(1, paused), Parent: parent(), Canary: readyCanary(1), Controls: plan.Controls{Pause: true, Abort: true}},
+			snap: plan.Snapshot{Name: name, State: atStep(1, paused), Parent: parent(), Canary: readyCanary(1), Controls: plan.Controls{Pause: rev, Abort: rev}},
 			now:  now,
 			want: plan.Decision{
 				State: atStep(1, paused, func(s *spec.State) {
@@ -640,7 +675,7 @@ func TestPlanPaused(t *testing.T) {
 			},
 		},
 		"revert while paused: RollingBack": {
-			snap: plan.Snapshot{Name: name, State: atStep(1, paused, reverted), Parent: parent(func(w *plan.Workload) { w.Revision = stable }), Canary: readyCanary(1), Controls: plan.Controls{Pause: true}},
+			snap: plan.Snapshot{Name: name, State: atStep(1, paused, reverted), Parent: parent(func(w *plan.Workload) { w.Revision = stable }), Canary: readyCanary(1), Controls: plan.Controls{Pause: rev}},
 			now:  now,
 			want: plan.Decision{
 				State: atStep(1, paused, reverted, func(s *spec.State) {
@@ -730,7 +765,7 @@ func TestPlanPromoting(t *testing.T) {
 			},
 		},
 		"abort control is ignored once promoting": {
-			snap: plan.Snapshot{Name: name, State: atStep(4, promoting), Parent: parent(rolledOut), Controls: plan.Controls{Abort: true, Pause: true}},
+			snap: plan.Snapshot{Name: name, State: atStep(4, promoting), Parent: parent(rolledOut), Controls: plan.Controls{Abort: rev, Pause: rev}},
 			now:  now,
 			want: plan.Decision{
 				State: atStep(4, promoting, func(s *spec.State) {
@@ -844,7 +879,7 @@ func TestPlanFailedAndIdle(t *testing.T) {
 			want: plan.Decision{State: atStep(1, failed), Canary: plan.CanaryDelete},
 		},
 		"retry: a new release of the current template with the current configuration": {
-			snap: plan.Snapshot{Name: name, State: atStep(1, failed), Parent: parent(), Controls: plan.Controls{Retry: true}, Config: retryConfig},
+			snap: plan.Snapshot{Name: name, State: atStep(1, failed), Parent: parent(), Controls: plan.Controls{Retry: rev}, Config: retryConfig},
 			now:  now,
 			want: plan.Decision{
 				State: spec.State{
@@ -856,7 +891,7 @@ func TestPlanFailedAndIdle(t *testing.T) {
 			},
 		},
 		"retry with an unpaused parent holds it": {
-			snap: plan.Snapshot{Name: name, State: atStep(1, failed), Parent: parent(unpaused), Controls: plan.Controls{Retry: true}, Config: retryConfig},
+			snap: plan.Snapshot{Name: name, State: atStep(1, failed), Parent: parent(unpaused), Controls: plan.Controls{Retry: rev}, Config: retryConfig},
 			now:  now,
 			want: plan.Decision{
 				State: spec.State{
@@ -868,7 +903,7 @@ func TestPlanFailedAndIdle(t *testing.T) {
 			},
 		},
 		"retry with an invalid configuration: stays Failed, says why": {
-			snap: plan.Snapshot{Name: name, State: atStep(1, failed), Parent: parent(), Controls: plan.Controls{Retry: true},
+			snap: plan.Snapshot{Name: name, State: atStep(1, failed), Parent: parent(), Controls: plan.Controls{Retry: rev},
 				ConfigErr: `sluice.dev/max-weight: must be 1..100, got "150"`},
 			now: now,
 			want: plan.Decision{
@@ -877,14 +912,74 @@ func TestPlanFailedAndIdle(t *testing.T) {
 			},
 		},
 		"Idle: nothing to do": {
-			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseIdle}, Parent: parent(unpaused), Controls: plan.Controls{Retry: true, Abort: true}},
+			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseIdle, Stable: rev}, Parent: parent(unpaused)},
+			now:  now,
+			want: plan.Decision{State: spec.State{Phase: spec.PhaseIdle, Stable: rev}},
+		},
+		"Idle seen for the first time: its running template recorded as stable": {
+			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseIdle}, Parent: parent(unpaused)},
+			now:  now,
+			want: plan.Decision{State: spec.State{Phase: spec.PhaseIdle, Stable: rev, Message: "watching; stable revision newrev0001"}},
+		},
+		"Idle seen for the first time while paused: nothing recorded yet": {
+			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseIdle}, Parent: parent()},
 			now:  now,
 			want: plan.Decision{State: spec.State{Phase: spec.PhaseIdle}},
 		},
-		"Idle with a canary: delete it": {
-			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseIdle}, Parent: parent(unpaused), Canary: readyCanary(1)},
+		"Idle with leftover controls: cleared with a warning": {
+			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseIdle, Stable: rev}, Parent: parent(unpaused), Controls: plan.Controls{Promote: "true", Retry: rev, Abort: rev}},
 			now:  now,
-			want: plan.Decision{State: spec.State{Phase: spec.PhaseIdle}, Canary: plan.CanaryDelete},
+			want: plan.Decision{State: spec.State{Phase: spec.PhaseIdle, Stable: rev}, Clear: []string{spec.AnnPromote, spec.AnnAbort, spec.AnnRetry},
+				Events: []plan.Event{
+					warning("StaleControl", "sluice.dev/promote=true cleared: no release is in flight; a control acts only on the revision it names"),
+					warning("StaleControl", "sluice.dev/abort=newrev0001 cleared: no release is in flight; a control acts only on the revision it names"),
+					warning("StaleControl", "sluice.dev/retry=newrev0001 cleared: no release is in flight; a control acts only on the revision it names"),
+				}},
+		},
+		"Idle with a canary: delete it": {
+			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseIdle, Stable: rev}, Parent: parent(unpaused), Canary: readyCanary(1)},
+			now:  now,
+			want: plan.Decision{State: spec.State{Phase: spec.PhaseIdle, Stable: rev}, Canary: plan.CanaryDelete},
+		},
+		"Succeeded, a template that bypassed the hold runs: Unanalysed, never stable": {
+			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseSucceeded, Stable: stable}, Parent: parent(unpaused)},
+			now:  now,
+			want: plan.Decision{
+				State: spec.State{Phase: spec.PhaseSucceeded, Stable: stable, Unanalysed: rev, UnanalysedAt: now,
+					Message: "revision newrev0001 runs without canary analysis (last analysed stable revision: stablerev1)"},
+				Events: []plan.Event{warning("Unanalysed", "template revision newrev0001 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is stablerev1. Re-apply through the webhook or set the template back")},
+			},
+		},
+		"Unanalysed already reported for this revision: no new event": {
+			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseIdle, Stable: stable, Unanalysed: rev, UnanalysedAt: stepAt}, Parent: parent(unpaused)},
+			now:  now,
+			want: plan.Decision{State: spec.State{Phase: spec.PhaseIdle, Stable: stable, Unanalysed: rev, UnanalysedAt: stepAt}},
+		},
+		"back on the stable template: Unanalysed cleared": {
+			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseIdle, Stable: rev, Unanalysed: "otherrev01", UnanalysedAt: stepAt}, Parent: parent(unpaused)},
+			now:  now,
+			want: plan.Decision{State: spec.State{Phase: spec.PhaseIdle, Stable: rev}},
+		},
+		"Idle, a changed template still paused by its user: not on the pods, nothing to report": {
+			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseIdle, Stable: stable}, Parent: parent()},
+			now:  now,
+			want: plan.Decision{State: spec.State{Phase: spec.PhaseIdle, Stable: stable}},
+		},
+		"Failed, its rolled-back template unpaused behind Sluice's back: Unanalysed": {
+			snap: plan.Snapshot{Name: name, State: atStep(1, failed), Parent: parent(unpaused)},
+			now:  now,
+			want: plan.Decision{
+				State: atStep(1, failed, func(s *spec.State) {
+					s.Unanalysed, s.UnanalysedAt = rev, now
+					s.Message = "revision newrev0001 runs without canary analysis (last analysed stable revision: stablerev1)"
+				}),
+				Events: []plan.Event{warning("Unanalysed", "template revision newrev0001 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is stablerev1. Re-apply through the webhook or set the template back")},
+			},
+		},
+		"Failed while promoting (analysis passed, rollout timed out): rolling on is not unanalysed": {
+			snap: plan.Snapshot{Name: name, State: atStep(1, func(s *spec.State) { s.Phase, s.FailedRevision = spec.PhaseFailed, "oldfailed1" }), Parent: parent(unpaused)},
+			now:  now,
+			want: plan.Decision{State: atStep(1, func(s *spec.State) { s.Phase, s.FailedRevision = spec.PhaseFailed, "oldfailed1" })},
 		},
 		"Succeeded with a canary: delete it": {
 			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseSucceeded, Stable: rev}, Parent: parent(rolledOut), Canary: readyCanary(3)},
@@ -950,8 +1045,8 @@ func TestAnalysisDue(t *testing.T) {
 		"canary not at the step's replicas":   {snap: with(func(s *plan.Snapshot) { s.Canary = readyCanary(2) }), now: due, want: false},
 		"canary replicas not available":       {snap: with(func(s *plan.Snapshot) { s.Canary = startingCanary(1) }), now: due, want: false},
 		"abort reason set":                    {snap: with(func(s *plan.Snapshot) { s.State.AbortReason = "x" }), now: due, want: false},
-		"abort control set":                   {snap: with(func(s *plan.Snapshot) { s.Controls.Abort = true }), now: due, want: false},
-		"pause control set":                   {snap: with(func(s *plan.Snapshot) { s.Controls.Pause = true }), now: due, want: false},
+		"abort control set":                   {snap: with(func(s *plan.Snapshot) { s.Controls.Abort = rev }), now: due, want: false},
+		"pause control set":                   {snap: with(func(s *plan.Snapshot) { s.Controls.Pause = rev }), now: due, want: false},
 		"no plan":                             {snap: with(func(s *plan.Snapshot) { s.State.Plan = nil }), now: due, want: false},
 		"paused":                              {snap: with(func(s *plan.Snapshot) { s.State.Phase = spec.PhasePaused }), now: due, want: false},
 		"promoting":                           {snap: with(func(s *plan.Snapshot) { s.State.Phase = spec.PhasePromoting }), now: due, want: false},

@@ -112,11 +112,11 @@ func (w *world) step() plan.Decision {
 		case spec.AnnPromote:
 			w.controls.Promote = ""
 		case spec.AnnAbort:
-			w.controls.Abort = false
+			w.controls.Abort = ""
 		case spec.AnnPause:
-			w.controls.Pause = false
+			w.controls.Pause = ""
 		case spec.AnnRetry:
-			w.controls.Retry = false
+			w.controls.Retry = ""
 		}
 	}
 	return d

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -42,6 +43,9 @@ const (
 // Limits.
 const (
 	MinInterval = 5 * time.Second
+	// DefaultInconclusiveLimit is how many consecutive inconclusive runs (no data) a check
+	// without an inconclusiveLimit allows before the release rolls back.
+	DefaultInconclusiveLimit = 10
 )
 
 // Config is a Deployment's release configuration, parsed from its annotations. It is frozen
@@ -86,7 +90,8 @@ type Metric struct {
 	AbortRange *Range `json:"abortRange,omitempty"`
 	// Interval is the query window, default the release interval.
 	Interval string `json:"interval,omitempty"`
-	// InconclusiveLimit turns that many consecutive "no data" runs into a rollback; 0 waits.
+	// InconclusiveLimit turns that many consecutive "no data" runs into a rollback; 0 means
+	// DefaultInconclusiveLimit: no release waits for data forever.
 	InconclusiveLimit int `json:"inconclusiveLimit,omitempty"`
 	// DryRun records the result but never fails or aborts the release.
 	DryRun bool `json:"dryRun,omitempty"`
@@ -192,7 +197,7 @@ func ptr[T any](v T) *T { return &v }
 // Parse reads and validates the configuration annotations. Every problem is reported, each
 // naming its annotation; a Config is returned only when there is none.
 func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
-	p := parser{ann: ann}
+	p := parser{ann: ann, errs: unknownKeys(ann)}
 	router := d.Router
 	if router == "" {
 		router = RouterReplicas
@@ -523,7 +528,7 @@ func (p *parser) metrics(key string, ms []Metric) {
 			}
 		}
 		if m.InconclusiveLimit < 0 {
-			p.errs = append(p.errs, field.Invalid(field.NewPath(where+".inconclusiveLimit"), strconv.Itoa(m.InconclusiveLimit), "must be 0 (wait) or more"))
+			p.errs = append(p.errs, field.Invalid(field.NewPath(where+".inconclusiveLimit"), strconv.Itoa(m.InconclusiveLimit), fmt.Sprintf("must be 0 (the default, %d) or more", DefaultInconclusiveLimit)))
 		}
 		switch {
 		case m.CompareTo != "" && m.CompareTo != CompareStable:
@@ -584,15 +589,27 @@ func cleanYAMLError(err error) string {
 	return s
 }
 
+// Bounds of what FormatErrors renders, so one huge annotation cannot make a multi-MB denial.
+const (
+	maxErrorLines = 10
+	maxValueLen   = 64
+	maxLineLen    = 400
+)
+
 // FormatErrors renders validation errors the way users see them at admission, one per line:
-// `sluice.dev/max-weight: must be 1..100, got "150"`.
+// `sluice.dev/max-weight: must be 1..100, got "150"`. At most maxErrorLines are listed (then a
+// count of the rest), and a bad value is cut at maxValueLen bytes.
 func FormatErrors(errs field.ErrorList) string {
-	lines := make([]string, 0, len(errs))
-	for _, e := range errs {
+	lines := make([]string, 0, min(len(errs), maxErrorLines)+1)
+	for i, e := range errs {
+		if i == maxErrorLines {
+			lines = append(lines, fmt.Sprintf("and %d more error(s)", len(errs)-maxErrorLines))
+			break
+		}
 		switch e.Type {
 		case field.ErrorTypeInvalid:
 			if s, ok := e.BadValue.(string); ok && s != "" {
-				lines = append(lines, fmt.Sprintf("%s: %s, got %q", e.Field, e.Detail, s))
+				lines = append(lines, fmt.Sprintf("%s: %s, got %q", e.Field, e.Detail, truncate(s)))
 				continue
 			}
 			lines = append(lines, fmt.Sprintf("%s: %s", e.Field, e.Detail))
@@ -604,5 +621,23 @@ func FormatErrors(errs field.ErrorList) string {
 			lines = append(lines, fmt.Sprintf("%s: %s", e.Field, e.Detail))
 		}
 	}
+	for i, l := range lines {
+		lines[i] = cut(l, maxLineLen)
+	}
 	return strings.Join(lines, "; ")
+}
+
+// truncate cuts s at maxValueLen bytes (on a rune boundary), saying how long it was.
+func truncate(s string) string { return cut(s, maxValueLen) }
+
+// cut shortens s to at most n bytes (on a rune boundary), saying how long it was.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:i], len(s))
 }

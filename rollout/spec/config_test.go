@@ -1,6 +1,7 @@
 package spec_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -280,6 +281,22 @@ func TestParseInvalid(t *testing.T) {
 			ann:  map[string]string{spec.AnnMaxWeight: "150"},
 			want: `sluice.dev/max-weight: must be 1..100, got "150"`,
 		},
+		"misspelled key": {
+			ann:  map[string]string{"sluice.dev/treshold": "3"},
+			want: `sluice.dev/treshold: not an annotation Sluice knows; did you mean sluice.dev/threshold?`,
+		},
+		"misspelled key with a dash lost": {
+			ann:  map[string]string{"sluice.dev/stepweights": "5,10", "sluice.dev/progresdeadline": "5m"},
+			want: `sluice.dev/progresdeadline: not an annotation Sluice knows; did you mean sluice.dev/progress-deadline?; sluice.dev/stepweights: not an annotation Sluice knows; did you mean sluice.dev/step-weights?`,
+		},
+		"unknown key far from any": {
+			ann:  map[string]string{"sluice.dev/canary-replicas-override": "3"},
+			want: `sluice.dev/canary-replicas-override: not an annotation Sluice knows`,
+		},
+		"opt-in label written as an annotation": {
+			ann:  map[string]string{spec.LabelEnabled: "true"},
+			want: `sluice.dev/enabled: is a label, not an annotation: set it under metadata.labels`,
+		},
 		"step weight not a number": {
 			ann:  map[string]string{spec.AnnStepWeight: "ten"},
 			want: `sluice.dev/step-weight: must be 1..100, got "ten"`,
@@ -536,7 +553,7 @@ func TestParseInvalid(t *testing.T) {
 		},
 		"metric inconclusive limit negative": {
 			ann:  map[string]string{spec.AnnMetrics: "- name: request-duration\n  thresholdRange: {max: 500}\n  inconclusiveLimit: -1\n"},
-			want: `sluice.dev/metrics[request-duration].inconclusiveLimit: must be 0 (wait) or more, got "-1"`,
+			want: `sluice.dev/metrics[request-duration].inconclusiveLimit: must be 0 (the default, 10) or more, got "-1"`,
 		},
 		"analysis block not YAML": {
 			ann:  map[string]string{spec.AnnAnalysis: "interval: [30s"},
@@ -628,6 +645,55 @@ func parseWithin(t *testing.T, ann map[string]string, d spec.Defaults) (spec.Con
 	case <-time.After(10 * time.Second):
 		t.Fatalf("Parse(%v) did not return within 10s", ann)
 		return spec.Config{}, nil
+	}
+}
+
+// One huge annotation must not make a huge denial: ten lines at most, then a count, each value
+// and line cut short.
+func TestFormatErrorsBounded(t *testing.T) {
+	var b strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&b, "- name: check-%d\n  query: up\n", i)
+	}
+	_, errs := spec.Parse(map[string]string{
+		spec.AnnMetrics:   b.String(),
+		spec.AnnMaxWeight: strings.Repeat("9", 100000),
+	}, spec.Defaults{})
+	if len(errs) < 20000 {
+		t.Fatalf("Parse found %d errors, want one per check at least", len(errs))
+	}
+	got := spec.FormatErrors(errs)
+	if len(got) > 5000 {
+		t.Errorf("FormatErrors of %d errors is %d bytes, want under 5000", len(errs), len(got))
+	}
+	if want := fmt.Sprintf("and %d more error(s)", len(errs)-10); !strings.HasSuffix(got, want) {
+		t.Errorf("FormatErrors does not end with %q: ...%s", want, got[max(0, len(got)-200):])
+	}
+	if !strings.Contains(got, `sluice.dev/max-weight: must be 1..100, got "9999`) || !strings.Contains(got, "… (100000 bytes)") {
+		t.Errorf("the long value is not cut with its length: %s", got)
+	}
+}
+
+func TestCheckControl(t *testing.T) {
+	for _, tc := range []struct {
+		key, value string
+		ok         bool
+	}{
+		{spec.AnnPromote, "0123456789", true},
+		{spec.AnnPromote, "abcdef0123", true},
+		{spec.AnnPromote, "true", false},
+		{spec.AnnAbort, "", false},
+		{spec.AnnPause, "ABCDEF0123", false},
+		{spec.AnnRetry, "0123456789a", false},
+		{spec.AnnRetry, "012345678", false},
+	} {
+		err := spec.CheckControl(tc.key, tc.value)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckControl(%s, %q) = %v, want ok=%v", tc.key, tc.value, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(spec.FormatErrors(field.ErrorList{err}), "kubectl sluice") {
+			t.Errorf("CheckControl(%s, %q) does not say how to write it: %v", tc.key, tc.value, err)
+		}
 	}
 }
 

@@ -59,6 +59,18 @@ const (
 	AnnRevision = "sluice.dev/revision"
 )
 
+// ConfigAnnotations are every configuration annotation Parse reads.
+var ConfigAnnotations = []string{
+	AnnStrategy, AnnRouter, AnnService, AnnPort, AnnRoute, AnnInterval, AnnThreshold, AnnStepWeight,
+	AnnMaxWeight, AnnStepWeights, AnnIterations, AnnMatch, AnnMetrics, AnnWebhooks, AnnAlerts,
+	AnnAnalysis, AnnProgressDeadline, AnnSkipAnalysis, AnnMirrorPercent, AnnSessionAffinity,
+	AnnSessionAffinityMaxAge,
+}
+
+// Prefix starts every key Sluice reads; any other key with it on an opted-in Deployment is a
+// typo or a feature this version lacks, and is refused.
+const Prefix = "sluice.dev/"
+
 // OwnStateAnnotations are the annotations whose values only Sluice may set.
 var OwnStateAnnotations = []string{AnnState}
 

@@ -185,6 +185,10 @@ type State struct {
 	StablePod string `json:"stablePod,omitempty"`
 	// PromoteStep is where the promotion of an isolated canary stands (PromoteScale …).
 	PromoteStep PromoteStep `json:"promoteStep,omitempty"`
+	// Unanalysed is a revision the worker found running on the pods with no release in flight
+	// and no analysis (the hold was bypassed); it is reported once and never becomes Stable.
+	Unanalysed   string    `json:"unanalysed,omitempty"`
+	UnanalysedAt time.Time `json:"unanalysedAt,omitzero"`
 
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	StepAt      time.Time `json:"stepAt,omitzero"`
