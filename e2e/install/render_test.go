@@ -295,6 +295,7 @@ func TestChartDefaults(t *testing.T) {
 		"leader-elect":              "true",
 		"leader-election-namespace": "$(POD_NAMESPACE)",
 		"default-router":            "replicas",
+		"excluded-namespaces":       "kube-system,sluice-system",
 	} {
 		if got, ok := flags[flag]; !ok || got != want {
 			t.Errorf("--%s=%q (rendered: %v), want %q", flag, got, ok, want)
@@ -361,6 +362,10 @@ func TestChartWebhookValues(t *testing.T) {
 		Values: []string{"kube-system", "platform", "legacy"}}}
 	if diff := cmp.Diff(want, wh.NamespaceSelector.MatchExpressions); diff != "" {
 		t.Errorf("namespaceSelector (-want +got):\n%s", diff)
+	}
+	// The controller reports opted-in Deployments the webhook never sees: the same list.
+	if got := args(t, r.deployment(t))["excluded-namespaces"]; got != strings.Join(want[0].Values, ",") {
+		t.Errorf("--excluded-namespaces=%s, want the namespaceSelector's %v", got, want[0].Values)
 	}
 }
 

@@ -28,6 +28,15 @@
 {{- default (printf "%s-webhook-tls" (include "sluice.fullname" .)) .Values.certs.secretName }}
 {{- end }}
 
+{{/*
+Namespaces the webhook never sees: kube-system, Sluice's own and webhook.excludeNamespaces. The
+controller gets the same list (--excluded-namespaces): opted-in Deployments there are reported,
+never released.
+*/}}
+{{- define "sluice.excludedNamespaces" -}}
+{{- concat (list "kube-system" .Release.Namespace) .Values.webhook.excludeNamespaces | uniq | toJson }}
+{{- end }}
+
 {{/* The user name of the controller's own API writes (the webhook lets them through). */}}
 {{- define "sluice.identity" -}}
 {{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "sluice.serviceAccountName" .) }}
