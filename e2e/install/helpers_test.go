@@ -2,6 +2,7 @@ package install
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -31,8 +32,14 @@ func helm(t *testing.T, args ...string) string {
 
 func tryHelm(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	return tryHelmCtx(t.Context(), t, args...)
+}
+
+// tryHelmCtx is tryHelm under ctx (t.Context() is already cancelled in a cleanup).
+func tryHelmCtx(ctx context.Context, t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	home := filepath.Join(testCluster.Dir, "helm-home")
-	cmd := exec.CommandContext(t.Context(), helmBinary(t), args...)
+	cmd := exec.CommandContext(ctx, helmBinary(t), args...)
 	cmd.Env = append(os.Environ(),
 		"KUBECONFIG="+testCluster.Kubeconfig,
 		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/sluice-dev/sluice/certs"
@@ -37,28 +38,47 @@ import (
 // kwok pods run no process, so the chart's own pods serve nothing: the same sluice binary runs
 // here as a local process, authenticated with a token the TokenRequest API issues for the
 // chart's ServiceAccount, with the flags read from the installed Deployment (only the
-// addresses, the certificate directory and Prometheus's URL are replaced by local ones), and
-// the installed webhook configuration's clientConfig is pointed at it (url + caBundle).
+// addresses, the certificate directory and Prometheus's URL are replaced by local ones, and
+// --webhook-host, --cert-extra-sans and --kubeconfig added), and the installed webhook
+// configuration's clientConfig is pointed at it by url (the API server dials 127.0.0.1, not
+// the chart's Service, which has no endpoints here).
 //
-// The chart is installed in files mode (certManager.enabled: the serving certificate is a
-// mounted file): no cert-manager controller runs here, so the certificate comes from the certs
-// package, as cert-manager would write it. Namespaces are scoped (watchNamespaces) and only the
-// replicas router is enabled: the smallest RBAC the chart renders must be enough for a release.
+// Both certificate modes: self-managed (the controller creates its Secret and injects the
+// caBundle with the chart's RBAC) and cert-manager's files mode (no cert-manager controller
+// runs here, so the certificate comes from the certs package, as cert-manager would write it).
+// Namespaces are scoped (watchNamespaces) and only the replicas router is enabled: the
+// smallest RBAC the chart renders must be enough for a release.
 func TestChartInstallRunsARelease(t *testing.T) {
-	const (
-		release = "acme-sluice" // not "sluice": the render tests' dry-runs use those names
-		ns      = "sluice-install"
-		shop    = "shop"  // watched
-		other   = "other" // not watched
-	)
+	ctx := t.Context()
+	installCertManagerCRDs(t)
+	// Prometheus scrapes the demo pods, as the releases' analysis needs.
+	promKubeconfig, err := testCluster.PrometheusKubeconfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	promURL, err := testCluster.StartPrometheus(ctx, cluster.PodsScrapeConfig(promKubeconfig, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sluice := buildSluice(t)
+	t.Run("self-managed certificates", func(t *testing.T) {
+		installAndRelease(t, sluice, promURL, "acme-sluice", "shop", false)
+	})
+	t.Run("cert-manager", func(t *testing.T) {
+		installAndRelease(t, sluice, promURL, "beta-sluice", "store", true)
+	})
+}
+
+func installAndRelease(t *testing.T, sluice, promURL, release, shop string, certManager bool) {
+	ns := release + "-system"
+	const other = "other" // not watched
 	ctx := t.Context()
 	admin := adminClient(t)
 	createNamespace(t, admin, shop)
 	createNamespace(t, admin, other)
-	installCertManagerCRDs(t)
 
 	helm(t, "install", release, chartDir(), "--namespace", ns, "--create-namespace",
-		"--set", "certManager.enabled=true",
+		"--set", "certManager.enabled="+strconv.FormatBool(certManager),
 		"--set", "watchNamespaces={"+shop+"}",
 		"--set", "routers={replicas}")
 	t.Cleanup(func() {
@@ -67,7 +87,7 @@ func TestChartInstallRunsARelease(t *testing.T) {
 		}
 		// Leave the cluster as found for the other tests: the release, and the CRD it keeps.
 		_ = testCluster.KillProcess("sluice")
-		if _, stderr, err := tryHelm(t, "uninstall", release, "-n", ns, "--wait"); err != nil {
+		if _, stderr, err := tryHelmCtx(context.Background(), t, "uninstall", release, "-n", ns, "--wait"); err != nil {
 			t.Errorf("helm uninstall: %v\n%s", err, stderr)
 		}
 		deleteCRD(t)
@@ -87,23 +107,17 @@ func TestChartInstallRunsARelease(t *testing.T) {
 		t.Fatalf("self subject review: %v", err)
 	}
 
-	// Prometheus scrapes the demo pods, as the release's analysis needs.
-	promKubeconfig, err := testCluster.PrometheusKubeconfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	promURL, err := testCluster.StartPrometheus(ctx, cluster.PodsScrapeConfig(promKubeconfig, time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	bundle, err := certs.Generate([]string{"127.0.0.1", "localhost"}, 24*time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	certDir := filepath.Join(t.TempDir(), "serving-certs")
-	if err := bundle.WriteDir(certDir); err != nil {
-		t.Fatal(err)
+	var caBundle []byte
+	if certManager {
+		bundle, err := certs.Generate([]string{"127.0.0.1", "localhost"}, 24*time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bundle.WriteDir(certDir); err != nil {
+			t.Fatal(err)
+		}
+		caBundle = bundle.CACert
 	}
 	ports, err := cluster.FreePorts(3)
 	if err != nil {
@@ -119,33 +133,54 @@ func TestChartInstallRunsARelease(t *testing.T) {
 	if got := flagValue(flags, "controller-identity"); got != review.Status.UserInfo.Username {
 		t.Errorf("the chart's --controller-identity=%s, but its ServiceAccount is %s to the API server", got, review.Status.UserInfo.Username)
 	}
-	for flag, want := range map[string]string{"watch-namespaces": shop, "namespace": ns, "leader-election-namespace": ns} {
+	want := map[string]string{"watch-namespaces": shop, "namespace": ns, "leader-election-namespace": ns}
+	if !certManager {
+		want["cert-secret"] = release + "-webhook-tls"
+		want["webhook-configuration"] = release
+	}
+	for flag, want := range want {
 		if got := flagValue(flags, flag); got != want {
 			t.Errorf("--%s=%q, want %q", flag, got, want)
 		}
 	}
 	flags = append(flags, "--webhook-host=127.0.0.1", "--kubeconfig="+kubeconfig)
+	if !certManager {
+		flags = append(flags, "--cert-extra-sans=127.0.0.1")
+	}
 	t.Logf("sluice %s", strings.Join(flags, " "))
-	if _, err := testCluster.StartProcess("sluice", buildSluice(t), flags...); err != nil {
+	if _, err := testCluster.StartProcess("sluice", sluice, flags...); err != nil {
 		t.Fatal(err)
 	}
 	if err := waitOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[2]), 90*time.Second); err != nil {
 		t.Fatalf("sluice not ready: %v\n%s", err, testCluster.LogTail("sluice", 30))
 	}
 
-	// The chart's webhook configuration, pointed at the local process.
 	mwcs := admin.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	mwc, err := mwcs.Get(ctx, release, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("the chart's webhook configuration: %v", err)
+	if !certManager {
+		// The controller made its certificate and injected the CA, with the chart's RBAC.
+		caBundle = waitCABundle(t, admin, release)
+		if _, err := admin.CoreV1().Secrets(ns).Get(ctx, release+"-webhook-tls", metav1.GetOptions{}); err != nil {
+			t.Errorf("the certificate Secret: %v", err)
+		}
 	}
+	// The chart's webhook configuration, pointed at the local process; the CA bundle is the one
+	// the controller injected (self-managed) or cert-manager's injector would have (files).
 	url := fmt.Sprintf("https://127.0.0.1:%d%s", ports[0], webhook.Path)
-	for i := range mwc.Webhooks {
-		mwc.Webhooks[i].ClientConfig.Service = nil
-		mwc.Webhooks[i].ClientConfig.URL = &url
-		mwc.Webhooks[i].ClientConfig.CABundle = bundle.CACert
-	}
-	if _, err := mwcs.Update(ctx, mwc, metav1.UpdateOptions{}); err != nil {
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		mwc, err := mwcs.Get(ctx, release, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for i := range mwc.Webhooks {
+			mwc.Webhooks[i].ClientConfig.Service = nil
+			mwc.Webhooks[i].ClientConfig.URL = &url
+			if certManager {
+				mwc.Webhooks[i].ClientConfig.CABundle = caBundle
+			}
+		}
+		_, err = mwcs.Update(ctx, mwc, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatalf("point the webhook at the local sluice: %v", err)
 	}
 
@@ -188,17 +223,18 @@ func TestChartInstallRunsARelease(t *testing.T) {
 
 	// What the chart's RBAC does not grant is refused, whoever asks as this ServiceAccount.
 	bystander := demoapp.Deployment("bystander", other, "demo:v1", 1)
-	if _, err := admin.AppsV1().Deployments(other).Create(ctx, bystander, metav1.CreateOptions{}); err != nil {
+	if _, err := admin.AppsV1().Deployments(other).Create(ctx, bystander, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "datadog", Namespace: other}, StringData: map[string]string{"api_key": "x"}}
-	if _, err := admin.CoreV1().Secrets(other).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	for _, s := range []*corev1.Secret{
+		{ObjectMeta: metav1.ObjectMeta{Name: "datadog", Namespace: other}, StringData: map[string]string{"api_key": "x"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "datadog", Namespace: shop}, StringData: map[string]string{"api_key": "x"}},
+	} {
+		if _, err := admin.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
 	}
-	if _, err := admin.CoreV1().Secrets(shop).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "datadog", Namespace: shop}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	for what, call := range map[string]func() error{
+	forbidden := map[string]func() error{
 		"delete a Deployment in a namespace it does not watch": func() error {
 			return saClient.AppsV1().Deployments(other).Delete(ctx, "bystander", metav1.DeleteOptions{})
 		},
@@ -208,6 +244,10 @@ func TestChartInstallRunsARelease(t *testing.T) {
 		},
 		"list Secrets in a watched namespace (only get by name is granted)": func() error {
 			_, err := saClient.CoreV1().Secrets(shop).List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"list Secrets in its own namespace": func() error {
+			_, err := saClient.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
 			return err
 		},
 		"create a Service in a watched namespace (only mesh routers own Services)": func() error {
@@ -224,11 +264,22 @@ func TestChartInstallRunsARelease(t *testing.T) {
 			}, metav1.CreateOptions{})
 			return err
 		},
-		"read webhook configurations (files mode needs none)": func() error {
-			_, err := saClient.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, release, metav1.GetOptions{})
+		"list webhook configurations": func() error {
+			_, err := saClient.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
 			return err
 		},
-	} {
+	}
+	if certManager {
+		forbidden["read its webhook configuration (cert-manager injects the CA)"] = func() error {
+			_, err := saClient.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, release, metav1.GetOptions{})
+			return err
+		}
+		forbidden["read a Secret in its own namespace (cert-manager writes the certificate)"] = func() error {
+			_, err := saClient.CoreV1().Secrets(ns).Get(ctx, release+"-webhook-tls", metav1.GetOptions{})
+			return err
+		}
+	}
+	for what, call := range forbidden {
 		if err := call(); !apierrors.IsForbidden(err) {
 			t.Errorf("%s as the chart's ServiceAccount: %v, want Forbidden", what, err)
 		}
@@ -240,6 +291,26 @@ func TestChartInstallRunsARelease(t *testing.T) {
 	}
 	if _, err := admin.AppsV1().Deployments(other).Get(ctx, "bystander", metav1.GetOptions{}); err != nil {
 		t.Errorf("the bystander Deployment is gone: %v", err)
+	}
+}
+
+// waitCABundle waits until the webhook configuration named name carries a caBundle and
+// returns it.
+func waitCABundle(t *testing.T, cs kubernetes.Interface, name string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mwc, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := mwc.Webhooks[0].ClientConfig.CABundle; len(b) > 0 {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no caBundle injected into %s after 60s\n%s", name, testCluster.LogTail("sluice", 20))
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
