@@ -78,6 +78,7 @@ func TestRendersPassServerSideDryRun(t *testing.T) {
 		createNamespace(t, admin, ns)
 	}
 	installCertManagerCRDs(t)
+	installServiceMonitorCRD(t)
 
 	for name, r := range map[string]rendered{
 		"chart, default values": renderChart(t, "sluice", sluiceNS),
@@ -85,6 +86,10 @@ func TestRendersPassServerSideDryRun(t *testing.T) {
 		"chart, watched namespaces": renderChart(t, "sluice", sluiceNS,
 			"watchNamespaces={"+teamA+","+teamB+"}"),
 		"kustomize base": renderKustomize(t),
+		// The optional objects and the other scopes too.
+		"chart, every option": renderChart(t, "sluice", sluiceNS, "namespace.create=true",
+			"metrics.serviceMonitor.enabled=true", "secrets.namespaces={"+teamA+"}", "secrets.names={datadog}",
+			"webhook.excludeNamespaces={legacy}", "podAntiAffinity=hard", "routers={replicas,istio}"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			dryRun(t, strings.NewReplacer(" ", "-", ",", "").Replace(name), r.raw)
@@ -620,6 +625,32 @@ func installCertManagerCRDs(t *testing.T) {
 	}
 }
 
+// serviceMonitorModule publishes the Prometheus Operator's CRDs (example/prometheus-operator-crd).
+const serviceMonitorModule = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
+
+// installServiceMonitorCRD applies the ServiceMonitor CRD as the Prometheus Operator publishes
+// it, for the dry-run of the chart's optional ServiceMonitor.
+func installServiceMonitorCRD(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", serviceMonitorModule)
+	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	out, err := cmd.Output()
+	var m struct{ Dir, Error string }
+	if err != nil || json.Unmarshal(out, &m) != nil || m.Dir == "" {
+		t.Fatalf("download %s: %v %s", serviceMonitorModule, err, m.Error)
+	}
+	path := filepath.Join(m.Dir, "example", "prometheus-operator-crd", "monitoring.coreos.com_servicemonitors.yaml")
+	if _, stderr, err := testCluster.Kubectl(t.Context(), "apply", "--server-side", "-f", path); err != nil {
+		t.Fatalf("apply the ServiceMonitor CRD: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := testCluster.Kubectl(t.Context(), "wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com"); err != nil {
+		t.Fatalf("wait for the ServiceMonitor CRD: %v\n%s", err, stderr)
+	}
+}
+
 // moduleDir returns the directory of module at the version the repository's go.mod requires.
 func moduleDir(t *testing.T, module string) string {
 	t.Helper()
@@ -680,4 +711,37 @@ func TestEveryValueIsDocumented(t *testing.T) {
 		}
 	}
 	walk("", values, schema)
+}
+
+// The optional ServiceMonitor selects the metrics Service (and only it) by its port name.
+func TestChartServiceMonitor(t *testing.T) {
+	r := renderChart(t, "sluice", sluiceNS, "metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=kps")
+	sm := r.one(t, "ServiceMonitor", "")
+	if sm.GetLabels()["release"] != "kps" {
+		t.Errorf("ServiceMonitor labels %v", sm.GetLabels())
+	}
+	sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+	endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	if len(endpoints) != 1 {
+		t.Fatalf("endpoints %v", endpoints)
+	}
+	port, _ := endpoints[0].(map[string]any)["port"].(string)
+	var selected []string
+	for _, o := range r.all("Service") {
+		svc := into[corev1.Service](t, o)
+		matches := true
+		for k, v := range sel {
+			matches = matches && svc.Labels[k] == v
+		}
+		if !matches {
+			continue
+		}
+		selected = append(selected, svc.Name)
+		if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == port }) {
+			t.Errorf("Service %s has no port %q", svc.Name, port)
+		}
+	}
+	if !slices.Equal(selected, []string{"sluice-metrics"}) {
+		t.Errorf("the ServiceMonitor selects %v, want [sluice-metrics]", selected)
+	}
 }
