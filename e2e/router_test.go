@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
@@ -39,6 +40,11 @@ type routerCase struct {
 	userFields func(obj map[string]any) any
 	// owned: the watched object is Sluice's own (created for the release, deleted after it).
 	owned bool
+	// image is the release's image (default demo:v2).
+	image string
+	// canaryLoad sends requests to the canary's pods too, as the mesh would once the route
+	// gives the canary a share (the app's own load, like a Service, reaches stable pods only).
+	canaryLoad bool
 }
 
 // passing and failing are inline checks: the routing tests are about traffic objects, so their
@@ -90,6 +96,17 @@ func runRouterRelease(t *testing.T, rc routerCase, ann map[string]string, wantPh
 	}
 	a := newApp(t, "web", ann)
 	createService(t, a.ns, "web")
+	if rc.canaryLoad {
+		load := &demoapp.Load{Fleet: a.load.Fleet, RPS: 40, Selector: labels.SelectorFromSet(labels.Set{"app": "web-canary"})}
+		runCtx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = load.Run(runCtx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	image := rc.image
+	if image == "" {
+		image = "demo:v2"
+	}
 	dyn, err := dynamic.NewForConfig(env.Cluster.RESTConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +141,7 @@ func runRouterRelease(t *testing.T, rc routerCase, ann map[string]string, wantPh
 	} else {
 		steps = append(steps, step{})
 	}
-	a.kubectl("set", "image", "deployment/web", "app=demo:v2")
+	a.kubectl("set", "image", "deployment/web", "app="+image)
 
 	canarySeen, canaryGone := false, false
 	pinned := ""

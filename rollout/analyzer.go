@@ -111,6 +111,9 @@ func (a *Analyzer) check(ctx context.Context, prov metrics.Provider, plan *spec.
 		if qerr == nil {
 			sv, serr = a.query(ctx, prov, stableQ)
 		}
+		if serr == nil {
+			recordStable(vars.Namespace, vars.Target, m.Name, sv)
+		}
 		r = analysis.JudgeCompare(m, v, sv, err, serr)
 	}
 	if m.MinRequests > 0 {

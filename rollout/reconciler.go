@@ -254,6 +254,9 @@ func (r *Reconciler) step(ctx context.Context, req reconcile.Request, now time.T
 	for _, e := range d.Events {
 		r.Recorder.Eventf(parent, nil, e.Type, e.Reason, "Release", "%s", e.Message)
 	}
+	for _, k := range d.Stale {
+		staleControls.WithLabelValues(k).Inc()
+	}
 	if d.State.Phase != st.Phase || d.State.Weight != st.Weight {
 		logger.Info("release step", "revision", d.State.Revision, "phase", d.State.Phase, "weight", d.State.Weight, "message", d.State.Message)
 	}

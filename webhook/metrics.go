@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
 var (
@@ -25,6 +27,16 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(decisions, discarded, latency)
+	// Every decision (and control) starts at zero, so that its first occurrence shows in rate() and
+	// increase() instead of appearing already at 1.
+	for _, d := range []Decision{DecisionController, DecisionNotOptedIn, DecisionCreate, DecisionInvalid,
+		DecisionOptOut, DecisionUnchanged, DecisionRestart, DecisionSkip, DecisionRevert, DecisionHeldFailed,
+		DecisionHeld, DecisionReplaced, "ignored", "error"} {
+		decisions.WithLabelValues(string(d))
+	}
+	for _, k := range spec.ControlAnnotations {
+		discarded.WithLabelValues(k)
+	}
 }
 
 func observe(d Decision, took time.Duration) {

@@ -1,231 +1,199 @@
-// Command kubectl-sluice is the kubectl plugin for Sluice: it reads a release from the
-// Deployment's state annotation and writes the manual control annotations for you.
+// Command kubectl-sluice is the kubectl plugin for Sluice: it reads releases from the
+// Deployments' state annotation and Events, and writes the manual control annotations for you.
 //
 //	kubectl sluice status NAME      phase, weight, last check readings, message
-//	kubectl sluice list             every opted-in Deployment of the namespace and its phase
+//	kubectl sluice list             every opted-in Deployment and its release (-A: all namespaces)
+//	kubectl sluice watch NAME       follow the release until it ends; exit 0 promoted, 1 rolled
+//	                                back or failed, 2 error or --timeout
+//	kubectl sluice history NAME     past releases, newest first
 //	kubectl sluice promote NAME     approve the revision in flight (bound to that revision)
-//	kubectl sluice abort NAME       roll the release back
+//	kubectl sluice abort NAME       roll the release in flight back
 //	kubectl sluice pause NAME       stop stepping and analysing; resume continues
 //	kubectl sluice resume NAME
-//	kubectl sluice retry NAME       start again a release that failed
+//	kubectl sluice retry NAME       start again the release of the template that failed
+//
+// The verbs that read (status, list, history) print kubectl-style tables, or -o json|yaml.
+// See docs/plugin.md.
 package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
-	"strings"
-	"text/tabwriter"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	"golang.org/x/term"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-
-	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
-const usage = `usage: kubectl sluice [-n NAMESPACE] status|list|promote|abort|pause|resume|retry [NAME]`
+const usage = `usage: kubectl sluice [flags] VERB [NAME]
+
+verbs:
+  status NAME    the release of Deployment NAME (phase, weight, checks, message)
+  list           opted-in Deployments and their releases
+  watch NAME     follow the release until it ends; exit code 0 promoted, 1 rolled back or
+                 failed, 2 error or timeout (for CI pipelines)
+  history NAME   past releases: revision, image, outcome, duration, reason (newest first)
+  promote NAME   approve the revision in flight
+  abort NAME     roll the release in flight back
+  pause NAME     pause the release in flight
+  resume NAME    resume a paused release
+  retry NAME     release again the template that failed
+
+flags:
+`
+
+// Exit codes. watch reports a release's outcome with them; every other verb exits exitFailed
+// on an error.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitError  = 2
+)
+
+// options are the command line.
+type options struct {
+	namespace     string
+	allNamespaces bool
+	kubeconfig    string
+	context       string
+	output        string
+	timeout       time.Duration
+	verb, name    string
+}
+
+func (o *options) addFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.namespace, "namespace", "n", "", "namespace (default: the kubeconfig context's)")
+	fs.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "list: every namespace")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	fs.StringVar(&o.context, "context", "", "kubeconfig context")
+	fs.StringVarP(&o.output, "output", "o", "", "status, list, history: json or yaml instead of a table")
+	fs.DurationVar(&o.timeout, "timeout", 0, "watch: give up after this long with exit code 2 (0: wait until the release ends)")
+}
+
+func (o *options) validate() error {
+	switch o.verb {
+	case "":
+		return errors.New("no verb given")
+	case "list":
+	case "status", "watch", "history", "promote", "abort", "pause", "resume", "retry":
+		if o.name == "" {
+			return fmt.Errorf("%s needs a Deployment name", o.verb)
+		}
+	default:
+		return fmt.Errorf("unknown verb %q", o.verb)
+	}
+	if o.output != "" && o.output != "json" && o.output != "yaml" {
+		return fmt.Errorf("-o %s: must be json or yaml", o.output)
+	}
+	if o.allNamespaces && o.verb != "list" {
+		return fmt.Errorf("-A is for list only")
+	}
+	if o.timeout < 0 {
+		return fmt.Errorf("--timeout must not be negative")
+	}
+	return nil
+}
 
 func main() {
-	fs := pflag.NewFlagSet("kubectl-sluice", pflag.ExitOnError)
-	namespace := fs.StringP("namespace", "n", "", "namespace (default: the kubeconfig context's)")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-	_ = fs.Parse(os.Args[1:])
-	args := fs.Args()
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, usage)
-		os.Exit(2)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	var o options
+	fs := pflag.NewFlagSet("kubectl-sluice", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage+fs.FlagUsages()) }
+	o.addFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		return exitError
 	}
+	rest := fs.Args()
+	if len(rest) > 0 {
+		o.verb = rest[0]
+	}
+	if len(rest) > 1 {
+		o.name = rest[1]
+	}
+	if len(rest) > 2 {
+		fmt.Fprintf(stderr, "kubectl sluice: unexpected arguments %q\n", rest[2:])
+		return exitError
+	}
+	if err := o.validate(); err != nil {
+		fmt.Fprintf(stderr, "kubectl sluice: %v\n%s", err, usage+fs.FlagUsages())
+		return exitError
+	}
+
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = *kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
+	rules.ExplicitPath = o.kubeconfig
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.context})
 	ns, _, err := cc.Namespace()
-	if err == nil && *namespace != "" {
-		ns = *namespace
+	if err != nil {
+		return fail(stderr, o.verb, err)
 	}
-	cfg, err2 := cc.ClientConfig()
-	if err := firstErr(err, err2); err != nil {
-		fail(err)
+	if o.namespace != "" {
+		ns = o.namespace
+	}
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return fail(stderr, o.verb, err)
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		fail(err)
+		return fail(stderr, o.verb, err)
 	}
-	ctx := context.Background()
-	cmd, name := args[0], ""
-	if len(args) > 1 {
-		name = args[1]
-	}
-	if cmd != "list" && name == "" {
-		fail(fmt.Errorf("%s needs a Deployment name\n%s", cmd, usage))
-	}
-	switch cmd {
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch o.verb {
+	case "watch":
+		return watchRelease(ctx, cs, ns, o.name, o.timeout, stdout, stderr, terminalWidth(stdout))
 	case "status":
-		err = status(ctx, cs, ns, name)
+		err = status(ctx, cs, ns, o.name, o.output, stdout)
 	case "list":
-		err = list(ctx, cs, ns)
-	case "promote":
-		err = control(ctx, cs, ns, name, spec.AnnPromote)
-	case "abort":
-		err = control(ctx, cs, ns, name, spec.AnnAbort)
-	case "pause":
-		err = control(ctx, cs, ns, name, spec.AnnPause)
-	case "resume":
-		err = annotate(ctx, cs, ns, name, map[string]any{spec.AnnPause: nil})
-	case "retry":
-		err = control(ctx, cs, ns, name, spec.AnnRetry)
+		if o.allNamespaces {
+			ns = ""
+		}
+		err = list(ctx, cs, ns, o.output, stdout)
+	case "history":
+		err = history(ctx, cs, ns, o.name, o.output, stdout)
 	default:
-		err = fmt.Errorf("unknown command %q\n%s", cmd, usage)
+		err = control(ctx, cs, ns, o.name, o.verb, stdout)
 	}
 	if err != nil {
-		fail(err)
+		return fail(stderr, o.verb, err)
 	}
+	return exitOK
 }
 
-func status(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
-	d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
+func fail(stderr io.Writer, verb string, err error) int {
+	fmt.Fprintln(stderr, "kubectl sluice:", err)
+	if verb == "watch" {
+		return exitError
 	}
-	if d.Labels[spec.LabelEnabled] != spec.ValueEnabled {
-		return fmt.Errorf("deployment %s/%s is not opted in (label %s=%s)", ns, name, spec.LabelEnabled, spec.ValueEnabled)
-	}
-	st, err := spec.ReadState(d.Annotations)
-	if err != nil {
-		return err
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "Deployment:\t%s/%s\n", ns, name)
-	fmt.Fprintf(w, "Phase:\t%s\n", st.Phase)
-	if st.Revision != "" {
-		fmt.Fprintf(w, "Revision:\t%s (%s)\n", st.Revision, st.Image)
-		fmt.Fprintf(w, "Stable:\t%s\n", st.Stable)
-	}
-	if st.Phase.InFlight() {
-		if p := st.Plan; p != nil {
-			fmt.Fprintf(w, "Release:\t%s\n", describePlan(p))
-		}
-		switch {
-		case st.Plan != nil && st.Plan.Iterative():
-			fmt.Fprintf(w, "Iteration:\t%d of %d (every %s)\n", st.Iteration, st.Plan.Iterations, st.Plan.Interval.Duration)
-		case st.Plan != nil:
-			fmt.Fprintf(w, "Weight:\t%d%% (step %d of %v, every %s)\n", st.Weight, st.Step+1, st.Plan.Steps, st.Plan.Interval.Duration)
-		default:
-			fmt.Fprintf(w, "Weight:\t%d%%\n", st.Weight)
-		}
-		fmt.Fprintf(w, "Failed checks:\t%d\n", st.FailedChecks)
-		fmt.Fprintf(w, "Inconclusive:\t%d\n", st.Inconclusive)
-	}
-	if st.FailedRevision != "" {
-		fmt.Fprintf(w, "Last failed:\t%s\n", st.FailedRevision)
-	}
-	if !st.StartedAt.IsZero() {
-		fmt.Fprintf(w, "Started:\t%s (%s ago)\n", st.StartedAt.Format(time.RFC3339), time.Since(st.StartedAt).Round(time.Second))
-	}
-	fmt.Fprintf(w, "Message:\t%s\n", st.Message)
-	for _, c := range st.Checks {
-		v := "no data"
-		if c.Value != nil {
-			v = fmt.Sprintf("%.4g", *c.Value)
-		}
-		dry := ""
-		if c.DryRun {
-			dry = " (dry run)"
-		}
-		fmt.Fprintf(w, "Check %s:\t%s %s%s %s\n", c.Name, v, c.Verdict, dry, c.Reason)
-	}
-	return w.Flush()
+	return exitFailed
 }
 
-func list(ctx context.Context, cs kubernetes.Interface, ns string) error {
-	ds, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: spec.LabelEnabled + "=" + spec.ValueEnabled})
-	if err != nil {
-		return err
+// terminalWidth is the width of the terminal w writes to, where watch redraws one line instead
+// of printing one line per change; 0 when w is not a terminal.
+func terminalWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return 0
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tPHASE\tWEIGHT\tREVISION\tMESSAGE")
-	for _, d := range ds.Items {
-		st, _ := spec.ReadState(d.Annotations)
-		fmt.Fprintf(w, "%s\t%s\t%d%%\t%s\t%s\n", d.Name, st.Phase, st.Weight, st.Revision, st.Message)
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil || width <= 0 {
+		return 80
 	}
-	return w.Flush()
-}
-
-// control writes control annotation key with the revision it acts on, read now: the release in
-// flight (promote, abort, pause) or the Failed release (retry). An approval given while looking
-// at one release can never act on a newer one: Sluice ignores a control naming another revision.
-func control(ctx context.Context, cs kubernetes.Interface, ns, name, key string) error {
-	d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	st, err := spec.ReadState(d.Annotations)
-	if err != nil {
-		return err
-	}
-	rev := st.Revision
-	switch {
-	case key == spec.AnnRetry && st.Phase != spec.PhaseFailed:
-		return fmt.Errorf("no failed release to retry on %s/%s (phase %s)", ns, name, st.Phase)
-	case key == spec.AnnRetry:
-		rev = spec.TemplateHash(&d.Spec.Template)
-	case !st.Phase.InFlight():
-		return fmt.Errorf("no release in flight on %s/%s (phase %s)", ns, name, st.Phase)
-	}
-	return annotate(ctx, cs, ns, name, map[string]any{key: rev})
-}
-
-func annotate(ctx context.Context, cs kubernetes.Interface, ns, name string, ann map[string]any) error {
-	b, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
-	if err != nil {
-		return err
-	}
-	if _, err := cs.AppsV1().Deployments(ns).Patch(ctx, name, types.MergePatchType, b, metav1.PatchOptions{}); err != nil {
-		return err
-	}
-	keys := make([]string, 0, len(ann))
-	for k, v := range ann {
-		if v == nil {
-			keys = append(keys, k+"-")
-		} else {
-			keys = append(keys, fmt.Sprintf("%s=%v", k, v))
-		}
-	}
-	fmt.Printf("deployment.apps/%s annotated %s\n", name, strings.Join(keys, " "))
-	return nil
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "kubectl sluice:", err)
-	os.Exit(1)
-}
-
-// describePlan says how the release reaches the canary, e.g. "ab through istio (virtualservice
-// shop)" or "canary through replicas".
-func describePlan(p *spec.Config) string {
-	out := fmt.Sprintf("%s through %s", p.Strategy, p.Router)
-	if kind := p.RouteKindOf(); kind != "" {
-		route := p.Route
-		if route == "" {
-			route = "named after the Deployment"
-		}
-		out += fmt.Sprintf(" (%s %s)", kind, route)
-	}
-	if a := p.SessionAffinity; a != nil {
-		out += fmt.Sprintf(", sessions kept by cookie %s", a.CookieName)
-	}
-	return out
+	return width
 }

@@ -142,3 +142,16 @@ func promDuration(d time.Duration) string {
 	}
 	return fmt.Sprintf("%dms", d/time.Millisecond)
 }
+
+// StaticScrapeJob returns a scrape job to append to PodsScrapeConfig's scrape_configs: job
+// scrapes target (host:port) at /metrics every interval. It keeps the scraped series' own
+// labels (honor_labels), so that a `namespace` label of the series is not renamed.
+func StaticScrapeJob(job, target string, interval time.Duration) string {
+	return fmt.Sprintf(`- job_name: %[1]q
+  scrape_interval: %[2]s
+  scrape_timeout: %[2]s
+  honor_labels: true
+  static_configs:
+  - targets: [%[3]q]
+`, job, promDuration(interval), target)
+}

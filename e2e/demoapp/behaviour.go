@@ -8,7 +8,8 @@ import (
 
 // Behaviour is what a simulated pod does with each request it serves.
 type Behaviour struct {
-	// Name is "good", "bad" or "slow"; it is exported as the behaviour label of demoapp_info.
+	// Name is "good", "bad", "broken" or "slow"; it is exported as the behaviour label of
+	// demoapp_info.
 	Name string
 	// Latency is the least time a request takes.
 	Latency time.Duration
@@ -20,23 +21,27 @@ type Behaviour struct {
 
 // The behaviours BehaviourFor chooses from.
 var (
-	Good = Behaviour{Name: "good", Latency: 5 * time.Millisecond, Jitter: 15 * time.Millisecond}
-	Bad  = Behaviour{Name: "bad", Latency: 5 * time.Millisecond, FailEvery: 2}
-	Slow = Behaviour{Name: "slow", Latency: 800 * time.Millisecond}
+	Good   = Behaviour{Name: "good", Latency: 5 * time.Millisecond, Jitter: 15 * time.Millisecond}
+	Bad    = Behaviour{Name: "bad", Latency: 5 * time.Millisecond, FailEvery: 2}
+	Broken = Behaviour{Name: "broken", Latency: 5 * time.Millisecond, FailEvery: 1}
+	Slow   = Behaviour{Name: "slow", Latency: 800 * time.Millisecond}
 )
 
 // BehaviourFor returns the behaviour of a pod whose first container runs image, decided by the
 // image's tag alone (never its repository or digest):
 //
 //	tag contains  behaviour
-//	"bad"         Bad:  every second request is HTTP 500, ~5 ms
-//	"slow"        Slow: 200 OK, ~800 ms
-//	anything else Good: 200 OK, 5–20 ms (also when there is no tag)
+//	"broken"      Broken: every request is HTTP 500, ~5 ms
+//	"bad"         Bad:    every second request is HTTP 500, ~5 ms
+//	"slow"        Slow:   200 OK, ~800 ms
+//	anything else Good:   200 OK, 5–20 ms (also when there is no tag)
 //
-// The match ignores case, and "bad" wins over "slow".
+// The match ignores case; "broken" wins over "bad", and "bad" over "slow".
 func BehaviourFor(image string) Behaviour {
 	tag := strings.ToLower(imageTag(image))
 	switch {
+	case strings.Contains(tag, "broken"):
+		return Broken
 	case strings.Contains(tag, "bad"):
 		return Bad
 	case strings.Contains(tag, "slow"):

@@ -17,6 +17,8 @@ func TestBehaviourFor(t *testing.T) {
 		"bad tag upper case":         {image: "demo:V2-BAD", want: "bad"},
 		"slow tag":                   {image: "demo:slow", want: "slow"},
 		"bad wins over slow":         {image: "demo:slow-and-bad", want: "bad"},
+		"broken tag":                 {image: "demo:v2-broken", want: "broken"},
+		"broken wins over bad":       {image: "demo:bad-and-broken", want: "broken"},
 		"registry with port":         {image: "registry.local:5000/team/demo:v3-slow", want: "slow"},
 		"registry port without tag":  {image: "registry.local:5000/team/demo", want: "good"},
 		"bad only in repository":     {image: "bad/slow-demo:v1", want: "good"},
@@ -41,6 +43,7 @@ func TestBehaviourFails(t *testing.T) {
 		"good never fails":              {b: Good, want: []bool{false, false, false, false}},
 		"slow never fails":              {b: Slow, want: []bool{false, false, false, false}},
 		"bad fails every other request": {b: Bad, want: []bool{false, true, false, true}},
+		"broken fails every request":    {b: Broken, want: []bool{true, true, true, true}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -24,6 +24,12 @@
 //	http_requests_in_flight                         gauge
 //	demoapp_info{behaviour,image}                   gauge, always 1
 //
+// and, as the server side of an Istio sidecar would report the same requests (so the istio
+// router's builtin checks have the series they read; the workload is the pod's Deployment):
+//
+//	istio_requests_total{reporter="destination",destination_workload,destination_workload_namespace,response_code}
+//	istio_request_duration_milliseconds{…same labels…}   histogram, ms
+//
 // /metrics on the same port serves them; requests to /metrics are not counted. When the pod is
 // deleted, stops running or loses its IP, its server is shut down and the address released. A
 // pod whose image changes gets a fresh server (and fresh counters), as a restarted container
@@ -58,6 +64,7 @@
 // What a pod does is decided by the tag of its first container's image (see BehaviourFor):
 //
 //	tag contains  behaviour  responses                         latency
+//	"broken"      broken     every request is HTTP 500         ~5 ms
 //	"bad"         bad        every second request is HTTP 500  ~5 ms
 //	"slow"        slow       200 OK                            ~800 ms
 //	anything else good       200 OK                            5–20 ms

@@ -219,7 +219,8 @@ func (f *Fleet) start(pod *corev1.Pod) (*podServer, error) {
 		return nil, fmt.Errorf("pod IP %q is not a loopback address; only loopback is ever bound", pod.Status.PodIP)
 	}
 	image := firstImage(pod)
-	s, err := startServer(pod.Name, net.JoinHostPort(ip.String(), strconv.Itoa(f.port())), image, BehaviourFor(image))
+	s, err := startServer(pod.Name, net.JoinHostPort(ip.String(), strconv.Itoa(f.port())), image, BehaviourFor(image),
+		workload{namespace: pod.Namespace, name: deploymentOf(pod)})
 	if err != nil {
 		return nil, err
 	}
@@ -228,6 +229,19 @@ func (f *Fleet) start(pod *corev1.Pod) (*podServer, error) {
 	s.ready = isReady(pod)
 	s.labels = pod.Labels
 	return s, nil
+}
+
+// deploymentOf names the Deployment that owns pod through its ReplicaSet
+// (`<deployment>-<pod-template-hash>`), or the pod's own name when it has none.
+func deploymentOf(pod *corev1.Pod) string {
+	for _, ref := range pod.OwnerReferences {
+		if ref.Kind == "ReplicaSet" {
+			if hash := pod.Labels["pod-template-hash"]; hash != "" {
+				return strings.TrimSuffix(ref.Name, "-"+hash)
+			}
+		}
+	}
+	return pod.Name
 }
 
 func (f *Fleet) stopAll(draining *sync.WaitGroup) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,8 +37,11 @@ type podServer struct {
 	labels map[string]string
 }
 
+// workload names the Deployment a pod belongs to, as a mesh sidecar would report it.
+type workload struct{ namespace, name string }
+
 // startServer binds addr and serves the simulated app there until stop is called.
-func startServer(name, addr, image string, b Behaviour) (*podServer, error) {
+func startServer(name, addr, image string, b Behaviour, w workload) (*podServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
@@ -49,7 +53,7 @@ func startServer(name, addr, image string, b Behaviour) (*podServer, error) {
 		ln:        ln,
 		served:    make(chan struct{}),
 		srv: &http.Server{
-			Handler:           newPodHandler(name, image, b),
+			Handler:           newPodHandler(name, image, b, w),
 			ReadHeaderTimeout: 5 * time.Second,
 			IdleTimeout:       time.Minute,
 		},
@@ -76,8 +80,9 @@ func (s *podServer) stop(wg *sync.WaitGroup) {
 }
 
 // newPodHandler returns the handler of one simulated pod: the app on every path, instrumented
-// on a registry of its own, and that registry on /metrics.
-func newPodHandler(pod, image string, b Behaviour) http.Handler {
+// on a registry of its own (the app's own series, and those an Istio sidecar would report for the
+// requests the pod served), and that registry on /metrics.
+func newPodHandler(pod, image string, b Behaviour, w workload) http.Handler {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "http_requests_total",
 		Help: "Total number of HTTP requests by status code and method.",
@@ -97,15 +102,48 @@ func newPodHandler(pod, image string, b Behaviour) http.Handler {
 	}, []string{"behaviour", "image"})
 	info.WithLabelValues(b.Name, image).Set(1)
 
+	// The server side of an Istio sidecar (reporter="destination"): what the istio router's
+	// builtin checks read.
+	sidecarLabels := prometheus.Labels{"reporter": "destination", "destination_workload": w.name, "destination_workload_namespace": w.namespace}
+	istioRequests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "istio_requests_total", Help: "Requests served, as an Istio sidecar reports them.", ConstLabels: sidecarLabels,
+	}, []string{"response_code"})
+	istioDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "istio_request_duration_milliseconds", Help: "Request duration in ms, as an Istio sidecar reports it.", ConstLabels: sidecarLabels,
+		Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000},
+	}, []string{"response_code"})
+
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(requests, duration, inFlight, info)
+	reg.MustRegister(requests, duration, inFlight, info, istioRequests, istioDuration)
 
 	mux := http.NewServeMux()
-	mux.Handle("/", promhttp.InstrumentHandlerInFlight(inFlight,
+	mux.Handle("/", sidecar(istioRequests, istioDuration, promhttp.InstrumentHandlerInFlight(inFlight,
 		promhttp.InstrumentHandlerDuration(duration,
-			promhttp.InstrumentHandlerCounter(requests, &app{pod: pod, behaviour: b}))))
+			promhttp.InstrumentHandlerCounter(requests, &app{pod: pod, behaviour: b})))))
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// sidecar counts each request next's answer as the server side of an Istio sidecar would.
+func sidecar(requests *prometheus.CounterVec, duration *prometheus.HistogramVec, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		code := strconv.Itoa(rec.code)
+		requests.WithLabelValues(code).Inc()
+		duration.WithLabelValues(code).Observe(float64(time.Since(start)) / float64(time.Millisecond))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 // app answers like the simulated application would.

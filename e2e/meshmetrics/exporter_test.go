@@ -36,6 +36,13 @@ var (
 		codes: map[int]float64{200: 0.78, 404: 0.02, 500: 0.15, 503: 0.05},
 		cdf:   []point{{10, 0.10}, {50, 0.40}, {100, 0.70}, {500, 0.95}, {1000, 1}},
 	}
+	// brokenCanary serves only errors: no non-5xx series exists at all, which the builtin success
+	// rates must read as 0 %, not as no data. p99 = 100 + 400·(0.99−0.8)/(1−0.8) = 480 ms.
+	brokenCanary = profile{
+		rps:   100,
+		codes: map[int]float64{500: 0.6, 503: 0.4},
+		cdf:   []point{{10, 0.10}, {50, 0.50}, {100, 0.80}, {500, 1}},
+	}
 	// stableTraffic: 0.1% 5xx, p99 = 10 + 40·(0.99−0.92)/(1−0.92) = 45 ms.
 	stableTraffic = profile{
 		rps:   400,

@@ -48,11 +48,12 @@ func msBuckets(seconds []float64) []float64 {
 	return ms
 }
 
-// apps: web's canary is healthy, api's fails; both stables are healthy (and faster than either
-// canary, so a stable reading is never mistaken for a canary one).
+// apps: web's canary is healthy, api's fails, cart's answers nothing but 5xx; every stable is
+// healthy (and faster than any canary, so a stable reading is never mistaken for a canary one).
 var apps = []app{
 	{name: "web", service: "web-svc", canary: healthyCanary, stable: stableTraffic},
 	{name: "api", service: "api-svc", canary: failingCanary, stable: stableTraffic},
+	{name: "cart", service: "cart-svc", canary: brokenCanary, stable: stableTraffic},
 }
 
 var scenarios = []scenario{

@@ -28,6 +28,13 @@ import (
 // Identity is the user Sluice runs as on the local control plane.
 const Identity = "sluice"
 
+// SluiceJob is the Prometheus job that scrapes sluice's own /metrics.
+const SluiceJob = "sluice"
+
+// WebhookOffLabel on a namespace keeps the API server from calling Sluice's webhook for it:
+// writes there go through as if the webhook were down with failurePolicy Ignore.
+const WebhookOffLabel = "e2e.sluice.dev/webhook-off"
+
 // Namespace is Sluice's own namespace (leader election).
 const Namespace = "sluice-system"
 
@@ -45,7 +52,8 @@ type Stack struct {
 	Cluster       *cluster.Cluster
 	Client        kubernetes.Interface
 	PrometheusURL string
-	// SluiceBinary is the built sluice; MetricsURL serves its /metrics.
+	// SluiceBinary is the built sluice; MetricsURL serves its /metrics, which Prometheus
+	// scrapes as job SluiceJob.
 	SluiceBinary string
 	PluginBinary string
 	MetricsURL   string
@@ -99,15 +107,6 @@ func Up(ctx context.Context, c *cluster.Cluster, o Options) (*Stack, error) {
 		return nil, err
 	}
 
-	step("starting Prometheus (scrapes pods every %s)", o.ScrapeInterval)
-	promKubeconfig, err := c.PrometheusKubeconfig(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if s.PrometheusURL, err = c.StartPrometheus(ctx, cluster.PodsScrapeConfig(promKubeconfig, o.ScrapeInterval)); err != nil {
-		return nil, err
-	}
-
 	bundle, err := certs.Generate([]string{"127.0.0.1", "localhost"}, 365*24*time.Hour, time.Now())
 	if err != nil {
 		return nil, err
@@ -120,7 +119,18 @@ func Up(ctx context.Context, c *cluster.Cluster, o Options) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.MetricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1])
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	s.MetricsURL = "http://" + metricsAddr + "/metrics"
+
+	step("starting Prometheus (scrapes pods and sluice's %s every %s)", s.MetricsURL, o.ScrapeInterval)
+	promKubeconfig, err := c.PrometheusKubeconfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	promConfig := cluster.PodsScrapeConfig(promKubeconfig, o.ScrapeInterval) + cluster.StaticScrapeJob(SluiceJob, metricsAddr, o.ScrapeInterval)
+	if s.PrometheusURL, err = c.StartPrometheus(ctx, promConfig); err != nil {
+		return nil, err
+	}
 	s.args = append([]string{
 		"--kubeconfig=" + kubeconfig,
 		"--controller-identity=" + Identity,
@@ -215,6 +225,16 @@ func (s *Stack) registerWebhook(ctx context.Context, url string, caBundle []byte
 	}
 	for i := range cfg.Webhooks {
 		cfg.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
+		// A test switches the webhook off for its own namespace only (as a webhook that is down
+		// with failurePolicy Ignore would be), leaving the tests running beside it guarded.
+		sel := cfg.Webhooks[i].NamespaceSelector
+		if sel == nil {
+			sel = &metav1.LabelSelector{}
+			cfg.Webhooks[i].NamespaceSelector = sel
+		}
+		sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{
+			Key: WebhookOffLabel, Operator: metav1.LabelSelectorOpDoesNotExist,
+		})
 	}
 	api := s.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	_ = api.Delete(ctx, cfg.Name, metav1.DeleteOptions{})

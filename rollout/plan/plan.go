@@ -76,8 +76,10 @@ type Decision struct {
 	CanaryReplicas int32
 	// Paused, when set, is the spec.paused the parent must have.
 	Paused *bool
-	// Clear lists control annotations consumed by this decision.
-	Clear        []string
+	// Clear lists control annotations consumed (or found stale) by this decision.
+	Clear []string
+	// Stale lists the control annotations of Clear that named another revision.
+	Stale        []string
 	Events       []Event
 	RequeueAfter time.Duration
 }
@@ -162,6 +164,7 @@ func clearStale(s Snapshot, d *Decision) {
 			continue
 		}
 		d.Clear = append(d.Clear, c.key)
+		d.Stale = append(d.Stale, c.key)
 		why := "no release is in flight"
 		if c.target != "" {
 			why = "this release is revision " + c.target

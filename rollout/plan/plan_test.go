@@ -569,7 +569,8 @@ func TestPlanProgressing(t *testing.T) {
 					s.Checks, s.LastRunAt, s.StepAt = goodRun, now, now
 					s.Message = "analysis passed; weight 30%"
 				}),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 2, Clear: []string{spec.AnnPromote, spec.AnnAbort, spec.AnnPause}, RequeueAfter: time.Minute,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 2, RequeueAfter: time.Minute,
+				Clear: []string{spec.AnnPromote, spec.AnnAbort, spec.AnnPause}, Stale: []string{spec.AnnPromote, spec.AnnAbort, spec.AnnPause},
 				Events: []plan.Event{
 					warning("StaleControl", "sluice.dev/promote=true cleared: this release is revision newrev0001; a control acts only on the revision it names"),
 					warning("StaleControl", "sluice.dev/abort=true cleared: this release is revision newrev0001; a control acts only on the revision it names"),
@@ -586,7 +587,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Checks, s.LastRunAt, s.StepAt = goodRun, now, now
 					s.Message = "analysis passed; weight 30%"
 				}),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 2, Clear: []string{spec.AnnPromote}, RequeueAfter: time.Minute,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 2, Clear: []string{spec.AnnPromote}, Stale: []string{spec.AnnPromote}, RequeueAfter: time.Minute,
 				Events: []plan.Event{
 					warning("StaleControl", "sluice.dev/promote=oldrev0001 cleared: this release is revision newrev0001; a control acts only on the revision it names"),
 					normal("WeightAdvanced", "analysis passed (request-success-rate=99.9, request-duration=120); advancing canary weight to 30% (2 replicas)"),
@@ -929,7 +930,8 @@ func TestPlanFailedAndIdle(t *testing.T) {
 		"Idle with leftover controls: cleared with a warning": {
 			snap: plan.Snapshot{Name: name, State: spec.State{Phase: spec.PhaseIdle, Stable: rev}, Parent: parent(unpaused), Controls: plan.Controls{Promote: "true", Retry: rev, Abort: rev}},
 			now:  now,
-			want: plan.Decision{State: spec.State{Phase: spec.PhaseIdle, Stable: rev}, Clear: []string{spec.AnnPromote, spec.AnnAbort, spec.AnnRetry},
+			want: plan.Decision{State: spec.State{Phase: spec.PhaseIdle, Stable: rev},
+				Clear: []string{spec.AnnPromote, spec.AnnAbort, spec.AnnRetry}, Stale: []string{spec.AnnPromote, spec.AnnAbort, spec.AnnRetry},
 				Events: []plan.Event{
 					warning("StaleControl", "sluice.dev/promote=true cleared: no release is in flight; a control acts only on the revision it names"),
 					warning("StaleControl", "sluice.dev/abort=newrev0001 cleared: no release is in flight; a control acts only on the revision it names"),

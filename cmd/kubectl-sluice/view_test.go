@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sluice-dev/sluice/rollout/spec"
+)
+
+var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func ptr[T any](v T) *T { return &v }
+
+// canaryPlan is a linear canary of 5 steps every 5 s, threshold 2.
+func canaryPlan() *spec.Config {
+	return &spec.Config{Strategy: spec.StrategyCanary, Router: "replicas", Steps: []int{10, 20, 30, 40, 50},
+		Threshold: 2, Interval: metav1.Duration{Duration: 5 * time.Second}}
+}
+
+func inFlight() Release {
+	return Release{Namespace: "shop", Name: "web", Template: "bbbbbbbbbb", State: spec.State{
+		Phase: spec.PhaseProgressing, Revision: "bbbbbbbbbb", Stable: "aaaaaaaaaa", Image: "app=demo:v2",
+		Step: 2, Weight: 30, FailedChecks: 1, CanaryReady: true, StartedAt: t0.Add(-90 * time.Second),
+		Checks: []spec.CheckResult{
+			{Name: "request-success-rate", Value: ptr(99.81234), Verdict: spec.VerdictPass, Reason: "99.8123 within [99, +inf)"},
+			{Name: "request-duration", Verdict: spec.VerdictInconclusive, Reason: "no data;\nquery: x"},
+		},
+		Message: "analysis passed; weight 30%", Plan: canaryPlan(),
+	}}
+}
+
+func TestWriteList(t *testing.T) {
+	idle := Release{Namespace: "default", Name: "api", Template: "cccccccccc", State: spec.State{Phase: spec.PhaseIdle}}
+	failed := Release{Namespace: "default", Name: "cart-long-name", Template: "dddddddddd", State: spec.State{
+		Phase: spec.PhaseFailed, Revision: "dddddddddd", Image: "app=demo:v2-bad", FailedChecks: 2, Step: 0, Weight: 0,
+		StartedAt: t0.Add(-3 * time.Hour), Message: "rolled back: 2 failed analysis runs\nreached the threshold of 2", Plan: canaryPlan(),
+	}}
+	for name, tc := range map[string]struct {
+		rs   []Release
+		all  bool
+		want string
+	}{
+		"one namespace": {
+			rs: []Release{idle, failed, inFlight()},
+			want: `NAME             PHASE         WEIGHT   PROGRESS   FAILED   REVISION     IMAGE             AGE      MESSAGE
+api              Idle          0%       <none>     <none>   <none>       <none>            <none>   <none>
+cart-long-name   Failed        0%       1/5        2/2      dddddddddd   app=demo:v2-bad   3h       rolled back: 2 failed analysis runs reached the threshold of 2
+web              Progressing   30%      3/5        1/2      bbbbbbbbbb   app=demo:v2       90s      analysis passed; weight 30%
+`,
+		},
+		"all namespaces": {
+			rs:  []Release{idle, inFlight()},
+			all: true,
+			want: `NAMESPACE   NAME   PHASE         WEIGHT   PROGRESS   FAILED   REVISION     IMAGE         AGE      MESSAGE
+default     api    Idle          0%       <none>     <none>   <none>       <none>        <none>   <none>
+shop        web    Progressing   30%      3/5        1/2      bbbbbbbbbb   app=demo:v2   90s      analysis passed; weight 30%
+`,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := writeList(&b, tc.rs, tc.all, t0); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, b.String()); diff != "" {
+				t.Errorf("table (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestWriteStatus(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeStatus(&b, inFlight(), t0); err != nil {
+		t.Fatal(err)
+	}
+	want := `Name:           web
+Namespace:      shop
+Phase:          Progressing
+Revision:       bbbbbbbbbb (app=demo:v2)
+Stable:         aaaaaaaaaa
+Release:        canary through replicas
+Weight:         30% (step 3/5: 10,20,30,40,50, every 5s)
+Failed checks:  1 of 2
+Inconclusive:   0
+Started:        2026-12-01T09:58:30Z (90s ago)
+Message:        analysis passed; weight 30%
+Checks:
+  NAME                   VALUE     VERDICT        REASON
+  request-success-rate   99.81     pass           99.8123 within [99, +inf)
+  request-duration       no data   inconclusive   no data; query: x
+`
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("status (-want +got):\n%s", diff)
+	}
+}
+
+func TestReleaseJSON(t *testing.T) {
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Annotations: map[string]string{
+			spec.AnnState: inFlight().State.Encode(),
+		}},
+		Spec: appsv1.DeploymentSpec{Paused: true, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "app", Image: "demo:v2"}},
+		}}},
+	}
+	r := releaseOf(d)
+	var b bytes.Buffer
+	if err := writeStructured(&b, "json", ReleaseList{Items: []Release{r}}); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Items []struct {
+			Namespace, Name, TemplateRevision string
+			Paused                            bool
+			State                             struct {
+				Phase  string
+				Weight int
+			}
+		}
+	}
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatalf("-o json is not JSON: %v\n%s", err, b.String())
+	}
+	if len(got.Items) != 1 || got.Items[0].Name != "web" || got.Items[0].Namespace != "shop" || !got.Items[0].Paused ||
+		got.Items[0].TemplateRevision != spec.TemplateHash(&d.Spec.Template) || got.Items[0].State.Phase != "Progressing" || got.Items[0].State.Weight != 30 {
+		t.Errorf("-o json = %s", b.String())
+	}
+
+	b.Reset()
+	if err := writeStructured(&b, "yaml", r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"name: web\n", "namespace: shop\n", "  phase: Progressing\n", "  weight: 30\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("-o yaml has no %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for name, tc := range map[string]struct {
+		o    options
+		want string
+	}{
+		"list":             {o: options{verb: "list"}},
+		"list -A -o yaml":  {o: options{verb: "list", allNamespaces: true, output: "yaml"}},
+		"watch --timeout":  {o: options{verb: "watch", name: "web", timeout: time.Minute}},
+		"no verb":          {o: options{}, want: "no verb given"},
+		"no name":          {o: options{verb: "watch"}, want: "watch needs a Deployment name"},
+		"unknown verb":     {o: options{verb: "rollback", name: "web"}, want: `unknown verb "rollback"`},
+		"bad output":       {o: options{verb: "status", name: "web", output: "wide"}, want: "-o wide: must be json or yaml"},
+		"-A not for watch": {o: options{verb: "watch", name: "web", allNamespaces: true}, want: "-A is for list only"},
+		"negative timeout": {o: options{verb: "watch", name: "web", timeout: -time.Second}, want: "--timeout must not be negative"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := tc.o.validate()
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Errorf("validate() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunUsageErrorsExit2(t *testing.T) {
+	for name, args := range map[string][]string{
+		"no verb":      {},
+		"unknown verb": {"frobnicate", "web"},
+		"bad flag":     {"--nope", "list"},
+		"extra args":   {"status", "a", "b"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(args, &out, &errOut); code != exitError {
+				t.Errorf("run(%q) = %d, want %d; stderr %s", args, code, exitError, errOut.String())
+			}
+		})
+	}
+}
