@@ -89,7 +89,7 @@ func TestRendersPassServerSideDryRun(t *testing.T) {
 		// The optional objects and the other scopes too.
 		"chart, every option": renderChart(t, "sluice", sluiceNS, "namespace.create=true",
 			"metrics.serviceMonitor.enabled=true", "secrets.namespaces={"+teamA+"}", "secrets.names={datadog}",
-			"webhook.excludeNamespaces={legacy}", "podAntiAffinity=hard", "routers={replicas,istio}"),
+			"webhook.excludeNamespaces={legacy}", "podAntiAffinity=hard", "routers={replicas,istio}", "dashboard.enabled=true"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			dryRun(t, strings.NewReplacer(" ", "-", ",", "").Replace(name), r.raw)
