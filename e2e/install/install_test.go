@@ -1,6 +1,7 @@
 package install
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -87,7 +88,7 @@ func installAndRelease(t *testing.T, sluice, promURL, release, shop string, cert
 		}
 		// Leave the cluster as found for the other tests: the release, and the CRD it keeps.
 		_ = testCluster.KillProcess("sluice")
-		if _, stderr, err := tryHelmCtx(context.Background(), t, "uninstall", release, "-n", ns, "--wait"); err != nil {
+		if _, stderr, err := tryHelmCtx(context.Background(), t, "uninstall", release, "-n", ns, "--wait", "--ignore-not-found"); err != nil {
 			t.Errorf("helm uninstall: %v\n%s", err, stderr)
 		}
 		deleteCRD(t)
@@ -161,6 +162,16 @@ func installAndRelease(t *testing.T, sluice, promURL, release, shop string, cert
 		caBundle = waitCABundle(t, admin, release)
 		if _, err := admin.CoreV1().Secrets(ns).Get(ctx, release+"-webhook-tls", metav1.GetOptions{}); err != nil {
 			t.Errorf("the certificate Secret: %v", err)
+		}
+		// docs/install.md: the injected caBundle survives `helm upgrade` (the chart never
+		// renders it, so Helm's three-way merge leaves it).
+		helm(t, "upgrade", release, chartDir(), "--namespace", ns, "--reuse-values", "--set", "controller.concurrency=8")
+		mwc, err := mwcs.Get(ctx, release, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := mwc.Webhooks[0].ClientConfig.CABundle; !bytes.Equal(got, caBundle) {
+			t.Errorf("helm upgrade changed the injected caBundle (%d bytes, was %d)", len(got), len(caBundle))
 		}
 	}
 	// The chart's webhook configuration, pointed at the local process; the CA bundle is the one
@@ -292,6 +303,58 @@ func installAndRelease(t *testing.T, sluice, promURL, release, shop string, cert
 	if _, err := admin.AppsV1().Deployments(other).Get(ctx, "bystander", metav1.GetOptions{}); err != nil {
 		t.Errorf("the bystander Deployment is gone: %v", err)
 	}
+
+	if !certManager {
+		uninstallAsDocumented(t, admin, release, ns, a)
+	}
+}
+
+// uninstallAsDocumented follows docs/install.md's uninstall with a release still held (the
+// rolled-back Deployment stays paused on its stable ReplicaSet): it is listed, the webhook
+// configuration goes first, the chart goes, the Deployment is left exactly as held, and the
+// documented way to finish it works without Sluice.
+func uninstallAsDocumented(t *testing.T, admin kubernetes.Interface, release, ns string, a *app) {
+	ctx := t.Context()
+	list, _, err := testCluster.Kubectl(ctx, "get", "deploy", "-A", "-l", "sluice.dev/enabled=true",
+		"-o", `jsonpath={range .items[?(@.spec.paused==true)]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(list) != a.ns+"/"+a.name {
+		t.Errorf("docs/install.md's list of paused Deployments printed %q, want %s/%s", list, a.ns, a.name)
+	}
+	if err := testCluster.KillProcess("sluice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, release, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	helm(t, "uninstall", release, "-n", ns, "--wait")
+	if _, err := admin.CoreV1().Secrets(ns).Get(ctx, release+"-webhook-tls", metav1.GetOptions{}); err != nil {
+		t.Errorf("the self-managed certificate Secret (docs/install.md: left for the operator to delete): %v", err)
+	}
+	d := a.get(t)
+	if !d.Spec.Paused || d.Spec.Template.Spec.Containers[0].Image != "demo:v3-bad" {
+		t.Errorf("after uninstall: paused=%v image=%s, want the held template left paused", d.Spec.Paused, d.Spec.Template.Spec.Containers[0].Image)
+	}
+	for pod, image := range a.stablePods(t) {
+		if image != "demo:v2" {
+			t.Errorf("pod %s runs %s after uninstall, want the stable demo:v2", pod, image)
+		}
+	}
+	// Finish it: back to the stable template, then resume (no webhook is called any more).
+	for _, args := range [][]string{
+		{"set", "image", "deployment/" + a.name, "app=demo:v2"},
+		{"rollout", "resume", "deployment/" + a.name},
+	} {
+		if _, stderr, err := testCluster.Kubectl(ctx, append([]string{"-n", a.ns}, args...)...); err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, stderr)
+		}
+	}
+	a.waitFor(t, time.Minute, "demo:v2 unpaused and available", func(d *appsv1.Deployment) (bool, string) {
+		return !d.Spec.Paused && d.Status.UpdatedReplicas == 3 && d.Status.AvailableReplicas == 3 && d.Status.ObservedGeneration == d.Generation,
+			fmt.Sprintf("paused=%v updated=%d available=%d", d.Spec.Paused, d.Status.UpdatedReplicas, d.Status.AvailableReplicas)
+	})
 }
 
 // waitCABundle waits until the webhook configuration named name carries a caBundle and
