@@ -745,3 +745,13 @@ func TestChartServiceMonitor(t *testing.T) {
 		t.Errorf("the ServiceMonitor selects %v, want [sluice-metrics]", selected)
 	}
 }
+
+// One replica gets no PodDisruptionBudget: it would block every drain of its node.
+func TestChartSingleReplicaHasNoPodDisruptionBudget(t *testing.T) {
+	if got := renderChart(t, "sluice", sluiceNS, "replicaCount=1").all("PodDisruptionBudget"); len(got) != 0 {
+		t.Errorf("PodDisruptionBudget rendered for one replica")
+	}
+	if got := renderChart(t, "sluice", sluiceNS, "replicaCount=3").all("PodDisruptionBudget"); len(got) != 1 {
+		t.Errorf("no PodDisruptionBudget for three replicas")
+	}
+}
