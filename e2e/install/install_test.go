@@ -245,7 +245,18 @@ func installAndRelease(t *testing.T, sluice, promURL, release, shop string, cert
 			t.Fatal(err)
 		}
 	}
+	stranger := demoapp.Deployment("stranger", shop, "demo:v1", 1) // in a watched namespace, not opted in
+	if _, err := admin.AppsV1().Deployments(shop).Create(ctx, stranger, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	forbidden := map[string]func() error{
+		"delete a Deployment that is not opted in, in a watched namespace (the write guard)": func() error {
+			return saClient.AppsV1().Deployments(shop).Delete(ctx, "stranger", metav1.DeleteOptions{})
+		},
+		"create a Deployment that is not a canary copy (the write guard)": func() error {
+			_, err := saClient.AppsV1().Deployments(shop).Create(ctx, demoapp.Deployment("intruder", shop, "demo:v1", 1), metav1.CreateOptions{})
+			return err
+		},
 		"delete a Deployment in a namespace it does not watch": func() error {
 			return saClient.AppsV1().Deployments(other).Delete(ctx, "bystander", metav1.DeleteOptions{})
 		},
@@ -300,8 +311,10 @@ func installAndRelease(t *testing.T, sluice, promURL, release, shop string, cert
 	if _, err := saClient.CoreV1().Secrets(shop).Get(ctx, "datadog", metav1.GetOptions{}); err != nil {
 		t.Errorf("read a Secret in a watched namespace: %v", err)
 	}
-	if _, err := admin.AppsV1().Deployments(other).Get(ctx, "bystander", metav1.GetOptions{}); err != nil {
-		t.Errorf("the bystander Deployment is gone: %v", err)
+	for _, d := range []struct{ ns, name string }{{other, "bystander"}, {shop, "stranger"}} {
+		if _, err := admin.AppsV1().Deployments(d.ns).Get(ctx, d.name, metav1.GetOptions{}); err != nil {
+			t.Errorf("Deployment %s/%s is gone: %v", d.ns, d.name, err)
+		}
 	}
 
 	if !certManager {

@@ -107,7 +107,7 @@ func TestChartAndKustomizeRenderTheSameKinds(t *testing.T) {
 	}
 	want := []string{"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment",
 		"MutatingWebhookConfiguration", "Namespace", "PodDisruptionBudget", "Role", "RoleBinding",
-		"Service", "ServiceAccount"}
+		"Service", "ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 	if diff := cmp.Diff(want, chartKinds); diff != "" {
 		t.Errorf("chart kinds (-want +got):\n%s", diff)
 	}
@@ -315,6 +315,16 @@ func TestChartDefaults(t *testing.T) {
 	}
 	if d.Namespace != sluiceNS || pod.ServiceAccountName != "sluice" {
 		t.Errorf("Deployment in %s as %s", d.Namespace, pod.ServiceAccountName)
+	}
+
+	// The write guard matches exactly the controller's identity.
+	vap := into[admissionregistrationv1.ValidatingAdmissionPolicy](t, r.one(t, "ValidatingAdmissionPolicy", ""))
+	if len(vap.Spec.MatchConditions) != 1 || vap.Spec.MatchConditions[0].Expression != `request.userInfo.username == "`+flags["controller-identity"]+`"` {
+		t.Errorf("write guard matchConditions %s, want the controller identity %s", asYAML(vap.Spec.MatchConditions), flags["controller-identity"])
+	}
+	vapb := into[admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, r.one(t, "ValidatingAdmissionPolicyBinding", ""))
+	if vapb.Spec.PolicyName != vap.Name || !slices.Equal(vapb.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+		t.Errorf("write guard binding %s", asYAML(vapb.Spec))
 	}
 
 	pdb := into[policyv1.PodDisruptionBudget](t, r.one(t, "PodDisruptionBudget", ""))
