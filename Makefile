@@ -4,12 +4,14 @@
 GO ?= go
 # The e2e suite boots a real control plane; a cold tools build is ~30 min (cached after).
 E2E_TIMEOUT ?= 30m
+# The fault matrix (e2e/faults, docs/faults.md) boots its own control plane; ~2 min warm.
+FAULTS_TIMEOUT ?= 30m
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit e2e demo up down bench fmt vet fuzz chart-sync kustomize
+.PHONY: help build test test-faults unit e2e demo up down bench fmt vet fuzz chart-sync kustomize
 
 help: ## List targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## Build sluice into bin/
 	$(GO) build -o bin/ ./cmd/...
@@ -23,13 +25,16 @@ up: tools ## Start the local control plane with Prometheus and sluice, left runn
 down: ## Stop what `make up` started
 	$(GO) run ./e2e/cmd/demo down
 
-test: tools unit e2e ## Run every test: unit tests, then the end-to-end suite on a local control plane
+test: tools unit e2e test-faults ## Run every test: unit tests, the end-to-end suite, then the fault matrix, each on a local control plane
 
 unit: ## Unit tests (no cluster)
 	$(GO) test -short -count=1 ./...
 
 e2e: tools ## End-to-end suite against the real control plane, Prometheus and sluice binary
-	$(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) ./e2e/...
+	$(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) $$($(GO) list ./e2e/... | grep -v /e2e/faults)
+
+test-faults: tools ## Fault matrix end to end (docs/faults.md): sluice killed and stopped at every point, Prometheus, API server and webhook faults
+	$(GO) test -count=1 -timeout $(FAULTS_TIMEOUT) -parallel 16 -v ./e2e/faults/
 
 bench: ## Benchmarks (admission handler; results recorded in docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./webhook/...

@@ -184,6 +184,16 @@ func (a *app) waitPhase(timeout time.Duration, phase spec.Phase) spec.State {
 // events returns the reasons of the Events on the parent, oldest first.
 func (a *app) events() []string {
 	a.t.Helper()
+	var reasons []string
+	for _, e := range a.eventList() {
+		reasons = append(reasons, e.Reason)
+	}
+	return reasons
+}
+
+// eventList returns the parent's Events, oldest first.
+func (a *app) eventList() []corev1.Event {
+	a.t.Helper()
 	list, err := env.Client.CoreV1().Events(a.ns).List(context.Background(), metav1.ListOptions{
 		FieldSelector: "involvedObject.name=" + a.name,
 	})
@@ -191,11 +201,7 @@ func (a *app) events() []string {
 		a.t.Fatalf("list events: %v", err)
 	}
 	slices.SortFunc(list.Items, func(x, y corev1.Event) int { return x.CreationTimestamp.Compare(y.CreationTimestamp.Time) })
-	var reasons []string
-	for _, e := range list.Items {
-		reasons = append(reasons, e.Reason)
-	}
-	return reasons
+	return list.Items
 }
 
 // waitEvent waits until an Event with reason is on the parent.

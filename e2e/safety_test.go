@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/sluice-dev/sluice/e2e/demoapp"
 	"github.com/sluice-dev/sluice/e2e/stack"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -232,15 +233,8 @@ func (a *app) analysisStart(timeout time.Duration) time.Time {
 // eventsWithMessages returns "Reason: message" of the parent's Events, oldest first.
 func (a *app) eventsWithMessages() []string {
 	a.t.Helper()
-	list, err := env.Client.CoreV1().Events(a.ns).List(context.Background(), metav1.ListOptions{
-		FieldSelector: "involvedObject.name=" + a.name,
-	})
-	if err != nil {
-		a.t.Fatalf("list events: %v", err)
-	}
-	slices.SortFunc(list.Items, func(x, y corev1.Event) int { return x.CreationTimestamp.Compare(y.CreationTimestamp.Time) })
 	var out []string
-	for _, e := range list.Items {
+	for _, e := range a.eventList() {
 		out = append(out, e.Reason+": "+e.Message)
 	}
 	return out
@@ -278,4 +272,62 @@ func sluiceMetric(t *testing.T, series string) string {
 		}
 	}
 	return ""
+}
+
+// A labelled Deployment in a namespace the webhook excludes (kube-system here, as in
+// deploy/webhook.yaml and sluice's default --excluded-namespaces) is never held, so Sluice never
+// releases it: it says so once (NotGuarded) and writes nothing to it.
+func TestExcludedNamespaceIsNotGuarded(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	d := demoapp.Deployment("unguarded-e2e", "kube-system", "demo:v1", 1)
+	d.Labels[spec.LabelEnabled] = spec.ValueEnabled
+	api := env.Client.AppsV1().Deployments("kube-system")
+	if _, err := api.Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = api.Delete(context.Background(), d.Name, metav1.DeleteOptions{}) })
+	waitNotGuarded := func() {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			list, err := env.Client.CoreV1().Events("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + d.Name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.ContainsFunc(list.Items, func(e corev1.Event) bool { return e.Reason == "NotGuarded" }) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no NotGuarded event for a labelled Deployment in kube-system")
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	waitNotGuarded()
+	patch := `{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"demo:v2"}]}}}}`
+	if _, err := api.Patch(ctx, d.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The change goes through unheld and rolls out natively; the worker (which saw the update
+	// long before the rollout ends) neither holds, releases nor adopts it.
+	var got *appsv1.Deployment
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		var err error
+		if got, err = api.Get(ctx, d.Name, metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.ObservedGeneration >= got.Generation && got.Status.UpdatedReplicas == 1 && got.Status.Replicas == 1 && got.Status.AvailableReplicas == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the unheld change did not roll out: %+v", got.Status)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if got.Spec.Paused || got.Annotations[spec.AnnState] != "" {
+		t.Errorf("Sluice acted on a Deployment in an excluded namespace: paused=%v state=%q", got.Spec.Paused, got.Annotations[spec.AnnState])
+	}
+	if _, err := api.Get(ctx, spec.CanaryName(d.Name), metav1.GetOptions{}); err == nil {
+		t.Error("a canary was created in an excluded namespace")
+	}
 }

@@ -11,19 +11,29 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/redact"
 	"github.com/sluice-dev/sluice/rollout/analysis"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
 // Analyzer runs a release's checks concurrently against one metrics provider, with a bound on
 // the queries in flight across all releases.
+//
+// A templateRef names a MetricTemplate in the Deployment's namespace; one in another namespace
+// is refused (a failed check saying so) unless AllowCrossNamespaceTemplates: a template carries
+// its namespace's credentials (its Secret), which the Deployment's owner must not borrow. Every
+// check reason is redacted (user info of any URL masked) before it is stored, announced or
+// logged.
 type Analyzer struct {
 	// Provider runs the builtin checks and inline queries.
 	Provider metrics.Provider
 	// Templates reads MetricTemplates (from the cache); Providers builds their providers.
 	Templates client.Reader
 	Providers *Providers
-	sem       chan struct{}
+	// AllowCrossNamespaceTemplates lets a templateRef name another namespace
+	// (--allow-cross-namespace-templates).
+	AllowCrossNamespaceTemplates bool
+	sem                          chan struct{}
 }
 
 // NewAnalyzer bounds the queries in flight at once to parallelism.
@@ -64,6 +74,9 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 		})
 	}
 	wg.Wait()
+	for i := range results {
+		results[i].Reason = redact.Text(results[i].Reason)
+	}
 	return results
 }
 
@@ -80,6 +93,11 @@ func (a *Analyzer) resolve(ctx context.Context, namespace string, m spec.Metric)
 	if ns == "" {
 		ns = namespace
 		m.TemplateRef = &spec.TemplateRef{Name: m.TemplateRef.Name, Namespace: ns}
+	}
+	if ns != namespace && !a.AllowCrossNamespaceTemplates {
+		return nil, m, withTemplate(m, fmt.Errorf("refused: the template is in namespace %s, not the Deployment's (%s); "+
+			"a template uses its own namespace's Secret, so a templateRef to another namespace needs the controller flag --allow-cross-namespace-templates "+
+			"(or copy the template into %s)", ns, namespace, namespace))
 	}
 	if a.Templates == nil || a.Providers == nil {
 		return nil, m, fmt.Errorf("MetricTemplates are not enabled in this controller")

@@ -3,6 +3,8 @@ package rollout
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -92,12 +94,44 @@ func TestProvidersFromTemplates(t *testing.T) {
 			"the graphite provider does not take insecureSkipVerify or headers (only prometheus does)"},
 		"insecureSkipVerify elsewhere": {spec.ProviderSpec{Type: "datadog", InsecureSkipVerify: true},
 			"the datadog provider does not take insecureSkipVerify or headers (only prometheus does)"},
+		"cloudwatch without keys": {spec.ProviderSpec{Type: "cloudwatch", Region: "eu-west-1"},
+			"the cloudwatch provider has no credentials: set aws_access_key_id and aws_secret_access_key in the Secret named by secretRef, in namespace ns (the controller's own AWS identity is used only when it runs with --allow-controller-cloud-identity)"},
+		"stackdriver without token": {spec.ProviderSpec{Type: "stackdriver"},
+			"the stackdriver provider has no credentials: set project and token"},
+		"user info in a prometheus address": {spec.ProviderSpec{Type: "prometheus", Address: "http://admin:hunter2@prom:9090"},
+			`prometheus: address "http://xxxxx@prom:9090": must not carry user info`},
+		"user info in a datadog address": {spec.ProviderSpec{Type: "datadog", Address: "https://admin:hunter2@api.datadoghq.eu", SecretRef: &spec.SecretRef{Name: "dd"}},
+			`"https://xxxxx@api.datadoghq.eu": must not carry user info`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ps.For(t.Context(), "ns", tc.spec)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("error = %v, want it to contain %q", err, tc.wantErr)
 			}
+			if err != nil && strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error = %v repeats the password", err)
+			}
 		})
+	}
+}
+
+// The controller's own AWS identity serves a cloudwatch template without keys only when the
+// controller was started with --allow-controller-cloud-identity.
+func TestControllerCloudIdentityNeedsTheFlag(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"config", "credentials"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	cw := spec.ProviderSpec{Type: "cloudwatch", Region: "eu-west-1"}
+	reader := fake.NewClientBuilder().Build()
+	if _, err := (&Providers{Secrets: reader, Timeout: time.Second}).For(t.Context(), "ns", cw); err == nil {
+		t.Error("a cloudwatch template without keys was built without the flag")
+	}
+	if _, err := (&Providers{Secrets: reader, Timeout: time.Second, AllowControllerCloudIdentity: true}).For(t.Context(), "ns", cw); err != nil {
+		t.Errorf("with the flag: %v", err)
 	}
 }

@@ -100,6 +100,10 @@ const cacheLag = 250 * time.Millisecond
 // step replaced is behind: the step waits rather than replay the step before (and write its
 // routing and canary size over the current one's).
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	// A step once begun is finished when the manager stops (SIGTERM): the manager waits up to
+	// its graceful-shutdown timeout for it, so its analysis is not cut into a failed check and
+	// its writes are not left half done. (A lost lease stops the process at once instead.)
+	ctx = context.WithoutCancel(ctx)
 	res, err := r.step(ctx, req, r.now())
 	if apierrors.IsConflict(err) {
 		// Not an error: the cache was behind a write made meanwhile.
@@ -158,9 +162,9 @@ func (r *Reconciler) notGuarded(parent *appsv1.Deployment) {
 		r.reported = map[types.UID]bool{}
 	}
 	r.reported[parent.UID] = true
-	r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "NotGuarded", "Reconcile",
+	r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "NotGuarded", "Reconcile", "%s", fmt.Sprintf(
 		"namespace %s is excluded from Sluice's admission webhook: template changes of this Deployment are not held or analysed, and Sluice does not release it (remove %s or move it to a guarded namespace)",
-		parent.Namespace, spec.LabelEnabled)
+		parent.Namespace, spec.LabelEnabled))
 }
 
 // step runs one step of req's release.
@@ -191,7 +195,7 @@ func (r *Reconciler) step(ctx context.Context, req reconcile.Request, now time.T
 
 	st, err := spec.ReadState(parent.Annotations)
 	if err != nil {
-		r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "InvalidState", "Reconcile", "%v", err)
+		r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "InvalidState", "Reconcile", "%s", spec.EventNote(err.Error()))
 		return reconcile.Result{}, reconcile.TerminalError(err)
 	}
 	canary, err := r.getCanary(ctx, parent)
@@ -226,7 +230,7 @@ func (r *Reconciler) step(ctx context.Context, req reconcile.Request, now time.T
 			}
 		}
 		if err := r.setTraffic(ctx, parent, tr, d.State); err != nil {
-			r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "RoutingFailed", "Route", "%v", err)
+			r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "RoutingFailed", "Route", "%s", spec.EventNote(err.Error()))
 			// Plan again knowing the routing object cannot be set: the release waits for it
 			// (and rolls back at the progress deadline). A decision that needs a routing change
 			// it cannot make is not recorded; the step is retried.
@@ -252,7 +256,7 @@ func (r *Reconciler) step(ctx context.Context, req reconcile.Request, now time.T
 		r.wrote(req.NamespacedName, replaced)
 	}
 	for _, e := range d.Events {
-		r.Recorder.Eventf(parent, nil, e.Type, e.Reason, "Release", "%s", e.Message)
+		r.Recorder.Eventf(parent, nil, e.Type, e.Reason, "Release", "%s", spec.EventNote(e.Message))
 	}
 	for _, k := range d.Stale {
 		staleControls.WithLabelValues(k).Inc()

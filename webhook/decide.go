@@ -24,6 +24,9 @@ type Input struct {
 	// RestartBypass lets a template change made only by `kubectl rollout restart` through
 	// without a canary.
 	RestartBypass bool
+	// AllowCrossNamespaceTemplates lets a check's templateRef name another namespace than the
+	// Deployment's (the controller's --allow-cross-namespace-templates).
+	AllowCrossNamespaceTemplates bool
 }
 
 // Decision names the row of the decision table that applied; it labels metrics and golden
@@ -78,7 +81,8 @@ func Decide(in Input) Verdict {
 		if !optedIn(obj) {
 			return Verdict{Decision: DecisionNotOptedIn, Allowed: true}
 		}
-		_, errs := spec.Parse(obj.Annotations, in.Defaults)
+		cfg, errs := spec.Parse(obj.Annotations, in.Defaults)
+		errs = append(errs, crossNamespace(in, obj, cfg)...)
 		if errs = append(errs, newControlErrors(nil, obj)...); len(errs) > 0 {
 			return deny(spec.FormatErrors(errs))
 		}
@@ -115,6 +119,7 @@ func Decide(in Input) Verdict {
 	}
 
 	cfg, errs := spec.Parse(obj.Annotations, in.Defaults)
+	errs = append(errs, crossNamespace(in, obj, cfg)...)
 	if errs = append(errs, newControlErrors(old, obj)...); len(errs) > 0 {
 		return deny(spec.FormatErrors(errs))
 	}
@@ -224,6 +229,23 @@ func Decide(in Input) Verdict {
 		v.Object = obj
 	}
 	return v
+}
+
+// crossNamespace refuses a check whose templateRef names a MetricTemplate in another namespace,
+// unless the controller allows it: a template runs with the Secrets of its own namespace, so a
+// Deployment could otherwise borrow another team's credentials.
+func crossNamespace(in Input, obj *appsv1.Deployment, cfg spec.Config) field.ErrorList {
+	if in.AllowCrossNamespaceTemplates {
+		return nil
+	}
+	var errs field.ErrorList
+	for _, m := range cfg.Metrics {
+		if r := m.TemplateRef; r != nil && r.Namespace != "" && r.Namespace != obj.Namespace {
+			errs = append(errs, field.Forbidden(field.NewPath(fmt.Sprintf("%s[%s].templateRef.namespace", spec.AnnMetrics, m.Name)),
+				fmt.Sprintf("MetricTemplate %s/%s is in another namespace than the Deployment (%s); the controller allows that only with --allow-cross-namespace-templates", r.Namespace, r.Name, obj.Namespace)))
+		}
+	}
+	return errs
 }
 
 // newControlErrors refuses a control annotation this write sets to something that is not a

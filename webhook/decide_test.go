@@ -243,6 +243,16 @@ func TestDecide(t *testing.T) {
 		},
 
 		// Invalid configuration.
+		"cross_namespace_template_refused": {
+			in: update_(web(), web().Image("v2").Annotate(spec.AnnMetrics, "- name: errors\n  templateRef: {name: errors, namespace: team-b}\n  thresholdRange: {max: 1}\n")),
+		},
+		"cross_namespace_template_allowed_by_the_controller": {
+			in: update_(web(), web().Image("v2").Annotate(spec.AnnMetrics, "- name: errors\n  templateRef: {name: errors, namespace: team-b}\n  thresholdRange: {max: 1}\n"),
+				func(in *webhook.Input) { in.AllowCrossNamespaceTemplates = true }),
+		},
+		"same_namespace_template_named_allowed": {
+			in: update_(web(), web().Image("v2").Annotate(spec.AnnMetrics, "- name: errors\n  templateRef: {name: errors, namespace: shop}\n  thresholdRange: {max: 1}\n")),
+		},
 		"unknown_annotation_refused_with_a_suggestion": {
 			in: update_(web(), web().Image("v2").Annotate("sluice.dev/treshold", "3")),
 		},

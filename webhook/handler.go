@@ -27,6 +27,8 @@ type Handler struct {
 	ControllerIdentity string
 	Defaults           spec.Defaults
 	RestartBypass      bool
+	// AllowCrossNamespaceTemplates: see Input.
+	AllowCrossNamespaceTemplates bool
 	// Recorder emits Events asynchronously; nil disables them.
 	Recorder events.EventRecorder
 	// Now is the clock; nil means time.Now.
@@ -69,7 +71,7 @@ func (h *Handler) handle(req admission.Request) (admission.Response, Decision) {
 	v := Decide(Input{
 		Operation: req.Operation, Old: old, New: obj, Now: now().UTC().Truncate(time.Second),
 		FromController: h.ControllerIdentity != "" && req.UserInfo.Username == h.ControllerIdentity,
-		Defaults:       h.Defaults, RestartBypass: h.RestartBypass,
+		Defaults:       h.Defaults, RestartBypass: h.RestartBypass, AllowCrossNamespaceTemplates: h.AllowCrossNamespaceTemplates,
 	})
 	if !v.Allowed {
 		return admission.Denied(v.Denial), v.Decision
@@ -80,7 +82,7 @@ func (h *Handler) handle(req admission.Request) (admission.Response, Decision) {
 		}
 		if h.Recorder != nil {
 			for _, e := range v.Events {
-				h.Recorder.Eventf(obj, nil, e.Type, e.Reason, string(v.Decision), "%s", e.Message)
+				h.Recorder.Eventf(obj, nil, e.Type, e.Reason, string(v.Decision), "%s", spec.EventNote(e.Message))
 			}
 		}
 	}

@@ -28,7 +28,9 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/sluice-dev/sluice/certs"
 	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
+	"github.com/sluice-dev/sluice/providers/metrics/redact"
 	"github.com/sluice-dev/sluice/rollout"
 	"github.com/sluice-dev/sluice/rollout/spec"
 	"github.com/sluice-dev/sluice/webhook"
@@ -39,6 +41,7 @@ func main() {
 	fs := pflag.NewFlagSet("sluice", pflag.ExitOnError)
 	o.AddFlags(fs)
 	_ = fs.Parse(os.Args[1:])
+	o.Complete()
 	if err := o.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice:", err)
 		os.Exit(2)
@@ -66,7 +69,18 @@ func run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	tlsMin := func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }
+	tlsOpts := []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}
+	// Self-managed certificates: every replica keeps the Secret current and serves what it
+	// holds, without a restart. Files mode: the webhook server watches --cert-dir itself.
+	var certManager *certs.Manager
+	if o.CertSecret != "" && !o.DisableWebhook {
+		certManager = &certs.Manager{
+			Namespace: o.Namespace, SecretName: o.CertSecret, WebhookConfiguration: o.WebhookConfiguration,
+			Want:     certs.Want{Hosts: o.CertHosts(), Validity: o.CertValidity},
+			Interval: o.CertRefreshInterval,
+		}
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.GetCertificate = certManager.GetCertificate })
+	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
@@ -97,9 +111,16 @@ func run(ctx context.Context, o Options) error {
 		LeaderElection:          o.LeaderElect && !o.DisableReconciler,
 		LeaderElectionID:        "sluice.dev",
 		LeaderElectionNamespace: o.LeaderElectionNS,
-		GracefulShutdownTimeout: &o.GracefulStopTimeout,
+		LeaseDuration:           &o.LeaseDuration,
+		RenewDeadline:           &o.RenewDeadline,
+		RetryPeriod:             &o.RetryPeriod,
+		// On SIGTERM the worker finishes the step in progress (up to --graceful-stop-timeout),
+		// then the Lease is released so another replica takes over at once instead of waiting
+		// for it to expire. main returns right after Start, as this setting requires.
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       &o.GracefulStopTimeout,
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
-			Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir, TLSOpts: []func(*tls.Config){tlsMin},
+			Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir, TLSOpts: tlsOpts,
 		}),
 	})
 	if err != nil {
@@ -108,11 +129,19 @@ func run(ctx context.Context, o Options) error {
 	defaults := spec.Defaults{Router: o.DefaultRouter}
 	recorder := mgr.GetEventRecorder("sluice")
 
+	if certManager != nil {
+		certManager.Reader, certManager.Writer = mgr.GetAPIReader(), mgr.GetClient()
+		if err := mgr.Add(certManager); err != nil {
+			return err
+		}
+	}
 	if !o.DisableWebhook {
 		mgr.GetWebhookServer().Register(webhook.Path, &crwebhook.Admission{Handler: &webhook.Handler{
 			ControllerIdentity: o.ControllerIdentity, Defaults: defaults,
-			RestartBypass: o.RestartBypass, Recorder: recorder,
+			RestartBypass: o.RestartBypass, Recorder: recorder, AllowCrossNamespaceTemplates: o.AllowCrossNamespaceTemplates,
 		}})
+		// Ready once a TLS handshake with the webhook port succeeds: the certificate is served
+		// (self-managed: GetCertificate fails every handshake until the Secret is read).
 		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 			return err
 		}
@@ -124,8 +153,10 @@ func run(ctx context.Context, o Options) error {
 		}
 		analyzer := rollout.NewAnalyzer(prom, o.QueryParallelism)
 		analyzer.Templates = mgr.GetClient()
+		analyzer.AllowCrossNamespaceTemplates = o.AllowCrossNamespaceTemplates
 		analyzer.Providers = &rollout.Providers{
 			PrometheusAddress: o.PrometheusAddress, Secrets: mgr.GetAPIReader(), Timeout: o.QueryTimeout,
+			AllowControllerCloudIdentity: o.AllowControllerCloudIdentity,
 		}
 		r := &rollout.Reconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Defaults: defaults, Analyzer: analyzer,
@@ -147,8 +178,10 @@ func run(ctx context.Context, o Options) error {
 		return err
 	}
 	logger.Info("starting", "webhook", !o.DisableWebhook, "reconciler", !o.DisableReconciler,
-		"controllerIdentity", o.ControllerIdentity, "prometheus", o.PrometheusAddress,
-		"watchNamespaces", o.WatchNamespaces)
+		"controllerIdentity", o.ControllerIdentity, "prometheus", redact.URL(o.PrometheusAddress), "certSecret", o.CertSecret,
+		"leaderElection", o.LeaderElect && !o.DisableReconciler, "leaseDuration", o.LeaseDuration,
+		"watchNamespaces", o.WatchNamespaces,
+		"allowCrossNamespaceTemplates", o.AllowCrossNamespaceTemplates, "allowControllerCloudIdentity", o.AllowControllerCloudIdentity)
 	return mgr.Start(ctx)
 }
 

@@ -3,12 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -37,6 +40,26 @@ type Options struct {
 	// WatchNamespaces limits the cache (and so the rollout worker) to these namespaces; empty
 	// watches the whole cluster.
 	WatchNamespaces []string
+	// AllowCrossNamespaceTemplates lets a check's templateRef name a MetricTemplate in another
+	// namespace than the Deployment's (the template then runs with its own namespace's Secret).
+	AllowCrossNamespaceTemplates bool
+	// AllowControllerCloudIdentity lets a cloudwatch template without keys use the
+	// controller's own AWS identity (its default credential chain).
+	AllowControllerCloudIdentity bool
+
+	// Namespace is Sluice's own namespace: the certificate Secret, and the leader-election
+	// Lease unless LeaderElectionNS says otherwise.
+	Namespace string
+	// CertSecret, when set, selects self-managed certificates (package certs) kept in this
+	// Secret; empty serves tls.crt/tls.key from CertDir (cert-manager's path).
+	CertSecret           string
+	WebhookConfiguration string
+	WebhookService       string
+	CertExtraSANs        []string
+	CertValidity         time.Duration
+	CertRefreshInterval  time.Duration
+
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 }
 
 // AddFlags registers the options on fs.
@@ -65,6 +88,39 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.GracefulStopTimeout, "graceful-stop-timeout", 10*time.Second, "time given to in-flight work on shutdown")
 	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespaces", nil,
 		"comma-separated namespaces whose Deployments Sluice releases (default: all); RBAC may then be Roles in these namespaces only")
+	fs.BoolVar(&o.AllowCrossNamespaceTemplates, "allow-cross-namespace-templates", false,
+		"let a templateRef name a MetricTemplate in another namespace (it runs with that namespace's Secret); refused as a failed check otherwise")
+	fs.BoolVar(&o.AllowControllerCloudIdentity, "allow-controller-cloud-identity", false,
+		"let a cloudwatch MetricTemplate without keys in its Secret use the controller's own AWS identity (default credential chain); refused as a failed check otherwise")
+
+	fs.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "Sluice's own namespace: the certificate Secret and the leader-election Lease (default: $POD_NAMESPACE)")
+	fs.StringVar(&o.CertSecret, "cert-secret", "", "self-managed webhook certificates: keep a CA and the serving certificate in this Secret of --namespace, "+
+		"inject the CA into --webhook-configuration, rotate before expiry (empty: serve tls.crt/tls.key from --cert-dir)")
+	fs.StringVar(&o.WebhookConfiguration, "webhook-configuration", "sluice", "MutatingWebhookConfiguration whose caBundle self-managed certificates are injected into")
+	fs.StringVar(&o.WebhookService, "webhook-service", "sluice-webhook", "Service in front of the webhook: the serving certificate's DNS names (svc, svc.ns, svc.ns.svc, svc.ns.svc.cluster.local)")
+	fs.StringSliceVar(&o.CertExtraSANs, "cert-extra-sans", nil, "more DNS names or IP addresses for the serving certificate")
+	fs.DurationVar(&o.CertValidity, "cert-validity", 365*24*time.Hour, "validity of a self-managed serving certificate; rotated when a third remains (CAs live twice as long)")
+	fs.DurationVar(&o.CertRefreshInterval, "cert-refresh-interval", 10*time.Second, "how often each replica re-reads the certificate Secret (and rotates when due)")
+	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", 15*time.Second, "how long a non-leader waits after the last renewal before taking the lease")
+	fs.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before giving up (and exiting)")
+	fs.DurationVar(&o.RetryPeriod, "leader-election-retry-period", 2*time.Second, "interval of leader-election attempts and renewals")
+}
+
+// Complete fills defaults that depend on other flags.
+func (o *Options) Complete() {
+	if o.LeaderElectionNS == "" {
+		o.LeaderElectionNS = o.Namespace
+	}
+}
+
+// CertHosts are the names and addresses of the self-managed serving certificate.
+func (o *Options) CertHosts() []string {
+	var hosts []string
+	if o.WebhookService != "" && o.Namespace != "" {
+		svc := o.WebhookService
+		hosts = append(hosts, svc, svc+"."+o.Namespace, svc+"."+o.Namespace+".svc", svc+"."+o.Namespace+".svc.cluster.local")
+	}
+	return append(hosts, o.CertExtraSANs...)
 }
 
 // Validate reports every bad flag value.
@@ -79,11 +135,45 @@ func (o *Options) Validate() error {
 	if o.WebhookPort < 1 || o.WebhookPort > 65535 {
 		errs = append(errs, fmt.Errorf("--webhook-port must be 1..65535, got %d", o.WebhookPort))
 	}
+	if err := prometheus.CheckAddress(o.PrometheusAddress); err != nil {
+		errs = append(errs, fmt.Errorf("--prometheus-address: %w", err))
+	}
 	if o.QueryTimeout <= 0 {
 		errs = append(errs, errors.New("--query-timeout must be positive"))
 	}
 	if o.QueryParallelism < 1 || o.Concurrency < 1 {
 		errs = append(errs, errors.New("--query-parallelism and --concurrency must be at least 1"))
+	}
+	if o.CertSecret != "" && !o.DisableWebhook {
+		if o.Namespace == "" {
+			errs = append(errs, errors.New("--cert-secret needs --namespace (or $POD_NAMESPACE)"))
+		}
+		if o.WebhookConfiguration == "" {
+			errs = append(errs, errors.New("--cert-secret needs --webhook-configuration"))
+		}
+		if len(o.CertHosts()) == 0 {
+			errs = append(errs, errors.New("--cert-secret needs --webhook-service or --cert-extra-sans: the certificate must name a host"))
+		}
+		if o.CertValidity < time.Minute {
+			errs = append(errs, fmt.Errorf("--cert-validity must be at least 1m, got %s", o.CertValidity))
+		}
+		// A replica must see a rotation well before the CA of the certificate it serves
+		// leaves the bundle (one rotation period, two thirds of the validity, later).
+		if o.CertRefreshInterval <= 0 || o.CertRefreshInterval > o.CertValidity/3 {
+			errs = append(errs, fmt.Errorf("--cert-refresh-interval must be positive and at most a third of --cert-validity, got %s", o.CertRefreshInterval))
+		}
+		for _, san := range o.CertExtraSANs {
+			if net.ParseIP(san) == nil && len(validation.IsDNS1123Subdomain(san)) > 0 {
+				errs = append(errs, fmt.Errorf("--cert-extra-sans: %q is neither an IP address nor a DNS name", san))
+			}
+		}
+	}
+	if o.LeaderElect && !o.DisableReconciler {
+		// client-go's own rules: lease > renew deadline > 1.2 × retry period.
+		if o.RetryPeriod <= 0 || o.RenewDeadline <= time.Duration(1.2*float64(o.RetryPeriod)) || o.LeaseDuration <= o.RenewDeadline {
+			errs = append(errs, fmt.Errorf("leader election needs --leader-election-lease-duration > --leader-election-renew-deadline > 1.2 × --leader-election-retry-period > 0, got %s, %s, %s",
+				o.LeaseDuration, o.RenewDeadline, o.RetryPeriod))
+		}
 	}
 	if o.DisableWebhook && o.DisableReconciler {
 		errs = append(errs, errors.New("--disable-webhook and --disable-reconciler together leave nothing to run"))

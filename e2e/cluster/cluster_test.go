@@ -501,3 +501,76 @@ func promQuery(ctx context.Context, baseURL, query string) (string, error) {
 	v, _ := out.Data.Result[0].Value[1].(string)
 	return v, nil
 }
+
+// A restarted kube-apiserver comes back on the same port as a new process, with every object
+// etcd holds; a process stopped with SIGTERM reports how it exited.
+func TestRestartAPIServerAndStopProcess(t *testing.T) {
+	ctx := t.Context()
+	cs := adminClient(t)
+	ns := newNamespace(t, cs)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kept", Namespace: ns}, Data: map[string]string{"k": "v"}}
+	if _, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := pidOf(t, "kube-apiserver")
+	if err := testCluster.RestartAPIServer(ctx); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if after := pidOf(t, "kube-apiserver"); after == before || after == 0 {
+		t.Errorf("kube-apiserver pid %d before the restart, %d after", before, after)
+	}
+	if !testCluster.Running("kube-apiserver") {
+		t.Error("kube-apiserver not running after the restart")
+	}
+	got, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "kept", metav1.GetOptions{})
+	if err != nil || got.Data["k"] != "v" {
+		t.Fatalf("ConfigMap after the restart: %v, %v", got, err)
+	}
+
+	// A program that exits on SIGTERM reports a clean exit; one that ignores it is killed.
+	if _, err := testCluster.StartProcess("sleeper", "/bin/sh", "-c", "trap 'exit 0' TERM; echo trapped; while :; do sleep 0.1; done"); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, "sleeper")
+	if exit, err := testCluster.StopProcess("sleeper", syscall.SIGTERM, 10*time.Second); exit != nil || err != nil {
+		t.Errorf("SIGTERM: exit %v, err %v", exit, err)
+	}
+	if testCluster.Running("sleeper") {
+		t.Error("sleeper still listed as running")
+	}
+	if _, err := testCluster.StartProcess("stubborn", "/bin/sh", "-c", "trap '' TERM; echo trapped; while :; do sleep 0.1; done"); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, "stubborn")
+	if _, err := testCluster.StopProcess("stubborn", syscall.SIGTERM, time.Second); !errors.Is(err, cluster.ErrStillRunning) {
+		t.Errorf("SIGTERM ignored: err %v, want ErrStillRunning", err)
+	}
+}
+
+// pidOf reads the named process's PID from the cluster's pid file.
+func pidOf(t *testing.T, name string) int {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testCluster.Dir, "pids"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[1] == name {
+			pid, _ := strconv.Atoi(f[0])
+			return pid
+		}
+	}
+	return 0
+}
+
+// waitForLog waits until the named shell has set its trap (it then prints "trapped").
+func waitForLog(t *testing.T, name string) {
+	t.Helper()
+	pollUntil(t, 10*time.Second, func(context.Context) error {
+		if !strings.Contains(testCluster.LogTail(name, 5), "trapped") {
+			return fmt.Errorf("%s has not set its trap yet", name)
+		}
+		return nil
+	})
+}

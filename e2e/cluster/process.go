@@ -27,6 +27,7 @@ const (
 // process is one started control-plane program.
 type process struct {
 	name, binary, log string
+	env, args         []string // as started, so that RestartProcess can start it again
 	pid               int
 	done              chan struct{}
 	err               error // how it exited; valid once done is closed
@@ -66,7 +67,7 @@ func (c *Cluster) startProcess(name, binary string, env []string, args ...string
 		f.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{name: name, binary: binary, log: logPath, pid: cmd.Process.Pid, done: make(chan struct{})}
+	p := &process{name: name, binary: binary, log: logPath, env: env, args: args, pid: cmd.Process.Pid, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		f.Close()

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -61,6 +62,9 @@ type Stack struct {
 	args         []string
 	readyURL     string
 	repo         string
+	// webhookURL and caBundle are what the webhook configuration is registered with.
+	webhookURL string
+	caBundle   []byte
 }
 
 // Up builds sluice, starts Prometheus and sluice, and registers the webhook.
@@ -150,7 +154,8 @@ func Up(ctx context.Context, c *cluster.Cluster, o Options) (*Stack, error) {
 		return nil, err
 	}
 	step("registering the webhook from deploy/webhook.yaml")
-	if err := s.registerWebhook(ctx, fmt.Sprintf("https://127.0.0.1:%d%s", ports[0], webhook.Path), bundle.CACert); err != nil {
+	s.webhookURL, s.caBundle = fmt.Sprintf("https://127.0.0.1:%d%s", ports[0], webhook.Path), bundle.CACert
+	if err := s.registerWebhook(ctx, s.webhookURL, s.caBundle); err != nil {
 		return nil, err
 	}
 	step("sluice is up")
@@ -180,6 +185,68 @@ func (s *Stack) Plugin(ctx context.Context, args ...string) (string, error) {
 
 // KillSluice kills sluice with SIGKILL, as a crash would, and waits for it to exit.
 func (s *Stack) KillSluice() error { return s.Cluster.KillProcess("sluice") }
+
+// StopSluice sends sig to sluice and waits up to timeout for it to exit. It returns how long
+// that took and how sluice exited (nil: status 0); past timeout sluice is killed and the error
+// wraps cluster.ErrStillRunning.
+func (s *Stack) StopSluice(sig syscall.Signal, timeout time.Duration) (took time.Duration, exit, err error) {
+	start := time.Now()
+	exit, err = s.Cluster.StopProcess("sluice", sig, timeout)
+	return time.Since(start), exit, err
+}
+
+// Replica is another sluice process, started by a test that needs more than one (HA,
+// certificates) or other flags.
+type Replica struct {
+	Name        string
+	PID         int
+	WebhookPort int
+	MetricsURL  string
+	ReadyURL    string
+}
+
+// StartReplica starts another sluice process, logged as name, with the stack's flags, its own
+// loopback ports for the webhook, metrics and probes, and extra flags (which win over the
+// stack's). The cluster stops it with everything else; KillProcess(name) kills it.
+func (s *Stack) StartReplica(name string, extra ...string) (*Replica, error) {
+	ports, err := cluster.FreePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	r := &Replica{
+		Name: name, WebhookPort: ports[0],
+		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]),
+		ReadyURL:   fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[2]),
+	}
+	args := append(slices.Clone(s.args),
+		"--webhook-port="+strconv.Itoa(ports[0]),
+		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(ports[1]),
+		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(ports[2]))
+	if r.PID, err = s.Cluster.StartProcess(name, s.SluiceBinary, append(args, extra...)...); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// WaitReady waits until the replica's /readyz is ok.
+func (s *Stack) WaitReady(ctx context.Context, r *Replica, timeout time.Duration) error {
+	if err := waitHTTP(ctx, r.ReadyURL, timeout); err != nil {
+		return fmt.Errorf("%s not ready: %w\n%s", r.Name, err, s.Cluster.LogTail(r.Name, 20))
+	}
+	return nil
+}
+
+// RestoreSluice registers the webhook configuration again as Up did (a test may have pointed
+// it elsewhere) and starts the stack's sluice again, for tests that took it away.
+func (s *Stack) RestoreSluice(ctx context.Context) error {
+	if err := s.registerWebhook(ctx, s.webhookURL, s.caBundle); err != nil {
+		return err
+	}
+	if err := s.StartSluice(ctx); err != nil {
+		return err
+	}
+	return s.WaitSluice(ctx)
+}
 
 func (s *Stack) rbac(ctx context.Context) error {
 	if _, err := s.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {

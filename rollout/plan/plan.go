@@ -559,11 +559,14 @@ func startRollback(d *Decision, now time.Time, reason string) {
 	st := &d.State
 	st.Phase, st.AbortReason, st.Message = spec.PhaseRollingBack, reason, "rolling back: "+reason
 	st.PromoteStep = ""
-	d.Canary = CanaryDelete
+	// The canary goes in the next step, once RollingBack is recorded: deleted in this one, a
+	// crash before the state patch would leave a Progressing release without its canary, and
+	// the restarted worker would create the failed version's pods again.
+	d.Canary = CanaryKeep
 	if st.Plan != nil && st.Plan.Isolated() {
 		// Traffic leaves the canary first: this state sends it all to stable, and the canary
 		// is deleted once that has settled.
-		d.Canary, st.StepAt = CanaryKeep, now
+		st.StepAt = now
 	}
 	d.RequeueAfter = poll
 	d.warn("RollingBack", fmt.Sprintf("rolling back revision %s: %s", st.Revision, reason))

@@ -228,7 +228,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.AbortReason = "canary not ready within the progress deadline of 10m0s"
 					s.Message = "rolling back: canary not ready within the progress deadline of 10m0s"
 				}),
-				Canary: plan.CanaryDelete, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: canary not ready within the progress deadline of 10m0s")},
 			},
 		},
@@ -320,7 +320,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.AbortReason = "5 failed analysis runs reached the threshold of 5"
 					s.Message = "rolling back: 5 failed analysis runs reached the threshold of 5"
 				}),
-				Canary: plan.CanaryDelete, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{
 					warning("CheckFailed", "analysis failed (5/5) at weight 20%: request-success-rate: 95 outside [99, +inf]"),
 					warning("RollingBack", "rolling back revision newrev0001: 5 failed analysis runs reached the threshold of 5"),
@@ -339,7 +339,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.AbortReason = "1 failed analysis runs reached the threshold of 1"
 					s.Message = "rolling back: 1 failed analysis runs reached the threshold of 1"
 				}),
-				Canary: plan.CanaryDelete, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{
 					warning("CheckFailed", "analysis failed (1/1) at weight 10%: request-success-rate: 95 outside [99, +inf]"),
 					warning("RollingBack", "rolling back revision newrev0001: 1 failed analysis runs reached the threshold of 1"),
@@ -357,7 +357,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.AbortReason = "abort range breached: request-success-rate: 42 outside abort range [80, +inf]"
 					s.Message = "rolling back: abort range breached: request-success-rate: 42 outside abort range [80, +inf]"
 				}),
-				Canary: plan.CanaryDelete, CanaryReplicas: 2, RequeueAfter: 2 * time.Second,
+				CanaryReplicas: 2, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{warning("RollingBack",
 					"rolling back revision newrev0001: abort range breached: request-success-rate: 42 outside abort range [80, +inf]")},
 			},
@@ -403,7 +403,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.AbortReason = "3 inconclusive analysis runs reached the limit of 3"
 					s.Message = "rolling back: 3 inconclusive analysis runs reached the limit of 3"
 				}),
-				Canary: plan.CanaryDelete, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{
 					warning("Inconclusive", "analysis inconclusive (3 of 3 allowed) at weight 10%: request-success-rate: no data"),
 					warning("RollingBack", "rolling back revision newrev0001: 3 inconclusive analysis runs reached the limit of 3"),
@@ -422,7 +422,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.AbortReason = "2 inconclusive analysis runs reached the limit of 2"
 					s.Message = "rolling back: 2 inconclusive analysis runs reached the limit of 2"
 				}),
-				Canary: plan.CanaryDelete, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{
 					warning("Inconclusive", "analysis inconclusive (2 of 2 allowed) at weight 10%: request-success-rate: no data; request-duration: no data"),
 					warning("RollingBack", "rolling back revision newrev0001: 2 inconclusive analysis runs reached the limit of 2"),
@@ -440,7 +440,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Phase, s.AbortReason = spec.PhaseRollingBack, "10 inconclusive analysis runs reached the limit of 10"
 					s.Message = "rolling back: 10 inconclusive analysis runs reached the limit of 10"
 				}),
-				Canary: plan.CanaryDelete, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{
 					warning("Inconclusive", "analysis inconclusive (10 of 10 allowed) at weight 10%: request-success-rate: no data"),
 					warning("RollingBack", "rolling back revision newrev0001: 10 inconclusive analysis runs reached the limit of 10"),
@@ -499,7 +499,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Phase, s.AbortReason = spec.PhaseRollingBack, "aborted by sluice.dev/abort"
 					s.Message = "rolling back: aborted by sluice.dev/abort"
 				}),
-				Canary: plan.CanaryDelete, Clear: []string{spec.AnnAbort}, RequeueAfter: 2 * time.Second,
+				Clear: []string{spec.AnnAbort}, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: aborted by sluice.dev/abort")},
 			},
 		},
@@ -511,8 +511,8 @@ func TestPlanProgressing(t *testing.T) {
 					s.Phase = spec.PhaseRollingBack
 					s.Message = "rolling back: template set back to the stable revision stablerev1"
 				}),
-				Canary: plan.CanaryDelete, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: template set back to the stable revision stablerev1")},
+				RequeueAfter: 2 * time.Second,
+				Events:       []plan.Event{warning("RollingBack", "rolling back revision newrev0001: template set back to the stable revision stablerev1")},
 			},
 		},
 		"parent template no longer the release's: RollingBack": {
@@ -524,8 +524,8 @@ func TestPlanProgressing(t *testing.T) {
 					s.AbortReason = "the Deployment's template (otherrev01) no longer matches release newrev0001"
 					s.Message = "rolling back: the Deployment's template (otherrev01) no longer matches release newrev0001"
 				}),
-				Canary: plan.CanaryDelete, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: the Deployment's template (otherrev01) no longer matches release newrev0001")},
+				RequeueAfter: 2 * time.Second,
+				Events:       []plan.Event{warning("RollingBack", "rolling back revision newrev0001: the Deployment's template (otherrev01) no longer matches release newrev0001")},
 			},
 		},
 		"pause control: Paused": {
@@ -671,7 +671,7 @@ func TestPlanPaused(t *testing.T) {
 				State: atStep(1, paused, func(s *spec.State) {
 					s.Phase, s.AbortReason, s.Message = spec.PhaseRollingBack, "aborted by sluice.dev/abort", "rolling back: aborted by sluice.dev/abort"
 				}),
-				Canary: plan.CanaryDelete, Clear: []string{spec.AnnAbort}, RequeueAfter: 2 * time.Second,
+				Clear: []string{spec.AnnAbort}, RequeueAfter: 2 * time.Second,
 				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: aborted by sluice.dev/abort")},
 			},
 		},
@@ -682,8 +682,8 @@ func TestPlanPaused(t *testing.T) {
 				State: atStep(1, paused, reverted, func(s *spec.State) {
 					s.Phase, s.Message = spec.PhaseRollingBack, "rolling back: template set back to the stable revision stablerev1"
 				}),
-				Canary: plan.CanaryDelete, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: template set back to the stable revision stablerev1")},
+				RequeueAfter: 2 * time.Second,
+				Events:       []plan.Event{warning("RollingBack", "rolling back revision newrev0001: template set back to the stable revision stablerev1")},
 			},
 		},
 	}
@@ -784,8 +784,8 @@ func TestPlanPromoting(t *testing.T) {
 				State: atStep(4, promoting, reverted, func(s *spec.State) {
 					s.Phase, s.Message = spec.PhaseRollingBack, "rolling back: template set back to the stable revision stablerev1"
 				}),
-				Canary: plan.CanaryDelete, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: template set back to the stable revision stablerev1")},
+				RequeueAfter: 2 * time.Second,
+				Events:       []plan.Event{warning("RollingBack", "rolling back revision newrev0001: template set back to the stable revision stablerev1")},
 			},
 		},
 	}

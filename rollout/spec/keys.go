@@ -85,3 +85,15 @@ func StableServiceName(svc string) string { return svc + "-stable" }
 
 // CanaryServiceName is the Service selecting only the canary's pods.
 func CanaryServiceName(svc string) string { return svc + "-canary" }
+
+// MaxEventNote is the longest message the API server accepts in an Event (events.k8s.io/v1
+// note); a longer one is refused and the Event lost.
+const MaxEventNote = 1024
+
+// EventNote cuts msg so that the Event carrying it is accepted, saying how long it was.
+func EventNote(msg string) string {
+	if len(msg) <= MaxEventNote {
+		return msg
+	}
+	return cut(msg, MaxEventNote-32)
+}

@@ -22,9 +22,14 @@
 // plain error; more than one result with values is metrics.ErrMultipleSeries (set
 // "ReturnData": false on the inputs of the expression); NaN or ±Inf is metrics.ErrNoData.
 //
-// Credentials come from the SDK's default chain (environment, shared files, web identity as
-// used by IRSA, container credentials as used by EKS Pod Identity and ECS, instance roles)
-// unless static keys are given.
+// Credentials are the static keys of Options (from the template's Secret). The SDK's default
+// chain (environment, shared files, web identity as used by IRSA, container credentials as used
+// by EKS Pod Identity and ECS, instance roles) is the controller's own identity, shared by every
+// namespace: it is used only when Options.UseDefaultCredentials says so, never as a silent
+// fallback for a template without keys.
+//
+// The SDK's HTTP traffic goes through the same guarded transport as every provider's
+// (internal/httpapi): no redirect is followed, answers are capped.
 package cloudwatch
 
 import (
@@ -34,17 +39,18 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/internal/httpapi"
 )
 
 const (
@@ -65,12 +71,18 @@ type Options struct {
 	Timeout time.Duration
 	// MaxAttempts bounds the SDK's attempts per query (default: the SDK's, 3).
 	MaxAttempts int
-	// AccessKeyID, SecretAccessKey and SessionToken, when AccessKeyID is set, replace the
-	// default credential chain (read from a Secret by the caller).
+	// AccessKeyID, SecretAccessKey and SessionToken sign the calls (read from a Secret by the
+	// caller).
 	AccessKeyID     string
 	SecretAccessKey string
 	SessionToken    string
+	// UseDefaultCredentials lets a Provider without AccessKeyID use the SDK's default
+	// credential chain, i.e. the identity of the process that runs it.
+	UseDefaultCredentials bool
 }
+
+// ErrNoCredentials: no keys were given and the default credential chain is not allowed.
+var ErrNoCredentials = errors.New("cloudwatch: no credentials: AccessKeyID and SecretAccessKey are required (the default credential chain is not enabled)")
 
 // Provider is a reusable client; build one per region and credentials, not per check.
 type Provider struct {
@@ -90,9 +102,8 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		return nil, errors.New("cloudwatch: Region is required")
 	}
 	if o.Endpoint != "" {
-		u, err := url.Parse(o.Endpoint)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, fmt.Errorf("cloudwatch: Endpoint %q is not an http(s) URL", o.Endpoint)
+		if _, err := httpapi.ParseAddress(o.Endpoint); err != nil {
+			return nil, fmt.Errorf("cloudwatch: Endpoint: %w", err)
 		}
 	}
 	if o.Window == 0 {
@@ -116,6 +127,9 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if o.AccessKeyID != "" && o.SecretAccessKey == "" {
 		return nil, errors.New("cloudwatch: SecretAccessKey is required when AccessKeyID is set")
 	}
+	if o.AccessKeyID == "" && !o.UseDefaultCredentials {
+		return nil, ErrNoCredentials
+	}
 
 	load := []func(*config.LoadOptions) error{config.WithRegion(o.Region)}
 	if o.AccessKeyID != "" {
@@ -129,6 +143,12 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloudwatch: load AWS configuration: %w", err)
 	}
+	// The SDK's own transport (it carries AWS_CA_BUNDLE when set) behind the shared guard.
+	sdk, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
+	if !ok || sdk == nil {
+		sdk = awshttp.NewBuildableClient()
+	}
+	cfg.HTTPClient = httpapi.WithTransport(httpapi.Transport(sdk.GetTransport()))
 	client := cloudwatch.NewFromConfig(cfg, func(co *cloudwatch.Options) {
 		if o.Endpoint != "" {
 			co.BaseEndpoint = aws.String(o.Endpoint)
@@ -235,11 +255,18 @@ func reduce(out *cloudwatch.GetMetricDataOutput) (float64, error) {
 // keep the SDK's text, which carries the error code and message. A cancellation by the caller
 // is passed through as is.
 func (p *Provider) callError(parent context.Context, err error) error {
+	var refused *httpapi.RefusedError
+	if errors.As(err, &refused) {
+		return fmt.Errorf("cloudwatch %s: %w", p.region, refused)
+	}
 	if errors.Is(parent.Err(), context.Canceled) {
 		return fmt.Errorf("cloudwatch %s: %w", p.region, err)
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("cloudwatch %s: %w: no answer within %s: %w", p.region, metrics.ErrUnreachable, p.timeout, err)
+	}
 	var netErr net.Error
-	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &netErr) {
 		return fmt.Errorf("cloudwatch %s: %w: %w", p.region, metrics.ErrUnreachable, err)
 	}
 	return fmt.Errorf("cloudwatch %s: %w", p.region, err)

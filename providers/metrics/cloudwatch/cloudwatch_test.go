@@ -404,14 +404,18 @@ func TestQuery(t *testing.T) {
 }
 
 // TestDefaultCredentialChain proves that without static keys the SDK's default chain signs
-// the request (here: the AWS_* environment variables).
+// the request (here: the AWS_* environment variables) only when UseDefaultCredentials allows
+// it; otherwise New refuses and nothing is sent.
 func TestDefaultCredentialChain(t *testing.T) {
 	isolateAWSConfig(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENVIRONMENT")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-from-environment")
 	srv := newServer(t, "AKIDFROMENVIRONMENT", "secret-from-environment", "", ok(results(result("e1", "Complete", 7))))
 
-	p, err := New(t.Context(), Options{Region: testRegion, Endpoint: srv.URL})
+	if _, err := New(t.Context(), Options{Region: testRegion, Endpoint: srv.URL}); !errors.Is(err, ErrNoCredentials) {
+		t.Fatalf("New without keys or UseDefaultCredentials: err = %v, want ErrNoCredentials", err)
+	}
+	p, err := New(t.Context(), Options{Region: testRegion, Endpoint: srv.URL, UseDefaultCredentials: true})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -554,15 +558,18 @@ func TestNewValidates(t *testing.T) {
 		o    Options
 		want string
 	}{
-		"valid, default chain": {o: Options{Region: testRegion}},
-		"valid, static keys":   {o: Options{Region: testRegion, AccessKeyID: "a", SecretAccessKey: "s"}},
-		"missing region":       {o: Options{}, want: "Region is required"},
-		"bad endpoint":         {o: Options{Region: testRegion, Endpoint: "localhost:4566"}, want: "Endpoint"},
-		"negative window":      {o: Options{Region: testRegion, Window: -time.Minute}, want: "Window"},
-		"negative timeout":     {o: Options{Region: testRegion, Timeout: -time.Second}, want: "Timeout"},
-		"negative attempts":    {o: Options{Region: testRegion, MaxAttempts: -1}, want: "MaxAttempts"},
-		"key without secret":   {o: Options{Region: testRegion, AccessKeyID: "a"}, want: "SecretAccessKey is required"},
-		"secret without key":   {o: Options{Region: testRegion, SecretAccessKey: "s"}, want: "AccessKeyID is required"},
+		"valid, default chain": {o: Options{Region: testRegion, UseDefaultCredentials: true}},
+		"no keys, no default":  {o: Options{Region: testRegion}, want: "no credentials"},
+		"user info in endpoint": {o: Options{Region: testRegion, AccessKeyID: "a", SecretAccessKey: "s", Endpoint: "https://AKID:SECRET@monitoring.eu-west-1.amazonaws.com"},
+			want: `Endpoint: "https://xxxxx@monitoring.eu-west-1.amazonaws.com": must not carry user info`},
+		"valid, static keys": {o: Options{Region: testRegion, AccessKeyID: "a", SecretAccessKey: "s"}},
+		"missing region":     {o: Options{}, want: "Region is required"},
+		"bad endpoint":       {o: Options{Region: testRegion, Endpoint: "localhost:4566"}, want: "Endpoint"},
+		"negative window":    {o: Options{Region: testRegion, Window: -time.Minute}, want: "Window"},
+		"negative timeout":   {o: Options{Region: testRegion, Timeout: -time.Second}, want: "Timeout"},
+		"negative attempts":  {o: Options{Region: testRegion, MaxAttempts: -1}, want: "MaxAttempts"},
+		"key without secret": {o: Options{Region: testRegion, AccessKeyID: "a"}, want: "SecretAccessKey is required"},
+		"secret without key": {o: Options{Region: testRegion, SecretAccessKey: "s"}, want: "AccessKeyID is required"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

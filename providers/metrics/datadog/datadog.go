@@ -26,9 +26,6 @@ const (
 	DefaultTimeout = 10 * time.Second
 
 	queryPath = "api/v1/query"
-	// maxBody caps how much of a response is read.
-	maxBody = 16 << 20
-	// httpapi.MaxErrText caps how much of an error body is quoted in an error.
 )
 
 // Options configure a Provider. APIKey and ApplicationKey come from a Secret, never flags.
@@ -171,7 +168,7 @@ func (p *Provider) Query(ctx context.Context, q string) (float64, error) {
 
 // do sends req and reads the whole (capped) body.
 func (p *Provider) do(req *http.Request) (int, []byte, error) {
-	return httpapi.Do(p.client, req, "datadog "+p.address, p.timeout, maxBody)
+	return httpapi.Do(p.client, req, "datadog "+p.address, p.timeout)
 }
 
 // statusError words a non-2xx answer; the v1 API reports {"errors": ["…"]}.
@@ -187,9 +184,6 @@ func (p *Provider) statusError(status int, body []byte) error {
 	if status == http.StatusUnauthorized || status == http.StatusForbidden {
 		return fmt.Errorf("datadog %s: authentication failed (HTTP %d): %s; check the API key, the application key (it needs timeseries_query) and that both belong to this site",
 			p.address, status, text)
-	}
-	if status >= 300 && status < 400 {
-		return fmt.Errorf("datadog %s: HTTP %d redirect (not followed, keys stay on this host): %s", p.address, status, text)
 	}
 	return fmt.Errorf("datadog %s: HTTP %d: %s", p.address, status, text)
 }

@@ -23,15 +23,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/internal/httpapi"
 )
 
 const (
@@ -39,8 +38,6 @@ const (
 	defaultWindow     = 5 * time.Minute
 	defaultResolution = "Inf"
 	defaultTimeout    = 10 * time.Second
-	// maxBody bounds how much of a response is read; a one-series answer is far smaller.
-	maxBody = 4 << 20
 	// maxErrorText bounds how much of an unparsable error body ends up in an error message.
 	maxErrorText = 512
 )
@@ -79,12 +76,8 @@ func New(o Options) (*Provider, error) {
 	if o.Address == "" {
 		return nil, errors.New("dynatrace: Address is required")
 	}
-	u, err := url.Parse(o.Address)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("dynatrace: Address %q is not an http(s) URL", o.Address)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("dynatrace: Address %q must not carry a query or fragment", o.Address)
+	if _, err := httpapi.ParseAddress(o.Address); err != nil {
+		return nil, fmt.Errorf("dynatrace: Address: %w", err)
 	}
 	if o.Token == "" {
 		return nil, errors.New("dynatrace: Token is required")
@@ -105,7 +98,7 @@ func New(o Options) (*Provider, error) {
 		o.Timeout = defaultTimeout
 	}
 	return &Provider{
-		client:     &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		client:     httpapi.NewClient(),
 		endpoint:   strings.TrimSuffix(o.Address, "/") + queryPath,
 		token:      o.Token,
 		from:       fmt.Sprintf("now-%dm", o.Window/time.Minute),
@@ -161,17 +154,12 @@ func (p *Provider) Query(ctx context.Context, selector string) (float64, error) 
 	req.Header.Set("Authorization", "Api-Token "+p.token)
 	req.Header.Set("Accept", "application/json")
 
-	resp, err := p.client.Do(req)
+	status, body, err := httpapi.Do(p.client, req, "dynatrace "+p.endpoint, p.timeout)
 	if err != nil {
-		return 0, p.transportError(ctx, err)
+		return 0, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return 0, p.transportError(ctx, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("dynatrace: query %q: %w", selector, apiError(resp.StatusCode, body))
+	if status != http.StatusOK {
+		return 0, fmt.Errorf("dynatrace: query %q: %w", selector, apiError(status, body))
 	}
 
 	var r queryResponse
@@ -239,17 +227,4 @@ func apiError(status int, body []byte) error {
 		text = http.StatusText(status)
 	}
 	return fmt.Errorf("HTTP %d: %s", status, text)
-}
-
-// transportError wraps connection failures and timeouts with metrics.ErrUnreachable. A
-// cancellation by the caller is passed through as is: the backend is not to blame.
-func (p *Provider) transportError(parent context.Context, err error) error {
-	if errors.Is(parent.Err(), context.Canceled) {
-		return fmt.Errorf("dynatrace %s: %w", p.endpoint, err)
-	}
-	var netErr net.Error
-	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("dynatrace %s: %w: %w", p.endpoint, metrics.ErrUnreachable, err)
-	}
-	return fmt.Errorf("dynatrace %s: %w", p.endpoint, err)
 }

@@ -21,8 +21,6 @@ const (
 	DefaultWindow = 5 * time.Minute
 	// DefaultTimeout bounds one query when Options.Timeout is zero.
 	DefaultTimeout = 10 * time.Second
-
-	maxBody = 16 << 20
 )
 
 // Options configure a Provider. Username and Password come from a Secret, never flags.
@@ -205,7 +203,7 @@ func decode(body []byte) (float64, error) {
 
 // do sends req and reads the whole (capped) body.
 func (p *Provider) do(req *http.Request) (int, []byte, error) {
-	return httpapi.Do(p.client, req, "graphite "+p.address, p.timeout, maxBody)
+	return httpapi.Do(p.client, req, "graphite "+p.address, p.timeout)
 }
 
 // statusError words a non-2xx answer; graphite-web answers errors as plain text.
@@ -218,8 +216,6 @@ func (p *Provider) statusError(status int, body []byte) error {
 			hint = "check Username and Password"
 		}
 		return fmt.Errorf("graphite %s: authentication failed (HTTP %d): %s; %s", p.address, status, text, hint)
-	case status >= 300 && status < 400:
-		return fmt.Errorf("graphite %s: HTTP %d redirect (not followed; point Address at the final URL): %s", p.address, status, text)
 	default:
 		return fmt.Errorf("graphite %s: HTTP %d: %s", p.address, status, text)
 	}

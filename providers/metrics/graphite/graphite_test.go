@@ -268,8 +268,8 @@ func FuzzDecode(f *testing.F) {
 // provider must handle them.
 func TestTransport(t *testing.T) {
 	providertest.Transport{
-		New: func(t *testing.T, address string, timeout time.Duration) metrics.Provider {
-			return newProvider(t, Options{Address: address, Timeout: timeout})
+		New: func(address string, timeout time.Duration) (metrics.Provider, error) {
+			return New(Options{Address: address, Timeout: timeout, Username: "sluice", Password: "secret"})
 		},
 		Query: testTarget,
 		OK:    func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(docsEntries)) },

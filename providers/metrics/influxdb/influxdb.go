@@ -23,8 +23,6 @@ import (
 const (
 	// DefaultTimeout bounds one query when Options.Timeout is zero.
 	DefaultTimeout = 10 * time.Second
-
-	maxBody = 16 << 20
 )
 
 // Options configure a Provider. Token comes from a Secret, never flags.
@@ -231,7 +229,7 @@ func isHeader(row []string) bool {
 
 // do sends req and reads the whole (capped) body.
 func (p *Provider) do(req *http.Request) (int, []byte, error) {
-	return httpapi.Do(p.client, req, "influxdb "+p.address, p.timeout, maxBody)
+	return httpapi.Do(p.client, req, "influxdb "+p.address, p.timeout)
 }
 
 // statusError words a non-2xx answer; the v2 API reports {"code": "…", "message": "…"}.
@@ -254,8 +252,6 @@ func (p *Provider) statusError(status int, body []byte) error {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return fmt.Errorf("influxdb %s: authentication failed (HTTP %d): %s; check the token and that it can read the bucket in org %q",
 			p.address, status, text, p.org)
-	case status >= 300 && status < 400:
-		return fmt.Errorf("influxdb %s: HTTP %d redirect (not followed, the token stays on this host): %s", p.address, status, text)
 	default:
 		return fmt.Errorf("influxdb %s: HTTP %d: %s", p.address, status, text)
 	}

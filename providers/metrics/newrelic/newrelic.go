@@ -26,8 +26,6 @@ const (
 	DefaultWindow = 5 * time.Minute
 	// DefaultTimeout bounds one query when Options.Timeout is zero.
 	DefaultTimeout = 10 * time.Second
-
-	maxBody = 16 << 20
 )
 
 // Options configure a Provider. QueryKey comes from a Secret, never flags.
@@ -245,7 +243,7 @@ func single(m map[string]json.RawMessage) (float64, error) {
 
 // do sends req and reads the whole (capped) body.
 func (p *Provider) do(req *http.Request) (int, []byte, error) {
-	return httpapi.Do(p.client, req, "newrelic "+p.address, p.timeout, maxBody)
+	return httpapi.Do(p.client, req, "newrelic "+p.address, p.timeout)
 }
 
 // statusError words a non-2xx answer; the Insights API reports {"error": "…"}.
@@ -264,8 +262,6 @@ func (p *Provider) statusError(status int, body []byte) error {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return fmt.Errorf("newrelic %s: authentication failed (HTTP %d): %s; check the query key, the account ID and the region (US or EU address)",
 			p.address, status, text)
-	case status >= 300 && status < 400:
-		return fmt.Errorf("newrelic %s: HTTP %d redirect (not followed, the key stays on this host): %s", p.address, status, text)
 	default:
 		return fmt.Errorf("newrelic %s: HTTP %d: %s", p.address, status, text)
 	}

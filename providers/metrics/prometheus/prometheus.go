@@ -4,11 +4,9 @@ package prometheus
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/internal/httpapi"
 )
 
 // Options configure a Provider.
@@ -41,24 +40,31 @@ type Provider struct {
 	timeout time.Duration
 }
 
-// New builds a Provider.
+var _ metrics.Provider = (*Provider)(nil)
+
+// CheckAddress tells whether s can be a Prometheus address: http(s), a host, no user info
+// (credentials come from a Secret), no query or fragment. The error shows s redacted.
+func CheckAddress(s string) error {
+	_, err := httpapi.ParseAddress(s)
+	return err
+}
+
+// New builds a Provider. Its client never follows a redirect (so the credentials and headers
+// stay on Address's host) and caps every answer (httpapi.MaxBody).
 func New(o Options) (*Provider, error) {
 	if o.Address == "" {
 		return nil, errors.New("prometheus: address is required")
 	}
+	if _, err := httpapi.ParseAddress(o.Address); err != nil {
+		return nil, fmt.Errorf("prometheus: address %w", err)
+	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
-	next := api.DefaultRoundTripper
-	if o.InsecureSkipVerify {
-		t := api.DefaultRoundTripper.(*http.Transport).Clone()
-		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the template asked for it
-		next = t
-	}
-	c, err := api.NewClient(api.Config{
-		Address:      o.Address,
-		RoundTripper: &authRoundTripper{next: next, o: o},
-	})
+	// The headers go on first, the guard sees every answer: client_golang reads the body
+	// whole, so the cap must hold before it does.
+	rt := &authRoundTripper{next: httpapi.NewTransport(o.InsecureSkipVerify), o: o}
+	c, err := api.NewClient(api.Config{Address: o.Address, Client: httpapi.WithTransport(rt)})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client for %s: %w", o.Address, err)
 	}
@@ -67,15 +73,16 @@ func New(o Options) (*Provider, error) {
 
 // Query runs an instant query and returns its single value.
 func (p *Provider) Query(ctx context.Context, q string) (float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	qctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	v, _, _, err := p.api.Query(ctx, q, time.Now())
+	v, _, _, err := p.api.Query(qctx, q, time.Now())
 	if err != nil {
-		var netErr net.Error
-		if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
-			return 0, fmt.Errorf("prometheus %s: %w: %v", p.address, metrics.ErrUnreachable, err)
+		var apiErr *promv1.Error
+		if errors.As(err, &apiErr) {
+			// The server's own answer (bad query, 4xx/5xx): its words, not a transport failure.
+			return 0, fmt.Errorf("prometheus %s: %w", p.address, err)
 		}
-		return 0, fmt.Errorf("prometheus %s: %w", p.address, err)
+		return 0, httpapi.TransportError(qctx, "prometheus "+p.address, p.timeout, err)
 	}
 	switch r := v.(type) {
 	case model.Vector:

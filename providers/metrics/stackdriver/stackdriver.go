@@ -33,7 +33,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/http"
@@ -43,13 +42,13 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics/internal/httpapi"
 )
 
 const (
 	// DefaultAddress is Cloud Monitoring's API endpoint.
 	DefaultAddress = "https://monitoring.googleapis.com"
 	defaultTimeout = 10 * time.Second
-	maxBody        = 4 << 20
 	maxErrorText   = 512
 )
 
@@ -94,9 +93,8 @@ func New(o Options) (*Provider, error) {
 	if o.Address == "" {
 		o.Address = DefaultAddress
 	}
-	u, err := url.Parse(o.Address)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("stackdriver: Address %q is not an http(s) URL", o.Address)
+	if _, err := httpapi.ParseAddress(o.Address); err != nil {
+		return nil, fmt.Errorf("stackdriver: Address: %w", err)
 	}
 	if o.Timeout < 0 {
 		return nil, fmt.Errorf("stackdriver: Timeout %s must not be negative", o.Timeout)
@@ -105,7 +103,7 @@ func New(o Options) (*Provider, error) {
 		o.Timeout = defaultTimeout
 	}
 	return &Provider{
-		client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		client: httpapi.NewClient(),
 		endpoint: strings.TrimSuffix(o.Address, "/") + "/v1/projects/" + url.PathEscape(o.Project) +
 			"/location/global/prometheus/api/v1/query",
 		tokens:  o.TokenSource,
@@ -158,20 +156,15 @@ func (p *Provider) Query(ctx context.Context, q string) (float64, error) {
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/json")
 
-	resp, err := p.client.Do(req)
+	status, body, err := httpapi.Do(p.client, req, "stackdriver "+p.endpoint, p.timeout)
 	if err != nil {
-		return 0, p.transportError(ctx, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return 0, p.transportError(ctx, err)
+		return 0, err
 	}
 
 	var r apiResponse
 	decodeErr := json.Unmarshal(body, &r)
-	if resp.StatusCode != http.StatusOK || r.Status == "error" {
-		return 0, fmt.Errorf("stackdriver: query %q: %w", q, apiError(resp.StatusCode, body, r, decodeErr))
+	if status != http.StatusOK || r.Status == "error" {
+		return 0, fmt.Errorf("stackdriver: query %q: %w", q, apiError(status, body, r, decodeErr))
 	}
 	if decodeErr != nil {
 		return 0, fmt.Errorf("stackdriver: query %q: decode response: %w", q, decodeErr)
