@@ -301,6 +301,10 @@ func TestChartDefaults(t *testing.T) {
 		"leader-election-namespace": "$(POD_NAMESPACE)",
 		"default-router":            "replicas",
 		"excluded-namespaces":       "kube-system,sluice-system",
+		// Off unless asked for: a template elsewhere, or the controller's own cloud identity,
+		// widens what a Deployment's annotations can reach.
+		"allow-cross-namespace-templates": "false",
+		"allow-controller-cloud-identity": "false",
 	} {
 		if got, ok := flags[flag]; !ok || got != want {
 			t.Errorf("--%s=%q (rendered: %v), want %q", flag, got, ok, want)
@@ -538,7 +542,15 @@ func TestChartRouterRBAC(t *testing.T) {
 	if diff := cmp.Diff(ref.Rules, all.Rules); diff != "" {
 		t.Errorf("ClusterRole with every router differs from deploy/rbac/clusterrole.yaml (-deploy +chart):\n%s", diff)
 	}
+	// … and that one is deploy/rbac's rule for the self-managed certificates.
+	ref = into[rbacv1.ClusterRole](t, parseManifest(t, raw).one(t, "ClusterRole", "sluice"))
+	ref.Rules = slices.DeleteFunc(ref.Rules, func(r rbacv1.PolicyRule) bool {
+		return !slices.Contains(r.APIGroups, "admissionregistration.k8s.io")
+	})
 	ca := into[rbacv1.ClusterRole](t, r.one(t, "ClusterRole", "sluice-webhook-ca"))
+	if diff := cmp.Diff(ref.Rules, ca.Rules); diff != "" {
+		t.Errorf("webhook CA ClusterRole differs from deploy/rbac's rule (-deploy +chart):\n%s", diff)
+	}
 	wantCA := []rbacv1.PolicyRule{{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"},
 		ResourceNames: []string{"sluice"}, Verbs: []string{"get", "patch"}}}
 	if diff := cmp.Diff(wantCA, ca.Rules); diff != "" {
