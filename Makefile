@@ -8,7 +8,7 @@ E2E_TIMEOUT ?= 30m
 FAULTS_TIMEOUT ?= 30m
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-faults unit e2e demo up down bench fmt vet fuzz mutate
+.PHONY: help build test test-faults unit e2e demo up down bench fmt vet fuzz mutate chart-sync kustomize
 
 help: ## List targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -61,5 +61,13 @@ fmt: ## gofmt the tree
 
 vet: ## go vet
 	$(GO) vet ./...
+
+chart-sync: ## Copy deploy/crds and deploy/dashboards (the sources) into the Helm chart's files/
+	cp deploy/crds/metrictemplates.sluice.dev.yaml deploy/helm/sluice/files/
+	if [ -f deploy/dashboards/sluice.json ]; then mkdir -p deploy/helm/sluice/files/dashboards && \
+		cp deploy/dashboards/sluice.json deploy/helm/sluice/files/dashboards/; fi
+
+kustomize: chart-sync ## Regenerate deploy/kustomize/sluice.yaml from the Helm chart (builds helm once)
+	$(GO) test -count=1 -run 'TestKustomizeBaseIsTheChartRender' ./e2e/install/ -update
 
 include Makefile-cluster.mk

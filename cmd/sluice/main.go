@@ -88,11 +88,21 @@ func run(ctx context.Context, o Options) error {
 	if err := spec.AddToScheme(scheme); err != nil {
 		return err
 	}
+	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&appsv1.Deployment{}: {Label: labels.NewSelector().Add(*scope)},
+	}}
+	// Scoped to namespaces, every informer (Deployments, Services, routing objects,
+	// MetricTemplates) lists and watches in those namespaces only, which is all that RBAC
+	// granted as Roles there allows.
+	if len(o.WatchNamespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.WatchNamespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}: {Label: labels.NewSelector().Add(*scope)},
-		}},
+		Cache:  cacheOpts,
 		// Routing objects (HTTPRoutes, VirtualServices …) are read as unstructured objects, from
 		// the cache like everything else; their informers start on first use.
 		Client:                  client.Options{Cache: &client.CacheOptions{Unstructured: true}},
@@ -170,6 +180,7 @@ func run(ctx context.Context, o Options) error {
 	logger.Info("starting", "webhook", !o.DisableWebhook, "reconciler", !o.DisableReconciler,
 		"controllerIdentity", o.ControllerIdentity, "prometheus", redact.URL(o.PrometheusAddress), "certSecret", o.CertSecret,
 		"leaderElection", o.LeaderElect && !o.DisableReconciler, "leaseDuration", o.LeaseDuration,
+		"watchNamespaces", o.WatchNamespaces,
 		"allowCrossNamespaceTemplates", o.AllowCrossNamespaceTemplates, "allowControllerCloudIdentity", o.AllowControllerCloudIdentity)
 	return mgr.Start(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -36,6 +37,9 @@ type Options struct {
 	DisableReconciler   bool
 	GracefulStopTimeout time.Duration
 	ExcludedNamespaces  []string
+	// WatchNamespaces limits the cache (and so the rollout worker) to these namespaces; empty
+	// watches the whole cluster.
+	WatchNamespaces []string
 	// AllowCrossNamespaceTemplates lets a check's templateRef name a MetricTemplate in another
 	// namespace than the Deployment's (the template then runs with its own namespace's Secret).
 	AllowCrossNamespaceTemplates bool
@@ -82,6 +86,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.ExcludedNamespaces, "excluded-namespaces", []string{"kube-system"},
 		"namespaces the webhook's namespaceSelector excludes (keep them equal): opted-in Deployments there are reported (Event NotGuarded), never released")
 	fs.DurationVar(&o.GracefulStopTimeout, "graceful-stop-timeout", 10*time.Second, "time given to in-flight work on shutdown")
+	fs.StringSliceVar(&o.WatchNamespaces, "watch-namespaces", nil,
+		"comma-separated namespaces whose Deployments Sluice releases (default: all); RBAC may then be Roles in these namespaces only")
 	fs.BoolVar(&o.AllowCrossNamespaceTemplates, "allow-cross-namespace-templates", false,
 		"let a templateRef name a MetricTemplate in another namespace (it runs with that namespace's Secret); refused as a failed check otherwise")
 	fs.BoolVar(&o.AllowControllerCloudIdentity, "allow-controller-cloud-identity", false,
@@ -171,6 +177,11 @@ func (o *Options) Validate() error {
 	}
 	if o.DisableWebhook && o.DisableReconciler {
 		errs = append(errs, errors.New("--disable-webhook and --disable-reconciler together leave nothing to run"))
+	}
+	for _, ns := range o.WatchNamespaces {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(msgs, "; ")))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -42,6 +42,9 @@ type tool struct {
 	packages []string // what `go build` builds
 	binaries []string // files the build leaves in the cache dir
 	coldTime string   // a cold build on 2 cores, for progress lines
+	// onDemand tools are not part of the control plane: EnsureBinaries leaves them alone and
+	// EnsureHelm (…) builds them when a test first needs them.
+	onDemand bool
 }
 
 var tools = []tool{
@@ -72,6 +75,11 @@ var tools = []tool{
 		name: "caddy", title: "caddy", module: "github.com/caddyserver/caddy/v2",
 		packages: []string{"."}, binaries: []string{"caddy"},
 		coldTime: "~4 min",
+	},
+	{
+		name: "helm", title: "helm", module: "helm.sh/helm/v3",
+		packages: []string{"helm.sh/helm/v3/cmd/helm"}, binaries: []string{"helm"},
+		coldTime: "~3 min", onDemand: true,
 	},
 }
 
@@ -119,6 +127,9 @@ func EnsureBinaries(ctx context.Context, opts Options) (Binaries, error) {
 	dirs := map[string]string{}
 	var missing []tool
 	for _, t := range tools {
+		if t.onDemand {
+			continue
+		}
 		version, err := toolVersion(opts.RepoRoot, t)
 		if err != nil {
 			return Binaries{}, err
@@ -157,6 +168,31 @@ func EnsureBinaries(ctx context.Context, opts Options) (Binaries, error) {
 		Prometheus:            filepath.Join(dirs["prometheus"], "prometheus"),
 		Caddy:                 filepath.Join(dirs["caddy"], "caddy"),
 	}, nil
+}
+
+// EnsureHelm builds the helm CLI into the cache unless it is there already and returns its
+// path. Only the install tests need it, so EnsureBinaries does not build it.
+func EnsureHelm(ctx context.Context, opts Options) (string, error) {
+	if err := opts.complete(); err != nil {
+		return "", err
+	}
+	t := toolNamed("helm")
+	version, err := toolVersion(opts.RepoRoot, t)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(opts.CacheDir, t.name+"-"+version)
+	if !hasFiles(dir, t.binaries...) {
+		unlock, err := lockCache(ctx, opts.CacheDir, opts.Log)
+		if err != nil {
+			return "", err
+		}
+		defer unlock()
+		if err := build(ctx, opts, t, dir); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(dir, "helm"), nil
 }
 
 // toolVersion reads the version of t.module that e2e/tools/<t.name>/go.mod requires, so
@@ -249,7 +285,11 @@ func build(ctx context.Context, opts Options, t tool, dir string) error {
 	if len(t.binaries) == 1 {
 		out = filepath.Join(tmp, t.binaries[0])
 	}
-	args := append([]string{"build", "-trimpath", "-ldflags=" + ldflags(t, version), "-o", out}, t.packages...)
+	flags, err := ldflags(opts.RepoRoot, t, version)
+	if err != nil {
+		return err
+	}
+	args := append([]string{"build", "-trimpath", "-ldflags=" + flags, "-o", out}, t.packages...)
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return fmt.Errorf("build %s: find the go command: %w", t.name, err)
@@ -289,25 +329,46 @@ func build(ctx context.Context, opts Options, t tool, dir string) error {
 	return nil
 }
 
-// ldflags strips symbols and, for Kubernetes, stamps the version the binaries report
-// (otherwise v0.0.0-master, which clients and kwok treat as ancient).
-func ldflags(t tool, version string) string {
+// ldflags strips symbols and stamps versions the way the upstream release builds do:
+// Kubernetes binaries report their version (otherwise v0.0.0-master, which clients and kwok
+// treat as ancient); helm reports its own and, as the Kubernetes version `helm template` and
+// `helm lint` assume, the one of the client-go it is built with (otherwise v1.20, which fails
+// a chart's kubeVersion constraint).
+func ldflags(repo string, t tool, version string) (string, error) {
 	flags := []string{"-s", "-w"}
-	if t.name != "kube" {
-		return strings.Join(flags, " ")
+	switch t.name {
+	case "kube":
+		major, minor := majorMinor(version)
+		for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
+			flags = append(flags,
+				"-X", pkg+".gitVersion="+version,
+				"-X", pkg+".gitMajor="+major,
+				"-X", pkg+".gitMinor="+minor,
+				"-X", pkg+".gitTreeState=clean")
+		}
+	case "helm":
+		clientGo, err := toolVersion(repo, tool{name: t.name, module: "k8s.io/client-go"})
+		if err != nil {
+			return "", err
+		}
+		// client-go v0.N.x is Kubernetes 1.N.
+		_, minor := majorMinor(clientGo)
+		flags = append(flags, "-X", "helm.sh/helm/v3/internal/version.version="+version,
+			"-X", "helm.sh/helm/v3/internal/version.gitTreeState=clean")
+		for _, pkg := range []string{"helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"} {
+			flags = append(flags, "-X", pkg+".k8sVersionMajor=1", "-X", pkg+".k8sVersionMinor="+minor)
+		}
 	}
+	return strings.Join(flags, " "), nil
+}
+
+// majorMinor splits vX.Y.Z into X and Y.
+func majorMinor(version string) (major, minor string) {
 	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
-	if len(parts) < 2 {
-		parts = append(parts, "", "")
+	for len(parts) < 2 {
+		parts = append(parts, "")
 	}
-	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
-		flags = append(flags,
-			"-X", pkg+".gitVersion="+version,
-			"-X", pkg+".gitMajor="+parts[0],
-			"-X", pkg+".gitMinor="+parts[1],
-			"-X", pkg+".gitTreeState=clean")
-	}
-	return strings.Join(flags, " ")
+	return parts[0], parts[1]
 }
 
 // renderKwokStages writes the "fast" Stage set that ships in the kwok module to path
