@@ -748,6 +748,11 @@ func TestChartServiceMonitor(t *testing.T) {
 		t.Fatalf("endpoints %v", endpoints)
 	}
 	port, _ := endpoints[0].(map[string]any)["port"].(string)
+	// Sluice's series carry the Deployment's namespace label: it must not become
+	// exported_namespace, or the dashboard's queries find nothing.
+	if honor, _ := endpoints[0].(map[string]any)["honorLabels"].(bool); !honor {
+		t.Errorf("the ServiceMonitor endpoint does not honor sluice's labels: %v", endpoints[0])
+	}
 	var selected []string
 	for _, o := range r.all("Service") {
 		svc := into[corev1.Service](t, o)
