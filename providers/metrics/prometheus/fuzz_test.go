@@ -1,84 +1,36 @@
 package prometheus
 
 import (
-	"math"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/providers/metrics/internal/providertest"
 )
 
 // FuzzQueryResponse: whatever the backend answers (any status, any body), Query does not panic
 // or hang, a non-2xx answer is never a reading, and a reading is a finite number.
 func FuzzQueryResponse(f *testing.F) {
-	for _, body := range []string{
-		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.25,"99.5"]}]}}`,
-		`{"status":"success","data":{"resultType":"vector","result":[]}}`,
-		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.25,"NaN"]}]}}`,
-		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"2"]}]}}`,
-		`{"status":"success","data":{"resultType":"scalar","result":[1700000000.25,"+Inf"]}}`,
-		`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"1"]]}]}}`,
-		`{"status":"success","data":{"resultType":"string","result":[1,"x"]}}`,
-		`{"status":"error","errorType":"bad_data","error":"parse error"}`,
-		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"histogram":[1,{"count":"1","sum":"1"}]}]}}`,
-	} {
-		f.Add(http.StatusOK, []byte(body))
-	}
-	for _, status := range []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusFound, http.StatusInternalServerError} {
-		f.Add(status, []byte(`{"status":"error","errorType":"bad_data","error":"parse error"}`))
-	}
-	// A well-formed reading under an error status is still an error.
-	f.Add(http.StatusServiceUnavailable, []byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.25,"99.5"]}]}}`))
-	f.Add(http.StatusMovedPermanently, []byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.25,"99.5"]}]}}`))
-	var next atomic.Pointer[fuzzReply]
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		rep := next.Load()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(rep.status)
-		_, _ = w.Write(rep.body)
-	}))
-	f.Cleanup(srv.Close)
-
-	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		status = fuzzStatus(status)
-		next.Store(&fuzzReply{status: status, body: body})
-		p := newFuzzProvider(t, srv.URL)
-		v, err := p.Query(t.Context(), `sum(rate(http_requests_total[1m]))`)
-		if err != nil {
-			return
-		}
-		if status/100 != 2 {
-			t.Errorf("HTTP %d answered %q read as %v, want an error", status, body, v)
-		}
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			t.Errorf("answer %q read as %v without an error", body, v)
-		}
-	})
-}
-
-func newFuzzProvider(t *testing.T, address string) *Provider {
-	t.Helper()
-	p, err := New(Options{Address: address, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return p
-}
-
-// fuzzReply is what the fuzz server answers next.
-type fuzzReply struct {
-	status int
-	body   []byte
-}
-
-// fuzzStatus maps any number onto an HTTP status a server can send (200..599).
-func fuzzStatus(n int) int {
-	if n >= 200 && n <= 599 {
-		return n
-	}
-	if n < 0 {
-		n = -(n + 1)
-	}
-	return 200 + n%400
+	providertest.Answers{
+		Header: http.Header{"Content-Type": {"application/json"}},
+		OK: providertest.Bodies(
+			`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.25,"99.5"]}]}}`,
+			`{"status":"success","data":{"resultType":"vector","result":[]}}`,
+			`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.25,"NaN"]}]}}`,
+			`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"2"]}]}}`,
+			`{"status":"success","data":{"resultType":"scalar","result":[1700000000.25,"+Inf"]}}`,
+			`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"1"]]}]}}`,
+			`{"status":"success","data":{"resultType":"string","result":[1,"x"]}}`,
+			`{"status":"error","errorType":"bad_data","error":"parse error"}`,
+			`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"histogram":[1,{"count":"1","sum":"1"}]}]}}`,
+		),
+		Errors: providertest.Bodies(`{"status":"error","errorType":"bad_data","error":"parse error"}`),
+		Query: func(t *testing.T, address string) (float64, error) {
+			p, err := New(Options{Address: address, Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			return p.Query(t.Context(), `sum(rate(http_requests_total[1m]))`)
+		},
+	}.Run(f)
 }

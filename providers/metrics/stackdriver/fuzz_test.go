@@ -1,65 +1,23 @@
 package stackdriver
 
 import (
-	"math"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/providers/metrics/internal/providertest"
 )
 
 // FuzzQueryResponse: whatever the backend answers (any status, any body), Query does not panic
 // or hang, a non-2xx answer is never a reading, and a reading is a finite number.
 func FuzzQueryResponse(f *testing.F) {
-	for _, body := range []string{bodyOneSample, bodyScalar, bodyEmpty, bodyNaN, bodyInf, bodyTwoSamples, bodyMatrix, `{"status":"success","data":{"resultType":"vector","result":[{"value":[1,2]}]}}`} {
-		f.Add(http.StatusOK, []byte(body))
-	}
-	for _, status := range []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusFound, http.StatusInternalServerError} {
-		f.Add(status, []byte(`{"status": "error", "errorType": "bad_data", "error": "parse error"}`))
-	}
-	// A well-formed reading under an error status is still an error.
-	f.Add(http.StatusServiceUnavailable, []byte(bodyOneSample))
-	f.Add(http.StatusMovedPermanently, []byte(bodyOneSample))
-	var next atomic.Pointer[fuzzReply]
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		rep := next.Load()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(rep.status)
-		_, _ = w.Write(rep.body)
-	}))
-	f.Cleanup(srv.Close)
-
-	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		status = fuzzStatus(status)
-		next.Store(&fuzzReply{status: status, body: body})
-		p := newProvider(t, srv.URL, 5*time.Second, nil)
-		v, err := p.Query(t.Context(), testQuery)
-		if err != nil {
-			return
-		}
-		if status/100 != 2 {
-			t.Errorf("HTTP %d answered %q read as %v, want an error", status, body, v)
-		}
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			t.Errorf("answer %q read as %v without an error", body, v)
-		}
-	})
-}
-
-// fuzzReply is what the fuzz server answers next.
-type fuzzReply struct {
-	status int
-	body   []byte
-}
-
-// fuzzStatus maps any number onto an HTTP status a server can send (200..599).
-func fuzzStatus(n int) int {
-	if n >= 200 && n <= 599 {
-		return n
-	}
-	if n < 0 {
-		n = -(n + 1)
-	}
-	return 200 + n%400
+	providertest.Answers{
+		Header: http.Header{"Content-Type": {"application/json"}},
+		OK:     providertest.Bodies(bodyOneSample, bodyScalar, bodyEmpty, bodyNaN, bodyInf, bodyTwoSamples, bodyMatrix, `{"status":"success","data":{"resultType":"vector","result":[{"value":[1,2]}]}}`),
+		Errors: providertest.Bodies(`{"status": "error", "errorType": "bad_data", "error": "parse error"}`),
+		Query: func(t *testing.T, address string) (float64, error) {
+			p := newProvider(t, address, 5*time.Second, nil)
+			return p.Query(t.Context(), testQuery)
+		},
+	}.Run(f)
 }
