@@ -242,21 +242,28 @@ func startImageLoop(t *testing.T, lb *loadBalancer, a *app) *imageLoop {
 			if ctx.Err() != nil {
 				return
 			}
-			l.mu.Lock()
-			if err != nil {
-				l.failed++
-				if len(l.errs) < 5 {
-					l.errs = append(l.errs, fmt.Sprintf("%s: %v", time.Now().Format(time.TimeOnly), err))
-				}
-			} else {
-				l.ok++
-				l.last = image
-			}
-			l.mu.Unlock()
+			l.record(err, image)
 			time.Sleep(200 * time.Millisecond) // pace: about four updates a second
 		}
 	}()
 	return l
+}
+
+// record counts one write's outcome (image: what it set, "" for none).
+func (l *imageLoop) record(err error, image string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.failed++
+		if len(l.errs) < 5 {
+			l.errs = append(l.errs, fmt.Sprintf("%s: %v", time.Now().Format(time.TimeOnly), err))
+		}
+		return
+	}
+	l.ok++
+	if image != "" {
+		l.last = image
+	}
 }
 
 func (l *imageLoop) stop() {

@@ -288,16 +288,7 @@ func startProbeLoop(t *testing.T, lb *loadBalancer, ns string) *probeLoop {
 			if ctx.Err() != nil {
 				return
 			}
-			l.mu.Lock()
-			if err != nil {
-				l.failed++
-				if len(l.errs) < 5 {
-					l.errs = append(l.errs, fmt.Sprintf("%s: %v", time.Now().Format(time.TimeOnly), err))
-				}
-			} else {
-				l.ok++
-			}
-			l.mu.Unlock()
+			l.record(err, "")
 			time.Sleep(250 * time.Millisecond)
 		}
 	}()

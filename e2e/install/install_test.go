@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -27,6 +26,7 @@ import (
 	"github.com/sluice-dev/sluice/certs"
 	"github.com/sluice-dev/sluice/e2e/cluster"
 	"github.com/sluice-dev/sluice/e2e/demoapp"
+	"github.com/sluice-dev/sluice/e2e/stack"
 	"github.com/sluice-dev/sluice/rollout/spec"
 	"github.com/sluice-dev/sluice/webhook"
 )
@@ -152,7 +152,7 @@ func installAndRelease(t *testing.T, sluice, promURL, release, shop string, cert
 	if _, err := testCluster.StartProcess("sluice", sluice, flags...); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[2]), 90*time.Second); err != nil {
+	if err := stack.WaitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[2]), 90*time.Second); err != nil {
 		t.Fatalf("sluice not ready: %v\n%s", err, testCluster.LogTail("sluice", 30))
 	}
 
@@ -479,29 +479,6 @@ func buildSluice(t *testing.T) string {
 		t.Fatalf("build sluice: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func waitOK(ctx context.Context, url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last error
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }
 
 // app is an opted-in demo Deployment whose pods are served and loaded for the test.

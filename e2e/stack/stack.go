@@ -170,7 +170,7 @@ func (s *Stack) StartSluice(ctx context.Context, extra ...string) error {
 
 // WaitSluice waits until the running sluice is ready (its webhook serving, its caches synced).
 func (s *Stack) WaitSluice(ctx context.Context) error {
-	if err := waitHTTP(ctx, s.readyURL, 60*time.Second); err != nil {
+	if err := WaitHTTP(ctx, s.readyURL, 60*time.Second); err != nil {
 		return fmt.Errorf("sluice not ready: %w\n%s", err, s.Cluster.LogTail("sluice", 20))
 	}
 	return nil
@@ -230,7 +230,7 @@ func (s *Stack) StartReplica(name string, extra ...string) (*Replica, error) {
 
 // WaitReady waits until the replica's /readyz is ok.
 func (s *Stack) WaitReady(ctx context.Context, r *Replica, timeout time.Duration) error {
-	if err := waitHTTP(ctx, r.ReadyURL, timeout); err != nil {
+	if err := WaitHTTP(ctx, r.ReadyURL, timeout); err != nil {
 		return fmt.Errorf("%s not ready: %w\n%s", r.Name, err, s.Cluster.LogTail(r.Name, 20))
 	}
 	return nil
@@ -311,7 +311,8 @@ func (s *Stack) registerWebhook(ctx context.Context, url string, caBundle []byte
 	return nil
 }
 
-func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+// WaitHTTP polls url until it answers 200 OK, for at most timeout.
+func WaitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error
