@@ -568,9 +568,12 @@ func pidOf(t *testing.T, name string) int {
 func waitForLog(t *testing.T, name string) {
 	t.Helper()
 	pollUntil(t, 10*time.Second, func(context.Context) error {
-		if !strings.Contains(testCluster.LogTail(name, 5), "trapped") {
-			return fmt.Errorf("%s has not set its trap yet", name)
+		// A line of its own: the log's first line is the command line, which contains the word.
+		for _, line := range strings.Split(testCluster.LogTail(name, 5), "\n") {
+			if strings.TrimSpace(line) == "trapped" {
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("%s has not set its trap yet", name)
 	})
 }

@@ -194,6 +194,21 @@ func installAndRelease(t *testing.T, sluice, promURL, release, shop string, cert
 	}); err != nil {
 		t.Fatalf("point the webhook at the local sluice: %v", err)
 	}
+	// The API server applies a changed webhook configuration from its own informer, a moment
+	// later: wait until an admission (a server-side dry-run, which calls the webhook) reaches
+	// the local process instead of the chart's Service.
+	probe := demoapp.Deployment("probe", shop, "demo:v1", 1)
+	probe.Labels[spec.LabelEnabled] = spec.ValueEnabled
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		_, err := admin.AppsV1().Deployments(shop).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("admission does not reach the local sluice: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 
 	// A release held and promoted, then one rolled back.
 	a := startApp(t, admin, shop, "web")
