@@ -33,7 +33,9 @@ type Analyzer struct {
 	// AllowCrossNamespaceTemplates lets a templateRef name another namespace
 	// (--allow-cross-namespace-templates).
 	AllowCrossNamespaceTemplates bool
-	sem                          chan struct{}
+	// Routers are the routers the controller offers; the builtin checks run their queries.
+	Routers spec.Routers
+	sem     chan struct{}
 }
 
 // NewAnalyzer bounds the queries in flight at once to parallelism.
@@ -47,6 +49,11 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 		Namespace: namespace, Target: name, Service: serviceName(name, plan),
 		Canary: spec.CanaryName(name), Stable: name,
 	}
+	// A router this controller lacks has no builtin queries: its builtin checks fail naming it.
+	router, ok := a.Routers.Lookup(plan.Router)
+	if !ok {
+		router = spec.RouterInfo{Name: plan.Router}
+	}
 	results := make([]spec.CheckResult, len(plan.Metrics))
 	var wg sync.WaitGroup
 	for i, m := range plan.Metrics {
@@ -57,7 +64,7 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 		}
 		vars := vars
 		vars.Variables = m.TemplateVariables
-		canaryQ, err := analysis.QueryFor(plan.Router, m, plan.Interval.Duration, vars)
+		canaryQ, err := analysis.QueryFor(router, m, plan.Interval.Duration, vars)
 		if err != nil {
 			results[i] = analysis.Judge(m, 0, withTemplate(m, err))
 			continue
@@ -70,7 +77,7 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 				results[i] = analysis.Judge(m, 0, fmt.Errorf("%w: %v", metrics.ErrUnreachable, ctx.Err()))
 				return
 			}
-			results[i] = a.check(ctx, prov, plan, m, vars, canaryQ)
+			results[i] = a.check(ctx, prov, router, plan, m, vars, canaryQ)
 		})
 	}
 	wg.Wait()
@@ -118,13 +125,13 @@ func (a *Analyzer) resolve(ctx context.Context, namespace string, m spec.Metric)
 
 // check runs one check: the canary query, and where asked the same query on the stable pods
 // (compareTo) and the canary's request count (minRequests).
-func (a *Analyzer) check(ctx context.Context, prov metrics.Provider, plan *spec.Config, m spec.Metric, vars analysis.Vars, canaryQ string) spec.CheckResult {
+func (a *Analyzer) check(ctx context.Context, prov metrics.Provider, router spec.RouterInfo, plan *spec.Config, m spec.Metric, vars analysis.Vars, canaryQ string) spec.CheckResult {
 	v, err := a.query(ctx, prov, canaryQ)
 	r := analysis.Judge(m, v, err)
 	if m.CompareTo == spec.CompareStable {
 		stableVars := vars
 		stableVars.Canary, stableVars.StableSide = vars.Stable, true
-		stableQ, qerr := analysis.QueryFor(plan.Router, m, plan.Interval.Duration, stableVars)
+		stableQ, qerr := analysis.QueryFor(router, m, plan.Interval.Duration, stableVars)
 		sv, serr := 0.0, qerr
 		if qerr == nil {
 			sv, serr = a.query(ctx, prov, stableQ)
@@ -135,7 +142,7 @@ func (a *Analyzer) check(ctx context.Context, prov metrics.Provider, plan *spec.
 		r = analysis.JudgeCompare(m, v, sv, err, serr)
 	}
 	if m.MinRequests > 0 {
-		countQ, qerr := analysis.RequestCountQuery(plan.Router, m, plan.Interval.Duration, vars)
+		countQ, qerr := analysis.RequestCountQuery(router, m, plan.Interval.Duration, vars)
 		n, nerr := 0.0, qerr
 		if qerr == nil {
 			n, nerr = a.query(ctx, prov, countQ)

@@ -16,6 +16,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/providers/metrics"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -80,7 +81,7 @@ func TestCrossNamespaceTemplates(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			queries.Store(0)
 			a := NewAnalyzer(nil, 4)
-			a.Templates, a.Providers = reader, &Providers{Secrets: reader, Timeout: 5 * time.Second}
+			a.Templates, a.Providers = reader, &Providers{Backends: catalogtest.Backends(), Secrets: reader, Timeout: 5 * time.Second}
 			a.AllowCrossNamespaceTemplates = tc.allow
 			res := a.Run(t.Context(), "app", "web", plan)
 			if res[0].Verdict != tc.wantShared {
@@ -130,7 +131,7 @@ func TestProviderErrorsNeverCarryTheSecret(t *testing.T) {
 	defer srv.Close()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "dd"},
 		Data: map[string][]byte{"datadog_api_key": []byte("api-s3cret"), "datadog_application_key": []byte("app-s3cret")}}
-	ps := &Providers{Secrets: fake.NewClientBuilder().WithObjects(secret).Build(), Timeout: 5 * time.Second}
+	ps := &Providers{Backends: catalogtest.Backends(), Secrets: fake.NewClientBuilder().WithObjects(secret).Build(), Timeout: 5 * time.Second}
 	p, err := ps.For(t.Context(), "ns", spec.ProviderSpec{Type: "datadog", Address: srv.URL, SecretRef: &spec.SecretRef{Name: "dd"}})
 	if err != nil {
 		t.Fatal(err)

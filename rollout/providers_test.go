@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -29,7 +30,7 @@ func TestPrometheusProviderFromTemplate(t *testing.T) {
 	}))
 	defer srv.Close()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "prom"}, Data: map[string][]byte{"token": []byte("t0k")}}
-	ps := &Providers{Secrets: fake.NewClientBuilder().WithObjects(secret).Build(), Timeout: time.Second}
+	ps := &Providers{Backends: catalogtest.Backends(), Secrets: fake.NewClientBuilder().WithObjects(secret).Build(), Timeout: time.Second}
 	p, err := ps.For(t.Context(), "ns", spec.ProviderSpec{Type: "prometheus", Address: srv.URL, SecretRef: &spec.SecretRef{Name: "prom"},
 		InsecureSkipVerify: true, Headers: map[string]string{"X-Scope-OrgID": "shop"}})
 	if err != nil {
@@ -55,7 +56,7 @@ func TestProvidersFromTemplates(t *testing.T) {
 		Data: map[string][]byte{"datadog_api_key": []byte("api"), "datadog_application_key": []byte("app")}}
 	reader := fake.NewClientBuilder().WithObjects(secret).Build()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	ps := &Providers{Secrets: reader, Timeout: time.Second, Now: func() time.Time { return now }}
+	ps := &Providers{Backends: catalogtest.Backends(), Secrets: reader, Timeout: time.Second, Now: func() time.Time { return now }}
 	dds := spec.ProviderSpec{Type: "datadog", Address: dd.URL, SecretRef: &spec.SecretRef{Name: "dd"}}
 
 	p1, err := ps.For(t.Context(), "ns", dds)
@@ -128,10 +129,10 @@ func TestControllerCloudIdentityNeedsTheFlag(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	cw := spec.ProviderSpec{Type: "cloudwatch", Region: "eu-west-1"}
 	reader := fake.NewClientBuilder().Build()
-	if _, err := (&Providers{Secrets: reader, Timeout: time.Second}).For(t.Context(), "ns", cw); err == nil {
+	if _, err := (&Providers{Backends: catalogtest.Backends(), Secrets: reader, Timeout: time.Second}).For(t.Context(), "ns", cw); err == nil {
 		t.Error("a cloudwatch template without keys was built without the flag")
 	}
-	if _, err := (&Providers{Secrets: reader, Timeout: time.Second, AllowControllerCloudIdentity: true}).For(t.Context(), "ns", cw); err != nil {
+	if _, err := (&Providers{Backends: catalogtest.Backends(), Secrets: reader, Timeout: time.Second, AllowControllerCloudIdentity: true}).For(t.Context(), "ns", cw); err != nil {
 		t.Errorf("with the flag: %v", err)
 	}
 }

@@ -40,6 +40,9 @@ type Reconciler struct {
 		Run(ctx context.Context, namespace, name string, plan *spec.Config) []spec.CheckResult
 	}
 	Defaults spec.Defaults
+	// Routers builds the routers releases name (cmd/sluice registers them); Defaults.Routers is
+	// its catalog.
+	Routers *routers.Registry
 	// Excluded are the namespaces the admission webhook does not see (its namespaceSelector):
 	// their template changes are never held, so their Deployments are not released; each is
 	// reported once (Event NotGuarded).

@@ -21,12 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/sluice-dev/sluice/providers/routers"
-	"github.com/sluice-dev/sluice/providers/routers/appmesh"
-	"github.com/sluice-dev/sluice/providers/routers/contour"
-	"github.com/sluice-dev/sluice/providers/routers/gatewayapi"
-	"github.com/sluice-dev/sluice/providers/routers/istio"
-	"github.com/sluice-dev/sluice/providers/routers/linkerd"
-	"github.com/sluice-dev/sluice/providers/routers/nginx"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -41,24 +35,9 @@ const (
 	canarySuffix   = "-canary"
 )
 
-// newRouter returns the router named in a plan; nil for the replicas router.
-func newRouter(name string, c client.Client) routers.Router {
-	objs := routers.Objects{Client: c}
-	switch name {
-	case spec.RouterGatewayAPI:
-		return gatewayapi.Router{Objects: objs}
-	case spec.RouterIstio:
-		return istio.Router{Objects: objs}
-	case spec.RouterLinkerd:
-		return linkerd.Router{Objects: objs}
-	case spec.RouterNginx:
-		return nginx.Router{Objects: objs}
-	case spec.RouterContour:
-		return contour.Router{Objects: objs}
-	case spec.RouterAppMesh:
-		return appmesh.Router{Objects: objs}
-	}
-	return nil
+// newRouter builds the router named in a plan from the registry; a name it lacks is an error.
+func (r *Reconciler) newRouter(name string) (routers.Router, error) {
+	return r.Routers.New(name, routers.Objects{Client: r.Client})
 }
 
 // serviceName is the user's Service in front of the Deployment.
@@ -74,7 +53,7 @@ func serviceName(deployment string, plan *spec.Config) string {
 func target(parent *appsv1.Deployment, plan *spec.Config, svc *corev1.Service) (routers.Target, error) {
 	t := routers.Target{
 		Namespace: parent.Namespace, Service: serviceName(parent.Name, plan),
-		Route: plan.Route, Kind: plan.RouteKindOf(), Create: plan.Route == "",
+		Route: plan.Route, Kind: plan.RouteKind, Create: plan.Route == "",
 		Owner: *metav1.NewControllerRef(parent, appsv1.SchemeGroupVersion.WithKind("Deployment")),
 	}
 	if t.Route == "" {
@@ -259,9 +238,9 @@ func mergePorts(have, want []corev1.ServicePort) []corev1.ServicePort {
 
 // route sets the routing object for state st: Apply while a release needs it, Reset otherwise.
 func (r *Reconciler) route(ctx context.Context, t routers.Target, targetErr error, st spec.State) error {
-	router := newRouter(st.Plan.Router, r.Client)
-	if router == nil {
-		return nil
+	router, err := r.newRouter(st.Plan.Router)
+	if err != nil {
+		return err
 	}
 	want, active := st.Routing()
 	if !active {
@@ -293,10 +272,12 @@ func (r *Reconciler) cleanupRouting(ctx context.Context, namespace, parent strin
 				return fmt.Errorf("Service %s: %s: %w", klog.KObj(svc), annTarget, err)
 			}
 			plan.Router = svc.Annotations[annRouter]
-			if router := newRouter(plan.Router, r.Client); router != nil {
-				if err := router.Reset(ctx, t); err != nil && !isGone(err) {
-					return fmt.Errorf("reset routing of %s/%s: %w", namespace, parent, err)
-				}
+			router, err := r.newRouter(plan.Router)
+			if err != nil {
+				return fmt.Errorf("reset routing of %s/%s: %w", namespace, parent, err)
+			}
+			if err := router.Reset(ctx, t); err != nil && !isGone(err) {
+				return fmt.Errorf("reset routing of %s/%s: %w", namespace, parent, err)
 			}
 			updated := svc.DeepCopy()
 			controllerutil.RemoveFinalizer(updated, finalizerRoute)

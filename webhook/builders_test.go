@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -122,7 +123,7 @@ func hashOf(tag string) string {
 
 // release is the record of a release of v2 from stable v1, in phase p.
 func release(p spec.Phase, mods ...func(*spec.State)) spec.State {
-	cfg, errs := spec.Parse(nil, spec.Defaults{})
+	cfg, errs := spec.Parse(nil, catalogtest.Defaults())
 	if len(errs) > 0 {
 		panic(spec.FormatErrors(errs))
 	}

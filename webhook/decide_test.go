@@ -13,6 +13,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/rollout/spec"
 	"github.com/sluice-dev/sluice/webhook"
 )
@@ -330,11 +331,11 @@ func render(in webhook.Input, v webhook.Verdict) string {
 }
 
 func create(d *deployment) webhook.Input {
-	return webhook.Input{Operation: admissionv1.Create, New: d.Obj(), Now: now}
+	return webhook.Input{Operation: admissionv1.Create, New: d.Obj(), Now: now, Defaults: catalogtest.Defaults()}
 }
 
 func update_(old, new *deployment, mods ...func(*webhook.Input)) webhook.Input {
-	in := webhook.Input{Operation: admissionv1.Update, Old: old.Obj(), New: new.Obj(), Now: now}
+	in := webhook.Input{Operation: admissionv1.Update, Old: old.Obj(), New: new.Obj(), Now: now, Defaults: catalogtest.Defaults()}
 	for _, m := range mods {
 		m(&in)
 	}

@@ -155,7 +155,7 @@ func FuzzHandle(f *testing.F) {
 		}
 		// And the stored object decides the same way when decided directly.
 		var sd = decodeDeployment(t, stored)
-		v := webhook.Decide(webhook.Input{Operation: admissionv1.Update, Old: sd, New: sd, Now: now, RestartBypass: hh.RestartBypass, FromController: has(fController)})
+		v := webhook.Decide(webhook.Input{Operation: admissionv1.Update, Old: sd, New: sd, Now: now, Defaults: hh.Defaults, RestartBypass: hh.RestartBypass, FromController: has(fController)})
 		if !v.Allowed || v.Object != nil {
 			t.Fatalf("Decide(stored, stored) = %+v; want allowed as sent", v)
 		}

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/rollout/spec"
 	"github.com/sluice-dev/sluice/webhook"
 )
@@ -32,6 +33,7 @@ func newHandler(rec events.EventRecorder) *webhook.Handler {
 	return &webhook.Handler{
 		ControllerIdentity: controllerIdentity,
 		RestartBypass:      true,
+		Defaults:           catalogtest.Defaults(),
 		Recorder:           rec,
 		Now:                func() time.Time { return now },
 	}

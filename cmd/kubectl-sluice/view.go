@@ -186,11 +186,16 @@ func joinInts(xs []int) string {
 	return strings.Join(s, ",")
 }
 
-// describePlan says how the release reaches the canary, e.g. "ab through istio (virtualservice
-// shop)" or "canary through replicas".
+// describePlan says how the release reaches the canary, e.g. "ab through istio (route shop)",
+// "canary through linkerd (trafficsplit shop)" or "canary through replicas". The plugin has no
+// router catalog, so it names a kind only when sluice.dev/route gives one.
 func describePlan(p *spec.Config) string {
 	out := fmt.Sprintf("%s through %s", p.Strategy, p.Router)
-	if kind := p.RouteKindOf(); kind != "" {
+	if p.Router != spec.RouterReplicas { // the replicas router manages no routing object
+		kind := p.RouteKind
+		if kind == "" {
+			kind = "route"
+		}
 		route := p.Route
 		if route == "" {
 			route = "named after the Deployment"

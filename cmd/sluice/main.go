@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/sluice-dev/sluice/certs"
+	"github.com/sluice-dev/sluice/providers/metrics"
 	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
 	"github.com/sluice-dev/sluice/providers/metrics/redact"
 	"github.com/sluice-dev/sluice/rollout"
@@ -126,7 +127,8 @@ func run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	defaults := spec.Defaults{Router: o.DefaultRouter}
+	routerReg, backends := routerRegistry(), metricBackends()
+	defaults := spec.Defaults{Router: o.DefaultRouter, Routers: routerReg.Catalog()}
 	recorder := mgr.GetEventRecorder("sluice")
 
 	if certManager != nil {
@@ -147,20 +149,23 @@ func run(ctx context.Context, o Options) error {
 		}
 	}
 	if !o.DisableReconciler {
-		prom, err := prometheus.New(prometheus.Options{Address: o.PrometheusAddress, Timeout: o.QueryTimeout})
+		// The builtin checks and inline queries run on the default Prometheus, built like a
+		// template's.
+		prom, err := backends.New(ctx, prometheus.Backend.Type, metrics.Source{Address: o.PrometheusAddress, Timeout: o.QueryTimeout})
 		if err != nil {
 			return err
 		}
 		analyzer := rollout.NewAnalyzer(prom, o.QueryParallelism)
+		analyzer.Routers = defaults.Routers
 		analyzer.Templates = mgr.GetClient()
 		analyzer.AllowCrossNamespaceTemplates = o.AllowCrossNamespaceTemplates
 		analyzer.Providers = &rollout.Providers{
-			PrometheusAddress: o.PrometheusAddress, Secrets: mgr.GetAPIReader(), Timeout: o.QueryTimeout,
-			AllowControllerCloudIdentity: o.AllowControllerCloudIdentity,
+			Backends: backends, DefaultAddresses: map[string]string{prometheus.Backend.Type: o.PrometheusAddress},
+			Secrets: mgr.GetAPIReader(), Timeout: o.QueryTimeout, AllowControllerCloudIdentity: o.AllowControllerCloudIdentity,
 		}
 		r := &rollout.Reconciler{
-			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Defaults: defaults, Analyzer: analyzer,
-			Excluded: o.ExcludedNamespaces,
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Defaults: defaults, Routers: routerReg,
+			Analyzer: analyzer, Excluded: o.ExcludedNamespaces,
 		}
 		if err := r.SetupWithManager(mgr, o.Concurrency); err != nil {
 			return fmt.Errorf("set up rollout worker: %w", err)

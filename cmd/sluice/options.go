@@ -129,7 +129,7 @@ func (o *Options) Validate() error {
 	if o.ControllerIdentity == "" {
 		errs = append(errs, errors.New("--controller-identity must not be empty"))
 	}
-	if _, errList := spec.Parse(nil, spec.Defaults{Router: o.DefaultRouter}); len(errList) > 0 {
+	if _, errList := spec.Parse(nil, spec.Defaults{Router: o.DefaultRouter, Routers: routerRegistry().Catalog()}); len(errList) > 0 {
 		errs = append(errs, fmt.Errorf("--default-router: %s", spec.FormatErrors(errList)))
 	}
 	if o.WebhookPort < 1 || o.WebhookPort > 65535 {

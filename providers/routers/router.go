@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluice-dev/sluice/rollout/spec"
@@ -26,7 +27,8 @@ type Target struct {
 	// Service is the user's Service in front of the Deployment; Port is its port number.
 	Service string
 	Port    int32
-	// Route names the routing object; Kind is its lower-case kind ("httproute" …).
+	// Route names the routing object; Kind is its lower-case kind ("httproute" …), empty for
+	// the router's default kind (the first of its spec.RouterInfo.Kinds).
 	Route, Kind string
 	// Owner owns the objects a router creates (the parent Deployment), so they are
 	// garbage-collected with it.
@@ -45,6 +47,19 @@ func (t Target) Stable() string { return spec.StableServiceName(t.Service) }
 
 // Canary is the Service selecting only the canary pods.
 func (t Target) Canary() string { return spec.CanaryServiceName(t.Service) }
+
+// OwnedServices is the RBAC rule every router needs for the Services Sluice owns around an
+// isolated canary, `<svc>-stable` and `<svc>-canary` (the worker keeps them: created, pinned,
+// released from their finalizer, deleted).
+var OwnedServices = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: VerbsOwn}
+
+// Verbs of the RBAC rules on routing objects: VerbsOwn for a kind Sluice also creates (and
+// deletes) objects of, VerbsEdit for one it only reads and edits. Reads go through the informer
+// cache (list, watch); writes are updates, never patches.
+var (
+	VerbsOwn  = []string{"get", "list", "watch", "create", "update", "delete"}
+	VerbsEdit = []string{"get", "list", "watch", "update"}
+)
 
 // Routing is the traffic a router must send to the canary.
 type Routing = spec.Routing

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/providers/metrics"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -58,7 +59,7 @@ func tooFew(r spec.CheckResult, served, min int) spec.CheckResult {
 }
 
 func TestRequestCountQueryUnknownRouter(t *testing.T) {
-	_, err := RequestCountQuery("haproxy", spec.Metric{Name: "sr"}, 0, Vars{})
+	_, err := RequestCountQuery(catalogtest.Router("haproxy"), spec.Metric{Name: "sr"}, 0, Vars{})
 	if err == nil || !strings.Contains(err.Error(), `minRequests: no request count query for router "haproxy"`) {
 		t.Errorf("RequestCountQuery for an unknown router: %v, want the minRequests error", err)
 	}

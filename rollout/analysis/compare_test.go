@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/providers/metrics"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -78,12 +79,12 @@ func TestJudgeRequests(t *testing.T) {
 }
 
 func TestRequestCountQuery(t *testing.T) {
-	q, err := RequestCountQuery(spec.RouterReplicas, spec.Metric{Name: "sr"}, 30*time.Second, Vars{Namespace: "ns", Canary: "web-canary"})
+	q, err := RequestCountQuery(catalogtest.Router(spec.RouterReplicas), spec.Metric{Name: "sr"}, 30*time.Second, Vars{Namespace: "ns", Canary: "web-canary"})
 	want := `sum(increase(http_requests_total{namespace="ns",pod=~"web-canary-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[30s]))`
 	if err != nil || q != want {
 		t.Errorf("RequestCountQuery = %q, %v; want %q", q, err, want)
 	}
-	if _, err := RequestCountQuery("haproxy", spec.Metric{Name: "sr"}, 0, Vars{}); err == nil {
+	if _, err := RequestCountQuery(catalogtest.Router("haproxy"), spec.Metric{Name: "sr"}, 0, Vars{}); err == nil {
 		t.Error("no error for a router without a request count query")
 	}
 }

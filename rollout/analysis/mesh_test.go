@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/rollout/analysis"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -167,7 +168,7 @@ func TestMeshBuiltins(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := analysis.QueryFor(tc.router, tc.m, time.Minute, tc.v)
+			got, err := analysis.QueryFor(catalogtest.Router(tc.router), tc.m, time.Minute, tc.v)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +191,7 @@ func TestMeshRequestCounts(t *testing.T) {
 	}
 	for router, want := range tests {
 		t.Run(router, func(t *testing.T) {
-			got, err := analysis.RequestCountQuery(router, spec.Metric{Name: spec.CheckSuccessRate}, 30*time.Second, meshVars())
+			got, err := analysis.RequestCountQuery(catalogtest.Router(router), spec.Metric{Name: spec.CheckSuccessRate}, 30*time.Second, meshVars())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,20 +202,20 @@ func TestMeshRequestCounts(t *testing.T) {
 	}
 }
 
-// TestBuiltinSides checks every router's builtins the way compareTo: stable uses them: the
-// canary query names only the canary's Deployment or Service, the stable one only stable's.
+// TestBuiltinSides checks every registered router's builtins the way compareTo: stable uses
+// them: the canary query names only the canary's Deployment or Service, the stable one only
+// stable's.
 func TestBuiltinSides(t *testing.T) {
-	routers := []string{spec.RouterReplicas, spec.RouterGatewayAPI, spec.RouterIstio, spec.RouterLinkerd,
-		spec.RouterNginx, spec.RouterContour, spec.RouterAppMesh}
-	for _, router := range routers {
+	for _, info := range catalogtest.Catalog() {
+		router := info.Name
 		for _, check := range []string{spec.CheckSuccessRate, spec.CheckDuration} {
 			t.Run(router+"/"+check, func(t *testing.T) {
 				m := spec.Metric{Name: check}
-				canary, err := analysis.QueryFor(router, m, time.Minute, meshVars())
+				canary, err := analysis.QueryFor(info, m, time.Minute, meshVars())
 				if err != nil {
 					t.Fatal(err)
 				}
-				stable, err := analysis.QueryFor(router, m, time.Minute, stableSide(meshVars()))
+				stable, err := analysis.QueryFor(info, m, time.Minute, stableSide(meshVars()))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -233,7 +234,7 @@ func TestBuiltinSides(t *testing.T) {
 			})
 		}
 		t.Run(router+"/request count", func(t *testing.T) {
-			if _, err := analysis.RequestCountQuery(router, spec.Metric{Name: spec.CheckSuccessRate}, time.Minute, meshVars()); err != nil {
+			if _, err := analysis.RequestCountQuery(info, spec.Metric{Name: spec.CheckSuccessRate}, time.Minute, meshVars()); err != nil {
 				t.Error(err)
 			}
 		})

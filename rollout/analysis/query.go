@@ -9,88 +9,31 @@ import (
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
-// Builtin PromQL for the `replicas` router: the application's own HTTP server metrics, scraped
-// per pod with `namespace` and `pod` target labels (the conventional kubernetes-pods scrape
-// job). The canary's pods are named `<deployment>-canary-<replicaset hash>-<suffix>`.
-//
-//	http_requests_total{code="200",...}                 counter, one per status code
-//	http_request_duration_seconds_bucket{le="0.5",...}  histogram of request latency
-const (
-	replicasSuccessRate = `(sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{ canary }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+",code!~"5.."}[{{ interval }}]))` +
-		` or vector(0)) / sum(rate(http_requests_total{namespace="{{ namespace }}",pod=~"{{ canary }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}])) * 100`
-	replicasDuration = `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{{ namespace }}",pod=~"{{ canary }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}]))) * 1000`
-
-	replicasRequests = `sum(increase(http_requests_total{namespace="{{ namespace }}",pod=~"{{ canary }}-[0-9a-zA-Z]+-[0-9a-zA-Z]+"}[{{ interval }}]))`
-)
-
-// requestCounts are the queries behind minRequests: requests the canary served in the window.
-var requestCounts = map[string]string{
-	spec.RouterReplicas:   replicasRequests,
-	spec.RouterGatewayAPI: gatewayAPICanaryRequests,
-	spec.RouterIstio:      istioRequests,
-	spec.RouterLinkerd:    linkerdRequests,
-	spec.RouterNginx:      nginxCanaryRequests,
-	spec.RouterContour:    contourCanaryRequests,
-	spec.RouterAppMesh:    appMeshRequests,
-}
-
-// RequestCountQuery renders the canary's request count in the check's window for router.
-func RequestCountQuery(router string, m spec.Metric, interval time.Duration, v Vars) (string, error) {
-	q := requestCounts[router]
+// RequestCountQuery renders the canary's request count in the check's window for a release
+// through router (the query behind minRequests).
+func RequestCountQuery(router spec.RouterInfo, m spec.Metric, interval time.Duration, v Vars) (string, error) {
+	q := router.Queries.Requests
 	if q == "" {
-		return "", fmt.Errorf("check %s: minRequests: no request count query for router %q", m.Name, router)
+		return "", fmt.Errorf("check %s: minRequests: no request count query for router %q", m.Name, router.Name)
 	}
 	return QueryFor(router, spec.Metric{Name: m.Name, Query: q, Interval: m.Interval}, interval, v)
 }
 
-var builtins = map[string]map[string]string{
-	spec.RouterReplicas: {
-		spec.CheckSuccessRate: replicasSuccessRate,
-		spec.CheckDuration:    replicasDuration,
-	},
-	spec.RouterGatewayAPI: {
-		spec.CheckSuccessRate: gatewayAPICanarySuccessRate,
-		spec.CheckDuration:    gatewayAPICanaryDuration,
-	},
-	spec.RouterIstio: {
-		spec.CheckSuccessRate: istioSuccessRate,
-		spec.CheckDuration:    istioDuration,
-	},
-	spec.RouterLinkerd: {
-		spec.CheckSuccessRate: linkerdSuccessRate,
-		spec.CheckDuration:    linkerdDuration,
-	},
-	spec.RouterNginx: {
-		spec.CheckSuccessRate: nginxCanarySuccessRate,
-		spec.CheckDuration:    nginxCanaryDuration,
-	},
-	spec.RouterContour: {
-		spec.CheckSuccessRate: contourCanarySuccessRate,
-		spec.CheckDuration:    contourCanaryDuration,
-	},
-	spec.RouterAppMesh: {
-		spec.CheckSuccessRate: appMeshSuccessRate,
-		spec.CheckDuration:    appMeshDuration,
-	},
-}
-
-// stableBuiltins are the stable-side builtin queries of the routers whose series name the
-// `<svc>-canary` Service rather than the canary Deployment, so that rendering with {{ canary }}
-// set to the stable Deployment would still select the canary (see mesh.go). The other routers'
-// builtins serve both sides.
-var stableBuiltins = map[string]map[string]string{
-	spec.RouterGatewayAPI: {
-		spec.CheckSuccessRate: gatewayAPIStableSuccessRate,
-		spec.CheckDuration:    gatewayAPIStableDuration,
-	},
-	spec.RouterNginx: {
-		spec.CheckSuccessRate: nginxStableSuccessRate,
-		spec.CheckDuration:    nginxStableDuration,
-	},
-	spec.RouterContour: {
-		spec.CheckSuccessRate: contourStableSuccessRate,
-		spec.CheckDuration:    contourStableDuration,
-	},
+// builtin is router's query of the builtin check named check ("" when there is none): for the
+// stable side of compareTo: stable its stable-side query where it has one.
+func builtin(router spec.RouterInfo, check string, stableSide bool) string {
+	q := router.Queries
+	switch {
+	case check == spec.CheckSuccessRate && stableSide && q.StableSuccessRate != "":
+		return q.StableSuccessRate
+	case check == spec.CheckSuccessRate:
+		return q.SuccessRate
+	case check == spec.CheckDuration && stableSide && q.StableDuration != "":
+		return q.StableDuration
+	case check == spec.CheckDuration:
+		return q.Duration
+	}
+	return ""
 }
 
 // Vars are the template variables a query may use.
@@ -103,18 +46,15 @@ type Vars struct {
 	StableSide bool
 }
 
-// QueryFor returns the rendered query of check m for a release through router. For the stable
-// side of a builtin check (v.StableSide) it uses the router's stable-side query where it has
-// one.
-func QueryFor(router string, m spec.Metric, interval time.Duration, v Vars) (string, error) {
+// QueryFor returns the rendered query of check m for a release through router: m's own query,
+// or the router's builtin one (spec.RouterInfo.Queries). For the stable side of a builtin check
+// (v.StableSide) it uses the router's stable-side query where it has one.
+func QueryFor(router spec.RouterInfo, m spec.Metric, interval time.Duration, v Vars) (string, error) {
 	q := m.Query
 	if q == "" {
-		q = builtins[router][m.Name]
+		q = builtin(router, m.Name, v.StableSide)
 		if q == "" {
-			return "", fmt.Errorf("check %s: no builtin query for router %q", m.Name, router)
-		}
-		if s := stableBuiltins[router][m.Name]; s != "" && v.StableSide {
-			q = s
+			return "", fmt.Errorf("check %s: no builtin query for router %q", m.Name, router.Name)
 		}
 	}
 	if m.Interval != "" {

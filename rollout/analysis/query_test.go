@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/rollout/analysis"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -128,7 +129,7 @@ func TestQueryFor(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			v := vars()
 			v.Interval = 0 // QueryFor sets it
-			got, err := analysis.QueryFor(tc.router, tc.m, tc.interval, v)
+			got, err := analysis.QueryFor(catalogtest.Router(tc.router), tc.m, tc.interval, v)
 			checkErr(t, err, tc.wantErr)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("QueryFor() mismatch (-want +got):\n%s", diff)

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/rollout/plan"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -30,7 +31,7 @@ func ptr[T any](v T) *T { return &v }
 
 // config is the default configuration (steps 10..50, interval 1m, threshold 5, deadline 10m).
 func config(mods ...func(*spec.Config)) *spec.Config {
-	c, errs := spec.Parse(nil, spec.Defaults{})
+	c, errs := spec.Parse(nil, catalogtest.Defaults())
 	if len(errs) > 0 {
 		panic(spec.FormatErrors(errs))
 	}

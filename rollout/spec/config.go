@@ -148,10 +148,13 @@ func (r *Range) String() string {
 	return "[" + lo + ", " + hi + "]"
 }
 
-// Defaults are the values used where a Deployment sets nothing; the router default comes from
-// the controller's flag.
+// Defaults are the values used where a Deployment sets nothing, and the catalog a
+// configuration is checked against; the router default comes from the controller's flag.
 type Defaults struct {
 	Router string
+	// Routers are the routers the controller offers (cmd/sluice registers them); a Deployment
+	// naming another one is refused.
+	Routers Routers
 }
 
 // analysisBlock is the Flagger-shaped `sluice.dev/analysis` annotation.
@@ -274,14 +277,13 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 	if v, ok := ann[AnnRouter]; ok {
 		c.Router = v
 	}
-	routerKnown := true
-	if _, ok := routeKinds[c.Router]; !ok {
-		routerKnown = false
-		p.invalid(AnnRouter, c.Router, "must be one of "+strings.Join(Routers, ", "))
+	info, routerKnown := d.Routers.Lookup(c.Router)
+	if !routerKnown {
+		p.invalid(AnnRouter, c.Router, "must be one of "+strings.Join(d.Routers.Names(), ", "))
 	}
 	c.Service = p.name(AnnService)
 	if v, ok := ann[AnnRoute]; ok {
-		c.RouteKind, c.Route = p.route(v, c.Router, routerKnown)
+		c.RouteKind, c.Route = p.route(v, info, routerKnown)
 	}
 	if v, ok := ann[AnnMirrorPercent]; ok {
 		p.int(AnnMirrorPercent, 1, 100, &c.MirrorPercent)
@@ -380,8 +382,8 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 	p.matches(matchKey, c.Matches)
 	p.sessionAffinity(affinityKey, c.SessionAffinity)
 	if routerKnown {
-		p.capabilities(&c, strategyKey, matchKey)
-		p.stickyCapability(&c, affinityKey)
+		p.capabilities(&c, info, strategyKey, matchKey)
+		p.stickyCapability(&c, info, d.Routers, affinityKey)
 	}
 	if c.Strategy == StrategyMirror && c.MirrorPercent == 0 {
 		c.MirrorPercent = 100

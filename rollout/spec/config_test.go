@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -260,7 +261,7 @@ metrics:
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, errs := spec.Parse(tc.ann, tc.defaults)
+			got, errs := spec.Parse(tc.ann, withCatalog(tc.defaults))
 			if len(errs) > 0 {
 				t.Fatalf("Parse() errors: %s", spec.FormatErrors(errs))
 			}
@@ -626,6 +627,13 @@ func TestParseInvalid(t *testing.T) {
 	}
 }
 
+// withCatalog gives d the routers cmd/sluice registers (their descriptions live in the router
+// packages, which import spec).
+func withCatalog(d spec.Defaults) spec.Defaults {
+	d.Routers = catalogtest.Catalog()
+	return d
+}
+
 // parseWithin fails the test instead of hanging when Parse does not return (a step weight of 0
 // once looped forever).
 func parseWithin(t *testing.T, ann map[string]string, d spec.Defaults) (spec.Config, field.ErrorList) {
@@ -636,7 +644,7 @@ func parseWithin(t *testing.T, ann map[string]string, d spec.Defaults) (spec.Con
 	}
 	done := make(chan result, 1)
 	go func() {
-		c, errs := spec.Parse(ann, d)
+		c, errs := spec.Parse(ann, withCatalog(d))
 		done <- result{c, errs}
 	}()
 	select {
@@ -658,7 +666,7 @@ func TestFormatErrorsBounded(t *testing.T) {
 	_, errs := spec.Parse(map[string]string{
 		spec.AnnMetrics:   b.String(),
 		spec.AnnMaxWeight: strings.Repeat("9", 100000),
-	}, spec.Defaults{})
+	}, catalogtest.Defaults())
 	if len(errs) < 20000 {
 		t.Fatalf("Parse found %d errors, want one per check at least", len(errs))
 	}

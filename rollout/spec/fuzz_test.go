@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -52,8 +53,8 @@ func FuzzParse(f *testing.F) {
 				ann[k.key] = args[k.arg]
 			}
 		}
-		cfg, errs := spec.Parse(ann, spec.Defaults{})
-		cfg2, errs2 := spec.Parse(ann, spec.Defaults{})
+		cfg, errs := spec.Parse(ann, catalogtest.Defaults())
+		cfg2, errs2 := spec.Parse(ann, catalogtest.Defaults())
 		if diff := cmp.Diff(cfg, cfg2); diff != "" {
 			t.Fatalf("Parse is not deterministic (-first +second):\n%s", diff)
 		}

@@ -44,31 +44,6 @@ func (m StringMatch) Value() string { return m.Exact + m.Prefix + m.Regex }
 // Cookie header in any order, so n cookies become n! alternatives of one regular expression.
 const MaxCookiesPerMatch = 4
 
-// Routers lists the routers of SPEC §2.
-var Routers = []string{RouterReplicas, RouterGatewayAPI, RouterIstio, RouterLinkerd, RouterNginx, RouterContour, RouterAppMesh}
-
-// routeKinds are the kinds of routing object each router manages, its default first.
-var routeKinds = map[string][]string{
-	RouterReplicas:   nil,
-	RouterGatewayAPI: {"httproute", "grpcroute"},
-	RouterIstio:      {"virtualservice"},
-	RouterLinkerd:    {"httproute", "trafficsplit"},
-	RouterNginx:      {"ingress"},
-	RouterContour:    {"httpproxy"},
-	RouterAppMesh:    {"virtualrouter"},
-}
-
-// RouteKindOf is the kind of routing object the configuration manages ("" for replicas).
-func (c *Config) RouteKindOf() string {
-	if c.RouteKind != "" {
-		return c.RouteKind
-	}
-	if ks := routeKinds[c.Router]; len(ks) > 0 {
-		return ks[0]
-	}
-	return ""
-}
-
 // Isolated reports whether the canary's pods are kept out of the Deployment's own Services:
 // true for every router but replicas (traffic reaches the canary only through the routing
 // object) and for a blue/green release (the canary gets no live traffic until the switch).
@@ -80,42 +55,9 @@ func (c *Config) Isolated() bool {
 // stepping weights.
 func (c *Config) Iterative() bool { return c.Strategy != StrategyCanary }
 
-// capability is what a router can do with its routing object kind.
-type capability struct {
-	strategies []Strategy
-	// matches: which match fields and comparisons are possible; nil means none.
-	headers, cookies, query []string
-	// single: at most one Match with at most one header and one cookie (ingress-nginx).
-	single bool
-	// sticky: cookie session affinity (a response header on the canary's backend and a
-	// cookie match).
-	sticky bool
-}
-
-var all = []string{"exact", "prefix", "regex"}
-
-var capabilities = map[string]capability{
-	RouterReplicas:                  {strategies: []Strategy{StrategyCanary, StrategyBlueGreen}},
-	RouterGatewayAPI + "/httproute": {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB, StrategyMirror}, headers: all, cookies: all, query: all, sticky: true},
-	RouterGatewayAPI + "/grpcroute": {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB, StrategyMirror}, headers: all},
-	RouterIstio:                     {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB, StrategyMirror}, headers: all, cookies: all, query: all, sticky: true},
-	RouterLinkerd + "/httproute":    {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB}, headers: all, cookies: all, query: all},
-	RouterLinkerd + "/trafficsplit": {strategies: []Strategy{StrategyCanary, StrategyBlueGreen}},
-	RouterNginx:                     {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB}, headers: []string{"exact", "regex"}, cookies: []string{"exact"}, single: true},
-	RouterContour:                   {strategies: []Strategy{StrategyCanary, StrategyBlueGreen, StrategyAB}, headers: []string{"exact"}, query: []string{"exact", "prefix", "regex"}},
-	RouterAppMesh:                   {strategies: []Strategy{StrategyCanary, StrategyBlueGreen}},
-}
-
-func capabilityOf(c *Config) capability {
-	if k, ok := capabilities[c.Router+"/"+c.RouteKindOf()]; ok {
-		return k
-	}
-	return capabilities[c.Router]
-}
-
 // route parses `sluice.dev/route`: a name, or kind/name where the router manages more than one
 // kind of object.
-func (p *parser) route(v, router string, routerKnown bool) (kind, name string) {
+func (p *parser) route(v string, router RouterInfo, routerKnown bool) (kind, name string) {
 	kind, name, ok := strings.Cut(v, "/")
 	if !ok {
 		kind, name = "", v
@@ -127,13 +69,13 @@ func (p *parser) route(v, router string, routerKnown bool) (kind, name string) {
 	if !routerKnown {
 		return "", name
 	}
-	kinds := routeKinds[router]
+	kinds := router.kindNames()
 	if len(kinds) == 0 {
-		p.invalid(AnnRoute, v, fmt.Sprintf("the %s router manages no routing object", router))
+		p.invalid(AnnRoute, v, fmt.Sprintf("the %s router manages no routing object", router.Name))
 		return "", ""
 	}
 	if kind != "" && !slices.Contains(kinds, strings.ToLower(kind)) {
-		p.invalid(AnnRoute, v, fmt.Sprintf("the %s router manages %s objects", router, strings.Join(kinds, " or ")))
+		p.invalid(AnnRoute, v, fmt.Sprintf("the %s router manages %s objects", router.Name, strings.Join(kinds, " or ")))
 		return "", ""
 	}
 	return strings.ToLower(kind), name
@@ -181,15 +123,15 @@ func (p *parser) matches(key string, ms []Match) {
 }
 
 // capabilities refuses what the router cannot do, naming the annotation and the router.
-func (p *parser) capabilities(c *Config, strategyKey, matchKey string) {
-	k := capabilityOf(c)
+func (p *parser) capabilities(c *Config, router RouterInfo, strategyKey, matchKey string) {
+	k, _ := router.Kind(c.RouteKind)
 	what := c.Router
-	if kind := c.RouteKindOf(); kind != "" && len(routeKinds[c.Router]) > 1 {
-		what += " (" + kind + ")"
+	if len(router.Kinds) > 1 {
+		what += " (" + k.Kind + ")"
 	}
-	if !slices.Contains(k.strategies, c.Strategy) {
-		names := make([]string, len(k.strategies))
-		for i, s := range k.strategies {
+	if !slices.Contains(k.Strategies, c.Strategy) {
+		names := make([]string, len(k.Strategies))
+		for i, s := range k.Strategies {
 			names[i] = string(s)
 		}
 		p.invalid(strategyKey, string(c.Strategy), fmt.Sprintf("the %s router cannot do %s releases (it can do %s)", what, c.Strategy, strings.Join(names, ", ")))
@@ -207,7 +149,7 @@ func (p *parser) capabilities(c *Config, strategyKey, matchKey string) {
 	if c.Strategy != StrategyAB {
 		return
 	}
-	if k.single && (len(c.Matches) > 1 || len(c.Matches) == 1 && (len(c.Matches[0].Headers) > 1 || len(c.Matches[0].Cookies) > 1)) {
+	if k.SingleMatch && (len(c.Matches) > 1 || len(c.Matches) == 1 && (len(c.Matches[0].Headers) > 1 || len(c.Matches[0].Cookies) > 1)) {
 		p.invalid(matchKey, "", fmt.Sprintf("the %s router can route by one header and/or one cookie only", what))
 		return
 	}
@@ -217,7 +159,7 @@ func (p *parser) capabilities(c *Config, strategyKey, matchKey string) {
 			name string
 			m    map[string]StringMatch
 			can  []string
-		}{{"headers", m.Headers, k.headers}, {"cookies", m.Cookies, k.cookies}, {"queryParams", m.QueryParams, k.query}} {
+		}{{"headers", m.Headers, k.Headers}, {"cookies", m.Cookies, k.Cookies}, {"queryParams", m.QueryParams, k.QueryParams}} {
 			for _, key := range slices.Sorted(maps.Keys(set.m)) {
 				sm := set.m[key]
 				if !slices.Contains(set.can, sm.Kind()) {
@@ -227,8 +169,8 @@ func (p *parser) capabilities(c *Config, strategyKey, matchKey string) {
 					}
 					p.invalid(where+"."+set.name+"."+key, sm.Kind(), detail)
 				}
-				if c.Router == RouterNginx && set.name == "cookies" && sm.Exact != "always" {
-					p.invalid(where+".cookies."+key, sm.Exact, `ingress-nginx routes a cookie to the canary when its value is "always"; use exact: always`)
+				if k.CookieValue != "" && set.name == "cookies" && sm.Exact != k.CookieValue {
+					p.invalid(where+".cookies."+key, sm.Exact, fmt.Sprintf("%s; use exact: %s", k.CookieValueWhy, k.CookieValue))
 				}
 			}
 		}
@@ -256,7 +198,7 @@ func (p *parser) sessionAffinity(key string, a *SessionAffinity) {
 }
 
 // stickyCapability refuses session affinity where the strategy or the router cannot keep it.
-func (p *parser) stickyCapability(c *Config, key string) {
+func (p *parser) stickyCapability(c *Config, router RouterInfo, catalog Routers, key string) {
 	if c.SessionAffinity == nil {
 		return
 	}
@@ -264,12 +206,16 @@ func (p *parser) stickyCapability(c *Config, key string) {
 		p.invalid(key, c.SessionAffinity.CookieName, fmt.Sprintf("session affinity applies to strategy canary only (strategy is %s)", c.Strategy))
 		return
 	}
-	if !capabilityOf(c).sticky {
+	if k, _ := router.Kind(c.RouteKind); !k.Sticky {
 		var can []string
-		for name, k := range capabilities {
-			if k.sticky {
-				if router, kind, ok := strings.Cut(name, "/"); ok {
-					name = router + " (" + kind + ")"
+		for _, r := range catalog {
+			for _, k := range r.Kinds {
+				if !k.Sticky {
+					continue
+				}
+				name := r.Name
+				if len(r.Kinds) > 1 {
+					name += " (" + k.Kind + ")"
 				}
 				can = append(can, name)
 			}
