@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/rollout"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -53,7 +54,8 @@ func TestStepOnAStaleParent(t *testing.T) {
 	key := types.NamespacedName{Namespace: a.ns, Name: "web"}
 	now := time.Now().UTC()
 	cache := &staleReads{Client: direct, parent: key}
-	r := &rollout.Reconciler{Client: cache, APIReader: direct, Recorder: &events.FakeRecorder{}, Analyzer: passingAnalyzer{}, Now: func() time.Time { return now }}
+	r := &rollout.Reconciler{Client: cache, APIReader: direct, Recorder: &events.FakeRecorder{}, Analyzer: passingAnalyzer{}, Now: func() time.Time { return now },
+		Defaults: catalogtest.Defaults(), Routers: catalogtest.Routers()}
 	req := reconcile.Request{NamespacedName: key}
 	// staleStep runs one step that reads the parent as it was before kubectl args.
 	staleStep := func(args ...string) spec.State {

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/sluice-dev/sluice/e2e/stack"
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/providers/routers"
 	"github.com/sluice-dev/sluice/providers/routers/gatewayapi"
 	"github.com/sluice-dev/sluice/rollout"
@@ -72,9 +73,11 @@ func TestRerunStepWritesTheSameObjects(t *testing.T) {
 	key := types.NamespacedName{Namespace: a.ns, Name: "web"}
 	now := time.Now().UTC()
 	clock := func() time.Time { return now }
-	normal := &rollout.Reconciler{Client: direct, Recorder: &events.FakeRecorder{}, Analyzer: passingAnalyzer{}, Now: clock}
+	normal := &rollout.Reconciler{Client: direct, Recorder: &events.FakeRecorder{}, Analyzer: passingAnalyzer{}, Now: clock,
+		Defaults: catalogtest.Defaults(), Routers: catalogtest.Routers()}
 	crashing := &crashBeforeState{Client: direct, parent: key}
-	crashed := &rollout.Reconciler{Client: crashing, Recorder: &events.FakeRecorder{}, Analyzer: passingAnalyzer{}, Now: clock}
+	crashed := &rollout.Reconciler{Client: crashing, Recorder: &events.FakeRecorder{}, Analyzer: passingAnalyzer{}, Now: clock,
+		Defaults: catalogtest.Defaults(), Routers: catalogtest.Routers()}
 	req := reconcile.Request{NamespacedName: key}
 	target := routers.Target{Namespace: a.ns, Service: "web", Port: 80, Route: "web"}
 

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluice-dev/sluice/e2e/cluster"
+	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/providers/metrics"
 	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
 	"github.com/sluice-dev/sluice/rollout"
@@ -159,7 +160,7 @@ func checkCanary(t *testing.T, prom metrics.Provider, sc scenario, a app) {
 		t.Errorf("p99 = %v ms, want %v ms (in the bucket (%v, %v])\nquery: %s", p99, want, lo, hi, q)
 	}
 
-	q, err := analysis.RequestCountQuery(sc.router, spec.Metric{Name: spec.CheckSuccessRate}, window, v)
+	q, err := analysis.RequestCountQuery(catalogtest.Router(sc.router), spec.Metric{Name: spec.CheckSuccessRate}, window, v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,12 +185,14 @@ func checkCompareToStable(t *testing.T, prom metrics.Provider, sc scenario, a ap
 		},
 	}
 	rec := &recorder{Provider: prom, values: map[string]float64{}}
-	results := rollout.NewAnalyzer(rec, 4).Run(t.Context(), sc.namespace, a.name, plan)
+	analyzer := rollout.NewAnalyzer(rec, 4)
+	analyzer.Routers = catalogtest.Catalog()
+	results := analyzer.Run(t.Context(), sc.namespace, a.name, plan)
 
 	// The stable side's queries are the ones the test does not render itself.
 	v := vars(sc, a)
 	canaryQueries := []string{render(t, sc.router, spec.CheckSuccessRate, v), render(t, sc.router, spec.CheckDuration, v)}
-	count, err := analysis.RequestCountQuery(sc.router, plan.Metrics[0], window, v)
+	count, err := analysis.RequestCountQuery(catalogtest.Router(sc.router), plan.Metrics[0], window, v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +228,7 @@ func checkCompareToStable(t *testing.T, prom metrics.Provider, sc scenario, a ap
 func checkNoData(t *testing.T, prom metrics.Provider, sc scenario, a app) {
 	t.Helper()
 	v := vars(sc, a)
-	count, err := analysis.RequestCountQuery(sc.router, spec.Metric{Name: spec.CheckSuccessRate}, window, v)
+	count, err := analysis.RequestCountQuery(catalogtest.Router(sc.router), spec.Metric{Name: spec.CheckSuccessRate}, window, v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +241,7 @@ func checkNoData(t *testing.T, prom metrics.Provider, sc scenario, a app) {
 
 func render(t *testing.T, router, check string, v analysis.Vars) string {
 	t.Helper()
-	q, err := analysis.QueryFor(router, spec.Metric{Name: check}, window, v)
+	q, err := analysis.QueryFor(catalogtest.Router(router), spec.Metric{Name: check}, window, v)
 	if err != nil {
 		t.Fatal(err)
 	}
