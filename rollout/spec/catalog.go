@@ -167,3 +167,11 @@ func (rs Routers) Names() []string {
 	}
 	return names
 }
+
+// unknown is admission's message for a router not in the catalog.
+func (rs Routers) unknown() string {
+	if len(rs) == 0 {
+		return "no router is registered in this controller"
+	}
+	return "must be one of " + strings.Join(rs.Names(), ", ")
+}

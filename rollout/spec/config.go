@@ -279,7 +279,7 @@ func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
 	}
 	info, routerKnown := d.Routers.Lookup(c.Router)
 	if !routerKnown {
-		p.invalid(AnnRouter, c.Router, "must be one of "+strings.Join(d.Routers.Names(), ", "))
+		p.invalid(AnnRouter, c.Router, d.Routers.unknown())
 	}
 	c.Service = p.name(AnnService)
 	if v, ok := ann[AnnRoute]; ok {
