@@ -189,3 +189,20 @@ func TestRunUsageErrorsExit2(t *testing.T) {
 		})
 	}
 }
+
+// The plugin has no router catalog: it names the routing object as the plan records it, with
+// its kind when sluice.dev/route gave one.
+func TestDescribePlan(t *testing.T) {
+	for want, p := range map[string]*spec.Config{
+		"canary through replicas":                                      {Strategy: spec.StrategyCanary, Router: spec.RouterReplicas},
+		"ab through istio (route shop)":                                {Strategy: spec.StrategyAB, Router: spec.RouterIstio, Route: "shop"},
+		"canary through linkerd (trafficsplit web)":                    {Strategy: spec.StrategyCanary, Router: spec.RouterLinkerd, RouteKind: "trafficsplit", Route: "web"},
+		"mirror through gatewayapi (route named after the Deployment)": {Strategy: spec.StrategyMirror, Router: spec.RouterGatewayAPI},
+		"canary through istio (route web), sessions kept by cookie s": {Strategy: spec.StrategyCanary, Router: spec.RouterIstio, Route: "web",
+			SessionAffinity: &spec.SessionAffinity{CookieName: "s"}},
+	} {
+		if got := describePlan(p); got != want {
+			t.Errorf("describePlan(%+v) = %q, want %q", p, got, want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -287,10 +288,10 @@ func installAndRelease(t *testing.T, sluice, promURL, release, shop string, cert
 			_, err := saClient.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
 			return err
 		},
-		"create a Service in a watched namespace (only mesh routers own Services)": func() error {
-			_, err := saClient.CoreV1().Services(shop).Create(ctx, &corev1.Service{
+		"create an Ingress in a watched namespace (only the nginx router owns Ingresses; routers={replicas})": func() error {
+			_, err := saClient.NetworkingV1().Ingresses(shop).Create(ctx, &networkingv1.Ingress{
 				ObjectMeta: metav1.ObjectMeta{Name: "web-canary"},
-				Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+				Spec:       networkingv1.IngressSpec{DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}},
 			}, metav1.CreateOptions{})
 			return err
 		},

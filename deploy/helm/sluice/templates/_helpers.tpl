@@ -107,15 +107,11 @@ a Role in each watched namespace. Router rules only for the routers in .Values.r
   resourceNames: {{ toJson . }}
   {{- end }}
 {{- end }}
-# Traffic: the user's Service is read; `<svc>-stable` and `<svc>-canary` are Sluice's own
-# (mesh routers only).
+# Traffic: the user's Service is read; `<svc>-stable` and `<svc>-canary` are Sluice's own,
+# around every isolated canary (every router's, and a blue/green release's with replicas).
 - apiGroups: [""]
   resources: ["services"]
-{{- if gt (len (without $.Values.routers "replicas")) 0 }}
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-{{- else }}
-  verbs: ["get", "list", "watch"]
-{{- end }}
 # The stable ReplicaSet's pod-template-hash pins `<svc>-stable` (metadata only).
 - apiGroups: ["apps"]
   resources: ["replicasets"]
