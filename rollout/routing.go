@@ -387,10 +387,3 @@ func (r *Reconciler) abandon(ctx context.Context, namespace, name string) error 
 	}
 	return r.deleteCanary(ctx, namespace, name)
 }
-
-// sameRouting reports whether two states ask the router for the same thing.
-func sameRouting(a, b spec.State) bool {
-	ra, aa := a.Routing()
-	rb, ab := b.Routing()
-	return aa == ab && equality.Semantic.DeepEqual(ra, rb)
-}

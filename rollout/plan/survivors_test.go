@@ -138,7 +138,7 @@ func TestPlanEdges(t *testing.T) {
 			now:  stepAt.Add(time.Minute),
 			want: plan.Decision{
 				State:  atStep(1, func(s *spec.State) { s.Message = "waiting for the routing object: HTTPRoute web not found" }),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second, RoutingMayFail: true,
 			},
 		},
 		"routing object not set within the progress deadline: roll back": {
