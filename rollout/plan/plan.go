@@ -283,22 +283,25 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 	}
 	want := wantCanary(s, st)
 	d.Canary, d.CanaryReplicas = CanaryEnsure, want
-	if !canaryReady(s, want) {
-		if now.After(deadline) {
-			startRollback(d, now, fmt.Sprintf("canary not ready within the progress deadline of %s", plan.ProgressDeadline.Duration))
-			return
-		}
-		st.Message = fmt.Sprintf("waiting for canary %s to be ready (%d replicas%s)", spec.CanaryName(s.Name), want, atWeight(st))
-		d.RequeueAfter = min(poll, deadline.Sub(now)+time.Second)
-		return
-	}
 	if s.RoutingErr != "" {
+		// The canary is made ready meanwhile (no traffic reaches it without its routing), and
+		// this wait is recorded whether or not the routing can be set this time, so the
+		// progress deadline runs.
 		if now.After(deadline) {
 			startRollback(d, now, "routing: "+s.RoutingErr)
 			return
 		}
 		d.RoutingMayFail = true
 		st.Message = "waiting for the routing object: " + s.RoutingErr
+		d.RequeueAfter = min(poll, deadline.Sub(now)+time.Second)
+		return
+	}
+	if !canaryReady(s, want) {
+		if now.After(deadline) {
+			startRollback(d, now, fmt.Sprintf("canary not ready within the progress deadline of %s", plan.ProgressDeadline.Duration))
+			return
+		}
+		st.Message = fmt.Sprintf("waiting for canary %s to be ready (%d replicas%s)", spec.CanaryName(s.Name), want, atWeight(st))
 		d.RequeueAfter = min(poll, deadline.Sub(now)+time.Second)
 		return
 	}

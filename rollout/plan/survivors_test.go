@@ -141,6 +141,19 @@ func TestPlanEdges(t *testing.T) {
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second, RoutingMayFail: true,
 			},
 		},
+		// Before the canary exists: it is made meanwhile, and the wait is recorded (with its
+		// step time, so the progress deadline runs) even if the routing fails again.
+		"routing object not set, no canary yet: canary made, wait recorded": {
+			snap: plan.Snapshot{Name: name, State: held(), Parent: parent(), RoutingErr: "HTTPRoute web not found"},
+			now:  stepAt,
+			want: plan.Decision{
+				State: held(func(s *spec.State) {
+					s.StepAt, s.Weight = stepAt, 10
+					s.Message = "waiting for the routing object: HTTPRoute web not found"
+				}),
+				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second, RoutingMayFail: true,
+			},
+		},
 		"routing object not set within the progress deadline: roll back": {
 			snap: plan.Snapshot{Name: name, State: atStep(1), Parent: parent(), Canary: readyCanary(1), RoutingErr: "HTTPRoute web not found"},
 			now:  stepAt.Add(10*time.Minute + time.Second),
