@@ -3,10 +3,10 @@ package sequence_test
 import (
 	"context"
 	"maps"
-	"slices"
 	"net/http"
 	"path/filepath"
-		"testing"
+	"slices"
+	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
