@@ -77,7 +77,7 @@ func servicePort(svc *corev1.Service, want string) (corev1.ServicePort, error) {
 	if want == "" {
 		return svc.Spec.Ports[0], nil
 	}
-	n, _ := strconv.Atoi(want)
+	n, _ := strconv.Atoi(want) // a port name is not a number: matched by name only
 	for _, p := range svc.Spec.Ports {
 		if p.Name == want || int(p.Port) == n {
 			return p, nil
@@ -111,7 +111,7 @@ func (r *Reconciler) newestPodHash(ctx context.Context, parent *appsv1.Deploymen
 		if !metav1.IsControlledBy(&rs, parent) {
 			continue
 		}
-		rev, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
+		rev, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64) // none yet: oldest
 		if rev > best {
 			best, hash = rev, rs.Labels[labelPodHash]
 		}
@@ -367,11 +367,4 @@ func (r *Reconciler) abandon(ctx context.Context, namespace, name string) error 
 		return err
 	}
 	return r.deleteCanary(ctx, namespace, name)
-}
-
-// sameRouting reports whether two states ask the router for the same thing.
-func sameRouting(a, b spec.State) bool {
-	ra, aa := a.Routing()
-	rb, ab := b.Routing()
-	return aa == ab && equality.Semantic.DeepEqual(ra, rb)
 }

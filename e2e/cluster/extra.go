@@ -139,3 +139,24 @@ func (c *Cluster) LogTail(name string, n int) string {
 
 // Uptime is the time since Start began, the clock of the progress lines.
 func (c *Cluster) Uptime() time.Duration { return time.Since(c.started) }
+
+// StopForNow stops the named process like StopProcess (SIGTERM, then SIGKILL after timeout)
+// and returns a function that starts it again with the same binary, arguments and environment
+// (on the same ports, its log continuing in the same file); it does not wait for the program
+// to be ready.
+func (c *Cluster) StopForNow(name string, timeout time.Duration) (start func() error, err error) {
+	c.mu.Lock()
+	i := slices.IndexFunc(c.procs, func(p *process) bool { return p.name == name })
+	var p *process
+	if i >= 0 {
+		p = c.procs[i]
+	}
+	c.mu.Unlock()
+	if p == nil {
+		return nil, fmt.Errorf("no process named %s", name)
+	}
+	if _, err := c.StopProcess(name, syscall.SIGTERM, timeout); err != nil {
+		return nil, err
+	}
+	return func() error { return c.startProcess(name, p.binary, p.env, p.args...) }, nil
+}

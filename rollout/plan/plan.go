@@ -82,6 +82,14 @@ type Decision struct {
 	Stale        []string
 	Events       []Event
 	RequeueAfter time.Duration
+	// Starts is set when the decision starts a new release (a retry): only its state is
+	// written in this step; its canary and routing are the next step's, planned on it.
+	Starts bool
+	// RoutingMayFail is set when the decision waits for a routing object that could not be set
+	// (Snapshot.RoutingErr): it is recorded even if setting the routing fails again, which
+	// starts its progress deadline. Any other decision of an isolated release is applied only
+	// once its routing is in place.
+	RoutingMayFail bool
 }
 
 // poll is how soon to look again while waiting for Kubernetes to converge; informer events
@@ -106,7 +114,7 @@ func settling(st *spec.State, now time.Time, d *Decision) bool {
 // canary has been ready and at its weight for a whole interval.
 func AnalysisDue(s Snapshot, now time.Time) bool {
 	st := s.State
-	if st.Phase != spec.PhaseProgressing || st.Plan == nil || !st.CanaryReady || st.AbortReason != "" {
+	if st.Phase != spec.PhaseProgressing || st.Plan == nil || !st.CanaryReady || st.AbortReason != "" || s.RoutingErr != "" {
 		return false
 	}
 	if names(s.Controls.Abort, st.Revision) || names(s.Controls.Pause, st.Revision) || !canaryReady(s, wantCanary(s, &st)) {
@@ -275,21 +283,25 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 	}
 	want := wantCanary(s, st)
 	d.Canary, d.CanaryReplicas = CanaryEnsure, want
+	if s.RoutingErr != "" {
+		// The canary is made ready meanwhile (no traffic reaches it without its routing), and
+		// this wait is recorded whether or not the routing can be set this time, so the
+		// progress deadline runs.
+		if now.After(deadline) {
+			startRollback(d, now, "routing: "+s.RoutingErr)
+			return
+		}
+		d.RoutingMayFail = true
+		st.Message = "waiting for the routing object: " + s.RoutingErr
+		d.RequeueAfter = min(poll, deadline.Sub(now)+time.Second)
+		return
+	}
 	if !canaryReady(s, want) {
 		if now.After(deadline) {
 			startRollback(d, now, fmt.Sprintf("canary not ready within the progress deadline of %s", plan.ProgressDeadline.Duration))
 			return
 		}
 		st.Message = fmt.Sprintf("waiting for canary %s to be ready (%d replicas%s)", spec.CanaryName(s.Name), want, atWeight(st))
-		d.RequeueAfter = min(poll, deadline.Sub(now)+time.Second)
-		return
-	}
-	if s.RoutingErr != "" {
-		if now.After(deadline) {
-			startRollback(d, now, "routing: "+s.RoutingErr)
-			return
-		}
-		st.Message = "waiting for the routing object: " + s.RoutingErr
 		d.RequeueAfter = min(poll, deadline.Sub(now)+time.Second)
 		return
 	}
@@ -551,6 +563,7 @@ func failed(s Snapshot, now time.Time, d *Decision) {
 		Image: st.Image, StartedAt: now, Plan: &cfg, Message: "retrying",
 	}
 	d.hold(s)
+	d.Starts = true
 	d.normal("Retrying", fmt.Sprintf("retrying revision %s by %s", s.Parent.Revision, spec.AnnRetry))
 	d.RequeueAfter = time.Second
 }

@@ -138,7 +138,20 @@ func TestPlanEdges(t *testing.T) {
 			now:  stepAt.Add(time.Minute),
 			want: plan.Decision{
 				State:  atStep(1, func(s *spec.State) { s.Message = "waiting for the routing object: HTTPRoute web not found" }),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second, RoutingMayFail: true,
+			},
+		},
+		// Before the canary exists: it is made meanwhile, and the wait is recorded (with its
+		// step time, so the progress deadline runs) even if the routing fails again.
+		"routing object not set, no canary yet: canary made, wait recorded": {
+			snap: plan.Snapshot{Name: name, State: held(), Parent: parent(), RoutingErr: "HTTPRoute web not found"},
+			now:  stepAt,
+			want: plan.Decision{
+				State: held(func(s *spec.State) {
+					s.StepAt, s.Weight = stepAt, 10
+					s.Message = "waiting for the routing object: HTTPRoute web not found"
+				}),
+				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second, RoutingMayFail: true,
 			},
 		},
 		"routing object not set within the progress deadline: roll back": {

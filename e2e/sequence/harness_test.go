@@ -1,0 +1,460 @@
+package sequence_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-dev/sluice/providers/catalogtest"
+	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
+	"github.com/sluice-dev/sluice/providers/routers"
+	"github.com/sluice-dev/sluice/providers/routers/gatewayapi"
+	"github.com/sluice-dev/sluice/rollout"
+	"github.com/sluice-dev/sluice/rollout/spec"
+	"github.com/sluice-dev/sluice/webhook"
+)
+
+const name = "web"
+
+// t0 is where the fake clock starts; the golden files show offsets from it.
+var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// harness is one release on its own namespace of the shared control plane.
+type harness struct {
+	t      *testing.T
+	ns     string
+	direct client.Client // the test's own, uncached; never faulted
+	now    time.Time
+	r      *rollout.Reconciler
+	events *recorder
+	tap    *tap
+	out    strings.Builder
+	router string
+	// startPrometheus starts Prometheus again after stopPrometheus.
+	startPrometheus func() error
+}
+
+// newHarness creates the namespace, the Service and the Deployment `web` (v1, 2 replicas,
+// opted in with annotations) and waits for it to roll out.
+func newHarness(t *testing.T, router string, annotations map[string]string) *harness {
+	t.Helper()
+	ctx := t.Context()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := spec.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	direct, err := client.New(env.RESTConfig(), client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, ns: "seq-" + strings.ReplaceAll(strings.ToLower(t.Name()[strings.LastIndex(t.Name(), "/")+1:]), "_", "-"),
+		direct: direct, now: t0, events: &recorder{}, router: router}
+	h.tap = &tap{Client: direct, h: h}
+	h.r = h.newReconciler()
+	if err := direct.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = direct.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}})
+	})
+	labels := map[string]string{"app": name}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
+		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	}
+	if err := direct.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	ann := map[string]string{
+		spec.AnnRouter: router, spec.AnnInterval: "1m", spec.AnnThreshold: "2",
+		spec.AnnStepWeights: "25,50",
+		spec.AnnMetrics: `[{name: success, query: "vector(99.9)", thresholdRange: {min: 99}},
+ {name: latency, query: "vector(120)", thresholdRange: {max: 500}}]`,
+	}
+	for k, v := range annotations {
+		ann[k] = v
+	}
+	replicas := int32(2)
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns, Labels: map[string]string{spec.LabelEnabled: spec.ValueEnabled}, Annotations: ann},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "shop:v1"}}},
+			},
+		},
+	}
+	// As the webhook would admit it (a CREATE is validated, nothing held).
+	v := webhook.Decide(webhook.Input{Operation: admissionv1.Create, New: d, Now: h.now, Defaults: h.r.Defaults})
+	if !v.Allowed {
+		t.Fatalf("the webhook refuses the Deployment: %s", v.Denial)
+	}
+	if err := direct.Create(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	h.converge()
+	return h
+}
+
+func (h *harness) newReconciler() *rollout.Reconciler {
+	prom, err := prometheus.New(prometheus.Options{Address: promURL, Timeout: 5 * time.Second})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	analyzer := rollout.NewAnalyzer(prom, 4)
+	analyzer.Routers = catalogtest.Catalog()
+	return &rollout.Reconciler{
+		Client: h.tap, APIReader: h.direct, Recorder: h.events,
+		Analyzer: analyzer,
+		Defaults: spec.Defaults{Router: spec.RouterReplicas, Routers: catalogtest.Catalog()},
+		Routers:  catalogtest.Routers(),
+		Now:      func() time.Time { return h.now },
+	}
+}
+
+// crash replaces the worker with a new one, as a restarted process: nothing it remembered
+// survives.
+func (h *harness) crash() { h.r = h.newReconciler() }
+
+func (h *harness) parent() *appsv1.Deployment {
+	h.t.Helper()
+	d := &appsv1.Deployment{}
+	if err := h.direct.Get(h.t.Context(), types.NamespacedName{Namespace: h.ns, Name: name}, d); err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+func (h *harness) state() spec.State {
+	h.t.Helper()
+	st, err := spec.ReadState(h.parent().Annotations)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return st
+}
+
+// setImage changes the parent's image through the admission decision, as `kubectl set image`
+// through the webhook would.
+func (h *harness) setImage(image string) {
+	h.t.Helper()
+	err := wait.PollUntilContextTimeout(h.t.Context(), 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		old := h.parent()
+		upd := old.DeepCopy()
+		upd.Spec.Template.Spec.Containers[0].Image = image
+		v := webhook.Decide(webhook.Input{Operation: admissionv1.Update, Old: old, New: upd, Now: h.now, Defaults: h.r.Defaults})
+		if !v.Allowed {
+			return false, fmt.Errorf("the webhook refuses %s: %s", image, v.Denial)
+		}
+		if v.Object != nil {
+			upd = v.Object
+		}
+		err := h.direct.Update(ctx, upd)
+		if apierrors.IsConflict(err) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	fmt.Fprintf(&h.out, "t+%-6s set image %s (held: %s)\n", h.now.Sub(t0), image, h.state().Message)
+}
+
+// step runs one reconcile at the fake clock's time and renders what it did; it returns the
+// requeue the worker asked for.
+func (h *harness) step() time.Duration {
+	h.t.Helper()
+	h.tap.reset()
+	h.events.reset()
+	res, err := h.r.Reconcile(h.t.Context(), reconcile.Request{NamespacedName: types.NamespacedName{Namespace: h.ns, Name: name}})
+	result := fmt.Sprintf("requeue=%s", res.RequeueAfter)
+	if err != nil {
+		result = "error: " + err.Error()
+	}
+	h.converge()
+	st := h.state()
+	p := h.parent()
+	canary := "-"
+	c := &appsv1.Deployment{}
+	if err := h.direct.Get(h.t.Context(), types.NamespacedName{Namespace: h.ns, Name: spec.CanaryName(name)}, c); err == nil {
+		canary = fmt.Sprintf("%d/%d", c.Status.AvailableReplicas, *c.Spec.Replicas)
+	}
+	fmt.Fprintf(&h.out, "t+%-6s %-11s w=%-3d canary=%-4s parent=(paused=%t %d/%d)%s %s\n",
+		h.now.Sub(t0), st.Phase, st.Weight, canary, p.Spec.Paused, p.Status.UpdatedReplicas, *p.Spec.Replicas, h.route(), result)
+	fmt.Fprintf(&h.out, "    message: %s\n", stable(st.Message))
+	for _, w := range h.tap.writes() {
+		fmt.Fprintf(&h.out, "    write: %s\n", stable(w))
+	}
+	for _, e := range h.events.list() {
+		fmt.Fprintf(&h.out, "    event: %s\n", stable(e))
+	}
+	if err != nil {
+		return 0
+	}
+	return res.RequeueAfter
+}
+
+// route renders the routing object's split, for the routers that have one.
+func (h *harness) route() string {
+	if h.router != spec.RouterGatewayAPI {
+		return ""
+	}
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("gateway.networking.k8s.io/v1")
+	u.SetKind("HTTPRoute")
+	if err := h.direct.Get(h.t.Context(), types.NamespacedName{Namespace: h.ns, Name: name}, u); err != nil {
+		return " route=missing"
+	}
+	o := gatewayapi.Observe(u.Object, routers.Target{Namespace: h.ns, Service: name, Port: 80})
+	if !o.Managed {
+		return " route=user's"
+	}
+	return fmt.Sprintf(" route=canary %d%%", o.Weight)
+}
+
+// run steps the release until it settles, calling before (when set) ahead of each step with the
+// step's index. The clock moves by each requeue; an error is retried after a second.
+func (h *harness) run(before func(i int, st spec.State)) {
+	h.t.Helper()
+	for i := 0; ; i++ {
+		if i > 200 {
+			h.t.Fatalf("the release did not settle in 200 steps:\n%s", h.out.String())
+		}
+		if before != nil {
+			before(i, h.state())
+		}
+		requeue := h.step()
+		st := h.state()
+		if requeue == 0 && (st.Phase == spec.PhaseSucceeded || st.Phase == spec.PhaseFailed || st.Phase == spec.PhaseIdle) {
+			return
+		}
+		if requeue == 0 {
+			requeue = time.Second
+		}
+		h.now = h.now.Add(requeue)
+	}
+}
+
+// converge waits until the Deployment controller and kwok have done what the last writes ask:
+// each Deployment observed, and rolled out unless paused.
+func (h *harness) converge() {
+	h.t.Helper()
+	err := wait.PollUntilContextTimeout(h.t.Context(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		var list appsv1.DeploymentList
+		if err := h.direct.List(ctx, &list, client.InNamespace(h.ns)); err != nil {
+			return false, err
+		}
+		for _, d := range list.Items {
+			want := *d.Spec.Replicas
+			s := d.Status
+			if s.ObservedGeneration < d.Generation {
+				return false, nil
+			}
+			if d.Spec.Paused {
+				continue
+			}
+			if s.UpdatedReplicas != want || s.AvailableReplicas != want || s.Replicas != want {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		h.t.Fatalf("the cluster did not converge: %v\n%s", err, h.out.String())
+	}
+}
+
+func (h *harness) golden(path string) {
+	h.t.Helper()
+	got := h.out.String()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			h.t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		h.t.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		h.t.Errorf("%s mismatch (-want +got); run with -update if the change is intended:\n%s", path, diff)
+	}
+}
+
+// tap is the worker's client: it records every write, and injects the faults a row asks for.
+type tap struct {
+	client.Client
+	h *harness
+
+	mu  sync.Mutex
+	log []string
+	// stale, when set, is served for the next read of the parent (a cache behind the writes).
+	stale *appsv1.Deployment
+	// beforeParentPatch, when set, runs once just before the parent's state patch; an error it
+	// returns fails the patch without sending it.
+	beforeParentPatch func() error
+}
+
+func (c *tap) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.log = nil
+}
+
+func (c *tap) writes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.log)
+}
+
+func (c *tap) record(verb string, obj client.Object, err error) {
+	kind := obj.GetObjectKind().GroupVersionKind().Kind
+	switch obj.(type) {
+	case *appsv1.Deployment:
+		kind = "Deployment"
+	case *corev1.Service:
+		kind = "Service"
+	}
+	line := fmt.Sprintf("%s %s %s", verb, kind, obj.GetName())
+	if err != nil {
+		line += " failed: " + oneLine(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.log = append(c.log, line)
+}
+
+// stable replaces what differs between runs (Prometheus's port) in a rendered line.
+func stable(s string) string {
+	s = strings.ReplaceAll(s, strings.TrimPrefix(promURL, "http://"), "PROMETHEUS")
+	return s
+}
+
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func (c *tap) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.mu.Lock()
+	stale := c.stale
+	if d, ok := obj.(*appsv1.Deployment); ok && stale != nil && key.Name == name {
+		c.stale = nil
+		c.mu.Unlock()
+		stale.DeepCopyInto(d)
+		return nil
+	}
+	c.mu.Unlock()
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+func (c *tap) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	err := c.Client.Create(ctx, obj, opts...)
+	c.record("create", obj, err)
+	return err
+}
+
+func (c *tap) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	err := c.Client.Update(ctx, obj, opts...)
+	c.record("update", obj, err)
+	return err
+}
+
+func (c *tap) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
+	err := c.Client.Delete(ctx, obj, opts...)
+	c.record("delete", obj, err)
+	return err
+}
+
+func (c *tap) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	if _, ok := obj.(*appsv1.Deployment); ok && obj.GetName() == name {
+		c.mu.Lock()
+		hook := c.beforeParentPatch
+		c.beforeParentPatch = nil
+		c.mu.Unlock()
+		if hook != nil {
+			if err := hook(); err != nil {
+				c.record("patch", obj, err)
+				return err
+			}
+		}
+	}
+	err := c.Client.Patch(ctx, obj, patch, opts...)
+	c.record("patch", obj, err)
+	return err
+}
+
+// errCrash stands for the process dying before the state patch reaches the API server.
+var errCrash = errors.New("the worker was killed before the state patch was sent")
+
+// recorder keeps the Events a step emits.
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recorder) Eventf(_ runtime.Object, _ runtime.Object, eventtype, reason, _, note string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, fmt.Sprintf("%s %s: %s", eventtype, reason, fmt.Sprintf(note, args...)))
+}
+
+func (r *recorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = nil
+}
+
+func (r *recorder) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+// apply creates the YAML object in the harness's namespace.
+func (h *harness) apply(manifest string) {
+	h.t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(manifest), &u.Object); err != nil {
+		h.t.Fatal(err)
+	}
+	u.SetNamespace(h.ns)
+	if err := h.direct.Create(h.t.Context(), u); err != nil {
+		h.t.Fatal(err)
+	}
+	fmt.Fprintf(&h.out, "t+%-6s created %s %s\n", h.now.Sub(t0), u.GetKind(), u.GetName())
+}
