@@ -156,7 +156,7 @@ func lint(t *testing.T, bin, dir string, pkgs []string) []finding {
 	t.Logf("golangci-lint %s:\n%s", strings.Join(args, " "), out)
 	var exit *exec.ExitError
 	// Exit status 1 means "issues found"; anything else is a failure to lint.
-	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+	if err != nil && (!errors.As(err, &exit) || exit.ExitCode() != 1) {
 		t.Fatalf("golangci-lint %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	data, readErr := os.ReadFile(report)
