@@ -162,7 +162,7 @@ func (r *Reconciler) notGuarded(parent *appsv1.Deployment) {
 		r.reported = map[types.UID]bool{}
 	}
 	r.reported[parent.UID] = true
-	r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "NotGuarded", "Reconcile", "%s", fmt.Sprintf(
+	r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, string(spec.ReasonNotGuarded), "Reconcile", "%s", fmt.Sprintf(
 		"namespace %s is excluded from Sluice's admission webhook: template changes of this Deployment are not held or analysed, and Sluice does not release it (remove %s or move it to a guarded namespace)",
 		parent.Namespace, spec.LabelEnabled))
 }
@@ -195,7 +195,7 @@ func (r *Reconciler) step(ctx context.Context, req reconcile.Request, now time.T
 
 	st, err := spec.ReadState(parent.Annotations)
 	if err != nil {
-		r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "InvalidState", "Reconcile", "%s", spec.EventNote(err.Error()))
+		r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, string(spec.ReasonInvalidState), "Reconcile", "%s", spec.EventNote(err.Error()))
 		return reconcile.Result{}, reconcile.TerminalError(err)
 	}
 	canary, err := r.getCanary(ctx, parent)
@@ -230,7 +230,7 @@ func (r *Reconciler) step(ctx context.Context, req reconcile.Request, now time.T
 			}
 		}
 		if err := r.setTraffic(ctx, parent, tr, d.State); err != nil {
-			r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "RoutingFailed", "Route", "%s", spec.EventNote(err.Error()))
+			r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, string(spec.ReasonRoutingFailed), "Route", "%s", spec.EventNote(err.Error()))
 			// Plan again knowing the routing object cannot be set: the release waits for it
 			// (and rolls back at the progress deadline). A decision that needs a routing change
 			// it cannot make is not recorded; the step is retried.
@@ -256,7 +256,7 @@ func (r *Reconciler) step(ctx context.Context, req reconcile.Request, now time.T
 		r.wrote(req.NamespacedName, replaced)
 	}
 	for _, e := range d.Events {
-		r.Recorder.Eventf(parent, nil, e.Type, e.Reason, "Release", "%s", spec.EventNote(e.Message))
+		r.Recorder.Eventf(parent, nil, e.Type, string(e.Reason), "Release", "%s", spec.EventNote(e.Message))
 	}
 	for _, k := range d.Stale {
 		staleControls.WithLabelValues(k).Inc()

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -64,11 +62,6 @@ const (
 	CanaryDelete CanaryAction = "delete"
 )
 
-// Event is a Kubernetes Event to emit on the parent.
-type Event struct {
-	Type, Reason, Message string
-}
-
 // Decision is what the reconciler must do.
 type Decision struct {
 	State          spec.State
@@ -80,7 +73,7 @@ type Decision struct {
 	Clear []string
 	// Stale lists the control annotations of Clear that named another revision.
 	Stale        []string
-	Events       []Event
+	Events       []spec.Event
 	RequeueAfter time.Duration
 }
 
@@ -122,7 +115,7 @@ func Plan(s Snapshot, now time.Time) Decision {
 	clearStale(s, &d)
 	if st.Phase.InFlight() && st.Plan == nil {
 		st.Phase, st.Message = spec.PhaseFailed, "release state has no plan; re-apply the Deployment to start a new release"
-		d.warn("InvalidState", st.Message)
+		d.warn(spec.ReasonInvalidState, st.Message)
 		d.Canary = CanaryDelete
 		return d
 	}
@@ -169,7 +162,7 @@ func clearStale(s Snapshot, d *Decision) {
 		if c.target != "" {
 			why = "this release is revision " + c.target
 		}
-		d.warn(ReasonStaleControl, fmt.Sprintf("%s=%s cleared: %s; a control acts only on the revision it names", c.key, c.value, why))
+		d.warn(spec.ReasonStaleControl, fmt.Sprintf("%s=%s cleared: %s; a control acts only on the revision it names", c.key, c.value, why))
 	}
 }
 
@@ -182,12 +175,6 @@ func revisionIf(ok bool, rev string) string {
 	}
 	return ""
 }
-
-// ReasonStaleControl is the Event reason of a control that named another revision.
-const ReasonStaleControl = "StaleControl"
-
-// ReasonUnanalysed is the Event reason of a template that reached the pods without analysis.
-const ReasonUnanalysed = "Unanalysed"
 
 // settled watches a Deployment with no release in flight (Idle, Succeeded, Failed): a
 // Deployment seen for the first time has its running template recorded as stable, and a
@@ -213,7 +200,7 @@ func settled(s Snapshot, now time.Time, d *Decision) {
 	}
 	st.Unanalysed, st.UnanalysedAt = p.Revision, now
 	st.Message = fmt.Sprintf("revision %s runs without canary analysis (last analysed stable revision: %s)", p.Revision, st.Stable)
-	d.warn(ReasonUnanalysed, fmt.Sprintf(
+	d.warn(spec.ReasonUnanalysed, fmt.Sprintf(
 		"template revision %s reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is %s. Re-apply through the webhook or set the template back", p.Revision, st.Stable))
 }
 
@@ -240,7 +227,7 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 		return
 	case names(s.Controls.Pause, st.Revision):
 		st.PausedFrom, st.Phase, st.Message = st.Phase, spec.PhasePaused, "paused by "+spec.AnnPause
-		d.normal("Paused", fmt.Sprintf("release %s paused at weight %d%% by %s", st.Revision, st.Weight, spec.AnnPause))
+		d.normal(spec.ReasonPaused, fmt.Sprintf("release %s paused at weight %d%% by %s", st.Revision, st.Weight, spec.AnnPause))
 		return
 	}
 	if approved(s, d) {
@@ -296,7 +283,7 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 	if !st.CanaryReady {
 		st.CanaryReady, st.LastRunAt = true, now
 		st.Message = fmt.Sprintf("canary ready%s; first analysis in %s", atWeight(st), plan.Interval.Duration)
-		d.normal("CanaryReady", fmt.Sprintf("canary %s ready with %d replicas%s", spec.CanaryName(s.Name), want, exposure(st)))
+		d.normal(spec.ReasonCanaryReady, fmt.Sprintf("canary %s ready with %d replicas%s", spec.CanaryName(s.Name), want, exposure(st)))
 		d.RequeueAfter = plan.Interval.Duration
 		return
 	}
@@ -344,7 +331,7 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		st.FailedChecks++
 		st.Inconclusive = 0
 		msg := fmt.Sprintf("analysis failed (%d/%d) at weight %d%%: %s", st.FailedChecks, plan.Threshold, st.Weight, strings.Join(failed, "; "))
-		d.warn("CheckFailed", msg)
+		d.warn(spec.ReasonCheckFailed, msg)
 		st.Message = msg
 		if st.FailedChecks >= plan.Threshold {
 			startRollback(d, now, fmt.Sprintf("%d failed analysis runs reached the threshold of %d", st.FailedChecks, plan.Threshold))
@@ -355,7 +342,7 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		if st.Inconclusive < limit {
 			msg += "; waiting (kubectl sluice promote or abort to decide sooner)"
 		}
-		d.warn("Inconclusive", msg)
+		d.warn(spec.ReasonInconclusive, msg)
 		st.Message = msg
 		if st.Inconclusive >= limit {
 			startRollback(d, now, fmt.Sprintf("%d inconclusive analysis runs reached the limit of %d", st.Inconclusive, limit))
@@ -365,7 +352,7 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		resetConsecutive(plan, st)
 		st.Iteration++
 		st.Message = fmt.Sprintf("analysis passed (%d/%d)", st.Iteration, plan.Iterations)
-		d.normal("AnalysisPassed", fmt.Sprintf("analysis passed (%s); %s iteration %d/%d", summary(s.Analysis), plan.Strategy, st.Iteration, plan.Iterations))
+		d.normal(spec.ReasonAnalysisPassed, fmt.Sprintf("analysis passed (%s); %s iteration %d/%d", summary(s.Analysis), plan.Strategy, st.Iteration, plan.Iterations))
 	case plan.Iterative():
 		st.Iteration++
 		st.Inconclusive = 0
@@ -379,7 +366,7 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		want := wantCanary(s, st)
 		d.CanaryReplicas = want
 		st.Message = fmt.Sprintf("analysis passed; weight %d%%", st.Weight)
-		d.normal("WeightAdvanced", fmt.Sprintf("analysis passed (%s); advancing canary weight to %d%% (%d replicas)", summary(s.Analysis), st.Weight, want))
+		d.normal(spec.ReasonWeightAdvanced, fmt.Sprintf("analysis passed (%s); advancing canary weight to %d%% (%d replicas)", summary(s.Analysis), st.Weight, want))
 	default:
 		st.Inconclusive = 0
 		resetConsecutive(plan, st)
@@ -416,7 +403,7 @@ func paused(s Snapshot, now time.Time, d *Decision) {
 		// Resume with a fresh interval and deadline: time spent paused says nothing of the canary.
 		st.LastRunAt, st.StepAt = now, now
 		st.Message = "resumed"
-		d.normal("Resumed", fmt.Sprintf("release %s resumed at weight %d%%", st.Revision, st.Weight))
+		d.normal(spec.ReasonResumed, fmt.Sprintf("release %s resumed at weight %d%%", st.Revision, st.Weight))
 		d.RequeueAfter = time.Second
 	}
 }
@@ -448,7 +435,7 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 			}
 			st.PromoteStep, st.Weight, st.StepAt = spec.PromoteShift, 100, now
 			st.Message = "promoting: all traffic to the canary"
-			d.normal("TrafficShifted", fmt.Sprintf("all traffic to canary %s (%d replicas) before the Deployment rolls", spec.CanaryName(s.Name), want))
+			d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("all traffic to canary %s (%d replicas) before the Deployment rolls", spec.CanaryName(s.Name), want))
 			d.RequeueAfter = time.Second
 			return
 		case spec.PromoteShift:
@@ -474,7 +461,7 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 			st.Phase, st.FinishedAt = spec.PhaseFailed, now
 			st.Message = fmt.Sprintf("promoted Deployment not fully rolled out within the progress deadline of %s", st.Plan.ProgressDeadline.Duration)
 			d.Canary = CanaryDelete
-			d.warn("PromotionFailed", st.Message)
+			d.warn(spec.ReasonPromotionFailed, st.Message)
 			return
 		}
 		st.Message = fmt.Sprintf("rolling out: %d/%d replicas updated, %d available", p.UpdatedReplicas, p.Replicas, p.AvailableReplicas)
@@ -486,7 +473,7 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		// goes only after that.
 		st.PromoteStep, st.StablePod, st.Weight, st.StepAt = spec.PromoteCleanup, p.PodHash, 0, now
 		st.Message = "rolled out; traffic back to the stable Service"
-		d.normal("TrafficShifted", fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); all traffic back to it", spec.StableServiceName(st.Plan.Service), p.PodHash))
+		d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); all traffic back to it", spec.StableServiceName(st.Plan.Service), p.PodHash))
 		d.RequeueAfter = time.Second
 		return
 	}
@@ -502,7 +489,7 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 	st.Phase, st.FinishedAt = spec.PhaseSucceeded, now
 	st.Stable, st.Weight, st.CanaryReady, st.PromoteStep = st.Revision, 0, false, ""
 	st.Message = fmt.Sprintf("promoted %s", st.Image)
-	d.normal("Promoted", fmt.Sprintf("revision %s (%s) promoted and fully rolled out; canary removed", st.Revision, st.Image))
+	d.normal(spec.ReasonPromoted, fmt.Sprintf("revision %s (%s) promoted and fully rolled out; canary removed", st.Revision, st.Image))
 }
 
 func rollingBack(s Snapshot, now time.Time, d *Decision) {
@@ -522,13 +509,13 @@ func rollingBack(s Snapshot, now time.Time, d *Decision) {
 		d.Paused = ptr(false)
 		st.Phase, st.Revert, st.AbortReason = spec.PhaseIdle, false, ""
 		st.Message = "rolled back: the template is the stable revision " + st.Stable + " again"
-		d.normal("RolledBack", fmt.Sprintf("canary of revision %s removed; the Deployment is back on stable revision %s", st.Revision, st.Stable))
+		d.normal(spec.ReasonRolledBack, fmt.Sprintf("canary of revision %s removed; the Deployment is back on stable revision %s", st.Revision, st.Stable))
 		return
 	}
 	d.hold(s)
 	st.Phase, st.FailedRevision = spec.PhaseFailed, st.Revision
 	st.Message = "rolled back: " + st.AbortReason
-	d.warn("RolledBack", fmt.Sprintf("canary of revision %s removed; stable revision %s keeps serving (%s)", st.Revision, st.Stable, st.AbortReason))
+	d.warn(spec.ReasonRolledBack, fmt.Sprintf("canary of revision %s removed; stable revision %s keeps serving (%s)", st.Revision, st.Stable, st.AbortReason))
 }
 
 func failed(s Snapshot, now time.Time, d *Decision) {
@@ -542,7 +529,7 @@ func failed(s Snapshot, now time.Time, d *Decision) {
 	}
 	d.Clear = append(d.Clear, spec.AnnRetry)
 	if s.Config == nil {
-		d.warn("InvalidConfig", "cannot retry: "+s.ConfigErr)
+		d.warn(spec.ReasonInvalidConfig, "cannot retry: "+s.ConfigErr)
 		return
 	}
 	cfg := *s.Config
@@ -551,7 +538,7 @@ func failed(s Snapshot, now time.Time, d *Decision) {
 		Image: st.Image, StartedAt: now, Plan: &cfg, Message: "retrying",
 	}
 	d.hold(s)
-	d.normal("Retrying", fmt.Sprintf("retrying revision %s by %s", s.Parent.Revision, spec.AnnRetry))
+	d.normal(spec.ReasonRetrying, fmt.Sprintf("retrying revision %s by %s", s.Parent.Revision, spec.AnnRetry))
 	d.RequeueAfter = time.Second
 }
 
@@ -569,7 +556,7 @@ func startRollback(d *Decision, now time.Time, reason string) {
 		st.StepAt = now
 	}
 	d.RequeueAfter = poll
-	d.warn("RollingBack", fmt.Sprintf("rolling back revision %s: %s", st.Revision, reason))
+	d.warn(spec.ReasonRollingBack, fmt.Sprintf("rolling back revision %s: %s", st.Revision, reason))
 }
 
 func startPromotion(d *Decision, now time.Time, reason string) {
@@ -581,7 +568,7 @@ func startPromotion(d *Decision, now time.Time, reason string) {
 		d.Paused = ptr(false)
 	}
 	d.RequeueAfter = poll
-	d.normal("Promoting", fmt.Sprintf("promoting revision %s: %s", st.Revision, reason))
+	d.normal(spec.ReasonPromoting, fmt.Sprintf("promoting revision %s: %s", st.Revision, reason))
 }
 
 // approved consumes a promote approval of the release in flight (clearStale has cleared one
@@ -601,12 +588,12 @@ func (d *Decision) hold(s Snapshot) {
 	}
 }
 
-func (d *Decision) normal(reason, msg string) {
-	d.Events = append(d.Events, Event{corev1.EventTypeNormal, reason, msg})
+func (d *Decision) normal(reason spec.Reason, msg string) {
+	d.Events = append(d.Events, spec.NormalEvent(reason, msg))
 }
 
-func (d *Decision) warn(reason, msg string) {
-	d.Events = append(d.Events, Event{corev1.EventTypeWarning, reason, msg})
+func (d *Decision) warn(reason spec.Reason, msg string) {
+	d.Events = append(d.Events, spec.WarningEvent(reason, msg))
 }
 
 // canaryReplicas converts a traffic weight into canary replicas for the replicas router:
