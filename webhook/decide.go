@@ -129,14 +129,14 @@ func Decide(in Input) Outcome {
 		v.Row = RowUnchanged
 		// Re-assert only a hold that is in place: a promotion that ran out of time is Failed
 		// but unpaused, and re-pausing it would freeze a half-finished rolling update.
-		if st.HoldsParent() && old.Spec.Paused && !obj.Spec.Paused {
+		if st.Holds() && old.Spec.Paused && !obj.Spec.Paused {
 			obj.Spec.Paused = true
 			v.Warnings = append(v.Warnings, fmt.Sprintf(
 				"sluice: spec.paused stays true while release %s is %s; a manifest that sets spec.paused: false fights the hold on every sync",
 				st.Revision, st.Phase))
 		}
 
-	case !st.Phase.Holds() && st.Phase != spec.PhasePromoting && in.RestartBypass &&
+	case !st.Holds() && st.Phase != spec.PhasePromoting && in.RestartBypass &&
 		spec.OnlyRestarted(&old.Spec.Template, &obj.Spec.Template):
 		v.Row = RowRestart
 		v.Events = append(v.Events, spec.NormalEvent(spec.ReasonRestarted, "template changed only by kubectl rollout restart: restarting without a canary"))
@@ -155,7 +155,7 @@ func Decide(in Input) Outcome {
 
 	case cfg.SkipAnalysis:
 		v.Row = RowSkip
-		if st.Phase.Holds() || st.Phase.InFlight() {
+		if st.Holds() || st.Phase.InFlight() {
 			obj.Spec.Paused = false
 		}
 		next := spec.State{Phase: spec.PhaseIdle, Stable: newHash, FailedRevision: st.FailedRevision,
@@ -165,7 +165,7 @@ func Decide(in Input) Outcome {
 		v.Warnings = append(v.Warnings, "sluice: "+msg)
 		v.Events = append(v.Events, spec.WarningEvent(spec.ReasonBypassed, msg))
 
-	case (st.Phase.Holds() || st.Phase.InFlight()) && newHash == st.Stable:
+	case (st.Holds() || st.Phase.InFlight()) && newHash == st.Stable:
 		v.Row = RowRevert
 		next := st
 		if st.Phase == spec.PhaseFailed {
@@ -183,7 +183,7 @@ func Decide(in Input) Outcome {
 		v.Warnings = append(v.Warnings, fmt.Sprintf(
 			"sluice: %s is the stable revision %s: release %s is rolled back, stable pods are untouched", images, st.Stable, st.Revision))
 
-	case newHash == st.FailedRevision && (st.Phase.Holds() || st.Phase.InFlight()):
+	case newHash == st.FailedRevision && (st.Holds() || st.Phase.InFlight()):
 		v.Row = RowHeldFailed
 		obj.Spec.Paused = true
 		next := st
@@ -200,7 +200,7 @@ func Decide(in Input) Outcome {
 	default:
 		v.Row = RowHeld
 		stable := oldHash
-		if st.HoldsParent() || (st.Phase.InFlight() && st.Phase != spec.PhasePromoting) {
+		if st.Holds() || (st.Phase.InFlight() && st.Phase != spec.PhasePromoting) {
 			stable = st.Stable
 		}
 		if st.Phase.InFlight() && st.Phase != spec.PhaseRollingBack {
@@ -209,11 +209,9 @@ func Decide(in Input) Outcome {
 				"sluice: release %s in flight is replaced by %s; analysis restarts on the newest template", st.Revision, newHash))
 		}
 		obj.Spec.Paused = true
-		setState(obj, spec.State{
-			Phase: spec.PhaseProgressing, Revision: newHash, Stable: stable, FailedRevision: st.FailedRevision,
-			Image: images, StartedAt: in.Now, Plan: &cfg,
-			Message: "held for canary analysis",
-		})
+		setState(obj, spec.NewRelease(st, spec.Release{
+			Revision: newHash, Stable: stable, Image: images, Plan: cfg, At: in.Now, Message: "held for canary analysis",
+		}))
 		v.Warnings = append(v.Warnings, fmt.Sprintf(
 			"sluice: held %s for canary analysis; watch with kubectl sluice status %s", images, obj.Name))
 		v.Events = append(v.Events, spec.NormalEvent(spec.ReasonReleaseHeld,
@@ -298,7 +296,7 @@ func discardControls(v *Outcome, old, obj *appsv1.Deployment) {
 
 func optOut(v Outcome, st spec.State, old, sent, obj *appsv1.Deployment) Outcome {
 	v.Row = RowOptOut
-	if st.HoldsParent() && old.Spec.Paused && obj.Spec.Paused {
+	if st.Holds() && old.Spec.Paused && obj.Spec.Paused {
 		obj.Spec.Paused = false
 		v.Warnings = append(v.Warnings, fmt.Sprintf(
 			"sluice: opted out: unpausing releases %s without analysis", spec.Images(&obj.Spec.Template)))
@@ -310,7 +308,7 @@ func optOut(v Outcome, st spec.State, old, sent, obj *appsv1.Deployment) Outcome
 		msg += "; release " + st.Revision + " is abandoned and its canary removed"
 		evType = corev1.EventTypeWarning
 	}
-	if !obj.Spec.Paused && old.Spec.Paused && st.HoldsParent() {
+	if !obj.Spec.Paused && old.Spec.Paused && st.Holds() {
 		msg += "; unpaused: " + spec.Images(&obj.Spec.Template) + " goes out without analysis"
 		evType = corev1.EventTypeWarning
 	}

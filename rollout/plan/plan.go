@@ -113,30 +113,76 @@ func Plan(s Snapshot, now time.Time) Decision {
 	d := Decision{State: s.State}
 	st := &d.State
 	clearStale(s, &d)
-	if st.Phase.InFlight() && st.Plan == nil {
+	switch {
+	case st.Phase.InFlight() && st.Plan == nil:
 		st.Phase, st.Message = spec.PhaseFailed, "release state has no plan; re-apply the Deployment to start a new release"
 		d.warn(spec.ReasonInvalidState, st.Message)
 		d.Canary = CanaryDelete
-		return d
+	default:
+		step(s, now, &d)
 	}
+	d.Paused = pause(s, d.State)
+	return d
+}
+
+// step moves the release by its phase.
+func step(s Snapshot, now time.Time, d *Decision) {
+	st := &d.State
 	switch st.Phase {
 	case spec.PhaseProgressing:
-		progressing(s, now, &d)
+		progressing(s, now, d)
 	case spec.PhasePaused:
-		paused(s, now, &d)
+		paused(s, now, d)
 	case spec.PhasePromoting:
-		promoting(s, now, &d)
+		promoting(s, now, d)
 	case spec.PhaseRollingBack:
-		rollingBack(s, now, &d)
+		rollingBack(s, now, d)
 	case spec.PhaseFailed:
-		failed(s, now, &d)
+		failed(s, now, d)
 	default: // Idle, Succeeded, or a phase this version does not know.
 		if s.Canary != nil {
 			d.Canary = CanaryDelete
 		}
-		settled(s, now, &d)
+		settled(s, now, d)
 	}
-	return d
+}
+
+// pause is the spec.paused the parent must have after this step (nil: leave it as it is), the
+// one place the planner decides it. A release the planner runs — one stepping (with a plan)
+// before or after this step — keeps the parent paused while its state holds it
+// (spec.State.Holds) and releases it once it does not. Outside a release the planner never
+// touches spec.paused: a user's own pause of an Idle, Succeeded or Failed Deployment is theirs.
+func pause(s Snapshot, out spec.State) *bool {
+	in := s.State
+	switch {
+	case !runs(in) && !runs(out):
+		return nil
+	case in.Phase == spec.PhasePromoting && in.AbortReason != "":
+		// The webhook set abortReason (a revert, or a template that failed before) in the same
+		// write that paused the parent; this step only records RollingBack.
+		return nil
+	case in.Phase == spec.PhasePromoting && out.Phase == spec.PhaseFailed:
+		// The promotion ran out of time with the rolling update under way: pausing would freeze
+		// it half done, so a Failed release the planner let go of is not held again (the webhook
+		// re-asserts only a hold in place, for the same reason).
+		return ptr(false)
+	case out.Holds():
+		if s.Parent.Paused {
+			return nil
+		}
+		return ptr(true)
+	}
+	return ptr(false)
+}
+
+// runs reports whether st is a release the planner steps: one in flight with a plan (a Waiting
+// release has no confirm gate to wait for in this version, so nothing steps it).
+func runs(st spec.State) bool {
+	switch st.Phase {
+	case spec.PhaseProgressing, spec.PhasePaused, spec.PhasePromoting, spec.PhaseRollingBack:
+		return st.Plan != nil
+	}
+	return false
 }
 
 // clearStale clears, with a warning, every control that names no revision this release answers
@@ -216,7 +262,6 @@ func analysed(st *spec.State, rev string) bool {
 
 func progressing(s Snapshot, now time.Time, d *Decision) {
 	st := &d.State
-	d.hold(s)
 	switch {
 	case st.AbortReason != "":
 		startRollback(d, now, st.AbortReason)
@@ -387,7 +432,6 @@ func resetConsecutive(plan *spec.Config, st *spec.State) {
 
 func paused(s Snapshot, now time.Time, d *Decision) {
 	st := &d.State
-	d.hold(s)
 	switch {
 	case st.AbortReason != "":
 		startRollback(d, now, st.AbortReason)
@@ -421,7 +465,6 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		switch st.PromoteStep {
 		case spec.PromoteScale:
 			// The canary takes all traffic next, so it first grows to the parent's size.
-			d.hold(s)
 			want := max(s.Parent.Replicas, 1)
 			d.Canary, d.CanaryReplicas = CanaryEnsure, want
 			if !canaryReady(s, want) {
@@ -441,18 +484,15 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		case spec.PromoteShift:
 			// The routing object sends everything to the canary (written before this state was):
 			// once that has settled, the parent may roll.
-			d.hold(s)
 			if settling(st, now, d) {
 				return
 			}
 			st.PromoteStep = spec.PromoteRollout
 			st.Message = "promoting: rolling out the Deployment"
-			d.Paused = ptr(false)
 			d.RequeueAfter = poll
 			return
 		}
 	}
-	d.Paused = ptr(false)
 	p := s.Parent
 	rolled := !p.Paused && p.Revision == st.Revision && p.ObservedGeneration >= p.Generation &&
 		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas && p.AvailableReplicas == p.Replicas
@@ -495,7 +535,6 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 func rollingBack(s Snapshot, now time.Time, d *Decision) {
 	st := &d.State
 	if s.Canary != nil {
-		d.hold(s)
 		if st.Plan != nil && st.Plan.Isolated() && settling(st, now, d) {
 			return
 		}
@@ -506,13 +545,11 @@ func rollingBack(s Snapshot, now time.Time, d *Decision) {
 	st.Weight, st.CanaryReady, st.FinishedAt = 0, false, now
 	if st.Revert {
 		// The template is the stable one again: releasing the hold changes no pod.
-		d.Paused = ptr(false)
 		st.Phase, st.Revert, st.AbortReason = spec.PhaseIdle, false, ""
 		st.Message = "rolled back: the template is the stable revision " + st.Stable + " again"
 		d.normal(spec.ReasonRolledBack, fmt.Sprintf("canary of revision %s removed; the Deployment is back on stable revision %s", st.Revision, st.Stable))
 		return
 	}
-	d.hold(s)
 	st.Phase, st.FailedRevision = spec.PhaseFailed, st.Revision
 	st.Message = "rolled back: " + st.AbortReason
 	d.warn(spec.ReasonRolledBack, fmt.Sprintf("canary of revision %s removed; stable revision %s keeps serving (%s)", st.Revision, st.Stable, st.AbortReason))
@@ -532,12 +569,9 @@ func failed(s Snapshot, now time.Time, d *Decision) {
 		d.warn(spec.ReasonInvalidConfig, "cannot retry: "+s.ConfigErr)
 		return
 	}
-	cfg := *s.Config
-	*st = spec.State{
-		Phase: spec.PhaseProgressing, Revision: s.Parent.Revision, Stable: st.Stable,
-		Image: st.Image, StartedAt: now, Plan: &cfg, Message: "retrying",
-	}
-	d.hold(s)
+	*st = spec.NewRelease(*st, spec.Release{
+		Revision: s.Parent.Revision, Stable: st.Stable, Image: st.Image, Plan: *s.Config, At: now, Message: "retrying",
+	})
 	d.normal(spec.ReasonRetrying, fmt.Sprintf("retrying revision %s by %s", s.Parent.Revision, spec.AnnRetry))
 	d.RequeueAfter = time.Second
 }
@@ -564,9 +598,6 @@ func startPromotion(d *Decision, now time.Time, reason string) {
 	st.Phase, st.PromotingAt, st.Message = spec.PhasePromoting, now, "promoting: "+reason
 	st.PromoteStep = spec.PromoteScale
 	d.Canary = CanaryKeep
-	if !st.Plan.Isolated() {
-		d.Paused = ptr(false)
-	}
 	d.RequeueAfter = poll
 	d.normal(spec.ReasonPromoting, fmt.Sprintf("promoting revision %s: %s", st.Revision, reason))
 }
@@ -579,13 +610,6 @@ func approved(s Snapshot, d *Decision) bool {
 	}
 	d.Clear = append(d.Clear, spec.AnnPromote)
 	return true
-}
-
-// hold keeps the parent paused while the release needs it.
-func (d *Decision) hold(s Snapshot) {
-	if !s.Parent.Paused {
-		d.Paused = ptr(true)
-	}
 }
 
 func (d *Decision) normal(reason spec.Reason, msg string) {
