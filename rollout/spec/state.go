@@ -6,12 +6,7 @@ import (
 	"time"
 )
 
-// Phase is where a release stands.
-//
-//	Idle ──held──▶ Progressing ──checks pass at last step / promote──▶ Promoting ──rolled──▶ Succeeded
-//	                 │   ▲  │
-//	          pause  ▼   │  └──threshold / abortRange / abort / deadline──▶ RollingBack ──▶ Failed
-//	               Paused┘
+// Phase is where a release stands; the package doc draws how phases follow each other.
 type Phase string
 
 // Phases of SPEC §4.
@@ -46,9 +41,10 @@ func (p Phase) Holds() bool {
 	return false
 }
 
-// PromoteStep orders the promotion of an isolated canary (SPEC §4): the canary is scaled to
-// full size, all traffic moves to it, the parent is unpaused and rolls, `<svc>-stable` is
-// re-pinned to the new ReplicaSet and traffic moves back to it, and the canary is deleted.
+// PromoteStep orders the promotion of an isolated canary (SPEC §4, drawn in the package doc):
+// the canary is scaled to full size, all traffic moves to it, the parent is unpaused and rolls,
+// `<svc>-stable` is re-pinned to the new ReplicaSet and traffic moves back to it, and the
+// canary is deleted.
 type PromoteStep string
 
 // Promotion steps, in order.
