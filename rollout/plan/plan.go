@@ -161,18 +161,15 @@ func pause(s Snapshot, out spec.State) *bool {
 		// The webhook set abortReason (a revert, or a template that failed before) in the same
 		// write that paused the parent; this step only records RollingBack.
 		return nil
-	case in.Phase == spec.PhasePromoting && out.Phase == spec.PhaseFailed:
-		// The promotion ran out of time with the rolling update under way: pausing would freeze
-		// it half done, so a Failed release the planner let go of is not held again (the webhook
-		// re-asserts only a hold in place, for the same reason).
+	case !out.Holds(), in.Phase == spec.PhasePromoting && out.Phase == spec.PhaseFailed:
+		// Released; that includes a promotion that ran out of time with its rolling update under
+		// way: pausing would freeze it half done, so a Failed release the planner let go of is
+		// not held again (the webhook re-asserts only a hold in place, for the same reason).
 		return ptr(false)
-	case out.Holds():
-		if s.Parent.Paused {
-			return nil
-		}
-		return ptr(true)
+	case s.Parent.Paused:
+		return nil
 	}
-	return ptr(false)
+	return ptr(true)
 }
 
 // runs reports whether st is a release the planner steps: one in flight with a plan (a Waiting
