@@ -44,3 +44,13 @@ func TestParseErrorOrder(t *testing.T) {
 		t.Errorf("error fields (-want +got):\n%s", diff)
 	}
 }
+
+// TestParseAnalysisBlockUndecodable: a block that does not decode is one error; the fields
+// decoded before the bad one are not judged (their errors would only confuse).
+func TestParseAnalysisBlockUndecodable(t *testing.T) {
+	_, errs := spec.Parse(map[string]string{spec.AnnAnalysis: "interval: 1s\nthreshold: many\n"}, spec.Defaults{})
+	want := `sluice.dev/analysis: not a valid analysis block: json: cannot unmarshal string into Go struct field analysisBlock.threshold of type int`
+	if got := spec.FormatErrors(errs); got != want {
+		t.Errorf("FormatErrors() = %q\nwant %q", got, want)
+	}
+}
