@@ -67,7 +67,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig for running outside a cluster (default: in-cluster config or $KUBECONFIG)")
 	fs.StringVar(&o.ControllerIdentity, "controller-identity", "system:serviceaccount:sluice-system:sluice",
 		"user name of Sluice's own API writes; the webhook lets them through as sent")
-	fs.StringVar(&o.DefaultRouter, "default-router", spec.RouterReplicas, "router used when a Deployment sets no sluice.dev/router")
+	fs.StringVar(&o.DefaultRouter, "default-router", spec.RouterReplicas, "router used when a Deployment sets no "+spec.AnnRouter)
 	fs.StringVar(&o.WebhookHost, "webhook-host", "", "address the webhook server binds (empty: all interfaces)")
 	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "webhook server port")
 	fs.StringVar(&o.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key (reloaded on change)")

@@ -94,7 +94,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Message = "rolling back: " + s.AbortReason
 				}),
 				Canary: plan.CanaryKeep, CanaryReplicas: 3, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: canary not scaled to 3 ready replicas within the progress deadline of 10m0s")},
+				Events: []spec.Event{warning("RollingBack", "rolling back revision newrev0001: canary not scaled to 3 ready replicas within the progress deadline of 10m0s")},
 			},
 		},
 		// <svc>-stable is pinned to the stable ReplicaSet before any traffic moves.
@@ -118,7 +118,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Message = "rolling back: " + s.AbortReason
 				}),
 				RequeueAfter: 2 * time.Second,
-				Events:       []plan.Event{warning("RollingBack", "rolling back revision newrev0001: the Deployment has no ReplicaSet to pin web-stable to")},
+				Events:       []spec.Event{warning("RollingBack", "rolling back revision newrev0001: the Deployment has no ReplicaSet to pin web-stable to")},
 			},
 		},
 		"isolated, stable ReplicaSet found: pinned, then the canary": {
@@ -163,7 +163,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Message = "rolling back: routing: HTTPRoute web not found"
 				}),
 				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: routing: HTTPRoute web not found")},
+				Events: []spec.Event{warning("RollingBack", "rolling back revision newrev0001: routing: HTTPRoute web not found")},
 			},
 		},
 		// Until all traffic is on the canary, an unpaused parent is held again.
@@ -202,7 +202,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Iteration, s.Checks, s.LastRunAt, s.Message = 1, goodRun, now, "analysis passed (1/3)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 3, RequeueAfter: time.Minute,
-				Events: []plan.Event{normal("AnalysisPassed", "analysis passed (request-success-rate=99.9, request-duration=120); bluegreen iteration 1/3")},
+				Events: []spec.Event{normal("AnalysisPassed", "analysis passed (request-success-rate=99.9, request-duration=120); bluegreen iteration 1/3")},
 			},
 		},
 		"last iteration passed: Promoting, counts reset": {
@@ -215,7 +215,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Message = "promoting: analysis passed 3 bluegreen iterations (request-success-rate=99.9, request-duration=120)"
 				}),
 				Canary: plan.CanaryKeep, CanaryReplicas: 3, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{normal("Promoting", "promoting revision newrev0001: analysis passed 3 bluegreen iterations (request-success-rate=99.9, request-duration=120)")},
+				Events: []spec.Event{normal("Promoting", "promoting revision newrev0001: analysis passed 3 bluegreen iterations (request-success-rate=99.9, request-duration=120)")},
 			},
 		},
 		"last step passed: Promoting, counts reset": {
@@ -227,7 +227,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Message = "promoting: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)"
 				}),
 				Canary: plan.CanaryKeep, CanaryReplicas: 3, Paused: ptr(false), RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{normal("Promoting", "promoting revision newrev0001: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)")},
+				Events: []spec.Event{normal("Promoting", "promoting revision newrev0001: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)")},
 			},
 		},
 		// A reverted release's template that reaches the pods anyway (webhook bypassed) was never
@@ -238,7 +238,7 @@ func TestPlanEdges(t *testing.T) {
 			want: plan.Decision{
 				State: spec.State{Phase: spec.PhaseIdle, Revision: rev, Stable: stable, Unanalysed: rev, UnanalysedAt: now,
 					Message: "revision newrev0001 runs without canary analysis (last analysed stable revision: stablerev1)"},
-				Events: []plan.Event{warning("Unanalysed", "template revision newrev0001 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is stablerev1. Re-apply through the webhook or set the template back")},
+				Events: []spec.Event{warning("Unanalysed", "template revision newrev0001 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is stablerev1. Re-apply through the webhook or set the template back")},
 			},
 		},
 		// inconclusiveLimit 1: the first run without data rolls back.
@@ -255,7 +255,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Message = "rolling back: 1 inconclusive analysis runs reached the limit of 1"
 				}),
 				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{
+				Events: []spec.Event{
 					warning("Inconclusive", "analysis inconclusive (1 of 1 allowed) at weight 10%: request-success-rate: no data"),
 					warning("RollingBack", "rolling back revision newrev0001: 1 inconclusive analysis runs reached the limit of 1"),
 				},
