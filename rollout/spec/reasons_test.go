@@ -125,9 +125,9 @@ func emissionsIn(fset *token.FileSet, decl ast.Node) []emission {
 				return true
 			}
 			var typ, reason ast.Expr
-			if kv, ok := n.Elts[0].(*ast.KeyValueExpr); ok {
+			if _, ok := n.Elts[0].(*ast.KeyValueExpr); ok {
 				for _, e := range n.Elts {
-					kv = e.(*ast.KeyValueExpr)
+					kv := e.(*ast.KeyValueExpr)
 					switch kv.Key.(*ast.Ident).Name {
 					case "Type":
 						typ = kv.Value
