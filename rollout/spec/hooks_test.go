@@ -363,7 +363,7 @@ func TestValidateAlertProviderSpec(t *testing.T) {
 		spec spec.AlertProviderSpec
 		want string
 	}{
-		"inline address":           {spec: spec.AlertProviderSpec{Type: "slack", Address: "https://hooks.slack.test/services/x", Channel: "ops", Username: "sluice"}},
+		"inline address":            {spec: spec.AlertProviderSpec{Type: "slack", Address: "https://hooks.slack.test/services/x", Channel: "ops", Username: "sluice"}},
 		"address from a Secret":     {spec: spec.AlertProviderSpec{Type: "msteams", SecretRef: &spec.SecretRef{Name: "teams-url"}}},
 		"every type is known":       {spec: spec.AlertProviderSpec{Type: "generic", Address: "http://receiver.test:8080/alerts"}},
 		"gchat, discord and rocket": {spec: spec.AlertProviderSpec{Type: "gchat", SecretRef: &spec.SecretRef{Name: "s"}}},
