@@ -97,8 +97,9 @@ func (h Hook) HookKind() HookType {
 	return h.Type
 }
 
-// DefaultHooks returns hs with defaults applied (an empty type becomes HookRollout), so the
-// frozen plan says what runs. hs is not changed.
+// DefaultHooks returns hs with defaults applied (an empty type becomes HookRollout; empty
+// metadata none), so the frozen plan says what runs and reads back the same. hs is not
+// changed.
 func DefaultHooks(hs []Hook) []Hook {
 	if hs == nil {
 		return nil
@@ -107,6 +108,9 @@ func DefaultHooks(hs []Hook) []Hook {
 	for i, h := range hs {
 		h.Type = h.HookKind()
 		h.Metadata = maps.Clone(h.Metadata)
+		if len(h.Metadata) == 0 {
+			h.Metadata = nil
+		}
 		out[i] = h
 	}
 	return out
