@@ -68,7 +68,7 @@ func (t *MetricTemplate) DeepCopy() *MetricTemplate {
 		return nil
 	}
 	out := *t
-	t.ObjectMeta.DeepCopyInto(&out.ObjectMeta) //nolint:staticcheck // named: which part is deep-copied is the point
+	t.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
 	if t.Spec.Provider.SecretRef != nil {
 		ref := *t.Spec.Provider.SecretRef
 		out.Spec.Provider.SecretRef = &ref
@@ -83,7 +83,7 @@ func (l *MetricTemplateList) DeepCopyObject() runtime.Object {
 		return nil
 	}
 	out := *l
-	l.ListMeta.DeepCopyInto(&out.ListMeta) //nolint:staticcheck // named: which part is deep-copied is the point
+	l.ListMeta.DeepCopyInto(&out.ListMeta)
 	out.Items = make([]MetricTemplate, len(l.Items))
 	for i := range l.Items {
 		out.Items[i] = *l.Items[i].DeepCopy()
