@@ -137,8 +137,8 @@ func ValidateHooks(key string, hs []Hook) field.ErrorList {
 	seen := map[string]int{}
 	for i, h := range hs {
 		p := field.NewPath(key).Index(i)
-		switch name := strings.TrimSpace(h.Name); {
-		case name == "":
+		switch name := strings.TrimSpace(h.Name); name {
+		case "":
 			errs = append(errs, field.Required(p.Child("name"), "every webhook needs a name"))
 		default:
 			if j, dup := seen[name]; dup {
@@ -273,8 +273,8 @@ func ValidateAlerts(key string, as []Alert) field.ErrorList {
 	seen := map[string]int{}
 	for i, a := range as {
 		p := field.NewPath(key).Index(i)
-		switch name := strings.TrimSpace(a.Name); {
-		case name == "":
+		switch name := strings.TrimSpace(a.Name); name {
+		case "":
 			errs = append(errs, field.Required(p.Child("name"), "every alert needs a name"))
 		default:
 			if j, dup := seen[name]; dup {
