@@ -63,6 +63,9 @@ func run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// One limit for the whole process (the worker, the certificate manager, Events): sized by
+	// flags for hundreds of releases at once rather than controller-runtime's 20/s.
+	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
 
 	// The cache holds only opted-in Deployments and Sluice's canary copies of them.
 	scope, err := labels.NewRequirement(spec.LabelEnabled, selection.In, []string{spec.ValueEnabled, spec.ValueCanary})

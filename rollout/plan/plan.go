@@ -530,10 +530,9 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		if st.Plan.Isolated() && settling(st, now, d) {
 			return
 		}
+		// Deleted in this step, before the state that says so is written (a crash in between
+		// finds Promoting with no canary, and ends the same way).
 		d.Canary = CanaryDelete
-		st.Message = "rolled out; removing canary"
-		d.RequeueAfter = poll
-		return
 	}
 	st.Phase, st.FinishedAt = spec.PhaseSucceeded, now
 	st.Stable, st.Weight, st.CanaryReady, st.PromoteStep = st.Revision, 0, false, ""
@@ -547,9 +546,9 @@ func rollingBack(s Snapshot, now time.Time, d *Decision) {
 		if st.Plan != nil && st.Plan.Isolated() && settling(st, now, d) {
 			return
 		}
+		// RollingBack was recorded in an earlier step: the canary goes now, before the state
+		// that ends the release is written (a crash in between ends it the same way).
 		d.Canary = CanaryDelete
-		d.RequeueAfter = poll
-		return
 	}
 	st.Weight, st.CanaryReady, st.FinishedAt = 0, false, now
 	if st.Revert {

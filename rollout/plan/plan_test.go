@@ -733,12 +733,16 @@ func TestPlanPromoting(t *testing.T) {
 				Paused: ptr(false), RequeueAfter: 2 * time.Second,
 			},
 		},
-		"fully rolled: delete the canary": {
+		"fully rolled: the canary is deleted and Succeeded recorded in one step": {
 			snap: plan.Snapshot{Name: name, State: atStep(4, promoting), Parent: parent(rolledOut), Canary: readyCanary(3)},
 			now:  now,
 			want: plan.Decision{
-				State:  atStep(4, promoting, func(s *spec.State) { s.Message = "rolled out; removing canary" }),
-				Canary: plan.CanaryDelete, Paused: ptr(false), RequeueAfter: 2 * time.Second,
+				State: atStep(4, promoting, func(s *spec.State) {
+					s.Phase, s.FinishedAt, s.Stable, s.Weight, s.CanaryReady = spec.PhaseSucceeded, now, rev, 0, false
+					s.Message = "promoted app=ghcr.io/x/app:v2"
+				}),
+				Canary: plan.CanaryDelete, Paused: ptr(false),
+				Events: []spec.Event{normal("Promoted", "revision newrev0001 (app=ghcr.io/x/app:v2) promoted and fully rolled out; canary removed")},
 			},
 		},
 		"fully rolled, canary gone: Succeeded, the revision is stable": {
@@ -803,15 +807,29 @@ func TestPlanRollingBack(t *testing.T) {
 		now  time.Time
 		want plan.Decision
 	}{
-		"canary still there: delete it, keep the hold": {
+		"canary still there: deleted, Failed recorded in the same step, the hold kept": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, rollingBack), Parent: parent(), Canary: readyCanary(1)},
 			now:  now,
-			want: plan.Decision{State: atStep(1, rollingBack), Canary: plan.CanaryDelete, RequeueAfter: 2 * time.Second},
+			want: plan.Decision{
+				State: atStep(1, rollingBack, func(s *spec.State) {
+					s.Phase, s.FailedRevision, s.Weight, s.CanaryReady, s.FinishedAt = spec.PhaseFailed, rev, 0, false, now
+					s.Message = "rolled back: " + reason
+				}),
+				Canary: plan.CanaryDelete,
+				Events: []spec.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")},
+			},
 		},
-		"canary still there, parent unpaused: hold again": {
+		"canary still there, parent unpaused: deleted, Failed, held again": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, rollingBack), Parent: parent(unpaused), Canary: readyCanary(1)},
 			now:  now,
-			want: plan.Decision{State: atStep(1, rollingBack), Canary: plan.CanaryDelete, Paused: ptr(true), RequeueAfter: 2 * time.Second},
+			want: plan.Decision{
+				State: atStep(1, rollingBack, func(s *spec.State) {
+					s.Phase, s.FailedRevision, s.Weight, s.CanaryReady, s.FinishedAt = spec.PhaseFailed, rev, 0, false, now
+					s.Message = "rolled back: " + reason
+				}),
+				Canary: plan.CanaryDelete, Paused: ptr(true),
+				Events: []spec.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")},
+			},
 		},
 		"canary gone: Failed, revision remembered, parent stays held on stable": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, rollingBack), Parent: parent()},
@@ -836,10 +854,17 @@ func TestPlanRollingBack(t *testing.T) {
 				Events: []spec.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")},
 			},
 		},
-		"revert, canary still there: delete it": {
+		"revert, canary still there: deleted, Idle and released in the same step": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, reverted, phase(spec.PhaseRollingBack)), Parent: parent(func(w *plan.Workload) { w.Revision = stable }), Canary: readyCanary(1)},
 			now:  now,
-			want: plan.Decision{State: atStep(1, reverted, phase(spec.PhaseRollingBack)), Canary: plan.CanaryDelete, RequeueAfter: 2 * time.Second},
+			want: plan.Decision{
+				State: atStep(1, func(s *spec.State) {
+					s.Phase, s.Weight, s.CanaryReady, s.FinishedAt = spec.PhaseIdle, 0, false, now
+					s.Message = "rolled back: the template is the stable revision stablerev1 again"
+				}),
+				Canary: plan.CanaryDelete, Paused: ptr(false),
+				Events: []spec.Event{normal("RolledBack", "canary of revision newrev0001 removed; the Deployment is back on stable revision stablerev1")},
+			},
 		},
 		"revert, canary gone: Idle and the parent released on stable": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, reverted, phase(spec.PhaseRollingBack)), Parent: parent(func(w *plan.Workload) { w.Revision = stable })},

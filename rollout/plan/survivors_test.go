@@ -48,6 +48,12 @@ func TestPlanEdges(t *testing.T) {
 			s.StepAt = at
 		}
 	}
+	rolledBack := func(at time.Time) func(*spec.State) {
+		return func(s *spec.State) {
+			s.Phase, s.FailedRevision, s.Weight, s.CanaryReady, s.FinishedAt = spec.PhaseFailed, rev, 0, false, at
+			s.Message = "rolled back: " + reason
+		}
+	}
 	promotingAt := stepAt.Add(5 * time.Minute)
 	promoting := func(s *spec.State) { s.Phase, s.PromotingAt, s.Message = spec.PhasePromoting, promotingAt, "promoting" }
 	tests := map[string]struct {
@@ -62,17 +68,19 @@ func TestPlanEdges(t *testing.T) {
 			now:  now,
 			want: plan.Decision{State: atStep(1, isolatedRollback(movedAt)), Canary: plan.CanaryKeep, RequeueAfter: 1500 * time.Millisecond},
 		},
-		"isolated rollback, settled: delete the canary": {
+		"isolated rollback, settled: delete the canary, Failed": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, isolatedRollback(now.Add(-3*time.Second))), Parent: parent(), Canary: readyCanary(3)},
 			now:  now,
-			want: plan.Decision{State: atStep(1, isolatedRollback(now.Add(-3*time.Second))), Canary: plan.CanaryDelete, RequeueAfter: 2 * time.Second},
+			want: plan.Decision{State: atStep(1, isolatedRollback(now.Add(-3*time.Second)), rolledBack(now)), Canary: plan.CanaryDelete,
+				Events: []spec.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")}},
 		},
 		"replicas router rollback just started: the canary goes at once (no routing object to settle)": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, isolatedRollback(movedAt), func(s *spec.State) { s.Plan, s.StablePod = config(), "" }),
 				Parent: parent(), Canary: readyCanary(1)},
 			now: now,
-			want: plan.Decision{State: atStep(1, isolatedRollback(movedAt), func(s *spec.State) { s.Plan, s.StablePod = config(), "" }),
-				Canary: plan.CanaryDelete, RequeueAfter: 2 * time.Second},
+			want: plan.Decision{State: atStep(1, isolatedRollback(movedAt), func(s *spec.State) { s.Plan, s.StablePod = config(), "" }, rolledBack(now)),
+				Canary: plan.CanaryDelete,
+				Events: []spec.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")}},
 		},
 		// An isolated promotion first grows the canary to the parent's size, within the
 		// progress deadline.
