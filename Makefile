@@ -8,7 +8,7 @@ E2E_TIMEOUT ?= 30m
 FAULTS_TIMEOUT ?= 30m
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-faults unit e2e demo up down bench fmt vet fuzz mutate chart-sync kustomize
+.PHONY: help build test test-faults unit e2e demo up down bench fmt vet lint fuzz mutate chart-sync kustomize
 
 help: ## List targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,11 @@ fmt: ## gofmt the tree
 
 vet: ## go vet
 	$(GO) vet ./...
+
+# golangci-lint is built from e2e/tools/golangci-lint (pinned) into the per-user cache the first
+# time (~1.5 min cold); `cluster build golangci-lint` prints its path.
+lint: ## golangci-lint (.golangci.yml): vet, staticcheck, errcheck, errorlint, import aliases, the package layering, no clock in the pure packages
+	@lint=$$($(GO) run ./e2e/cmd/cluster build golangci-lint) && echo "$$lint run ./..." && "$$lint" run ./...
 
 chart-sync: ## Copy deploy/crds and deploy/dashboards (the sources) into the Helm chart's files/
 	cp deploy/crds/metrictemplates.sluice.dev.yaml deploy/helm/sluice/files/

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -289,8 +290,10 @@ func newestReplicaSetHash(t *testing.T, a *app) string {
 	}
 	best, hash := -1, ""
 	for _, rs := range list.Items {
-		var rev int
-		fmt.Sscan(rs.Annotations["deployment.kubernetes.io/revision"], &rev)
+		rev, err := strconv.Atoi(rs.Annotations["deployment.kubernetes.io/revision"])
+		if err != nil {
+			t.Fatalf("ReplicaSet %s: deployment.kubernetes.io/revision: %v", rs.Name, err)
+		}
 		if rev > best {
 			best, hash = rev, rs.Labels["pod-template-hash"]
 		}

@@ -74,7 +74,7 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 			case a.sem <- struct{}{}:
 				defer func() { <-a.sem }()
 			case <-ctx.Done():
-				results[i] = analysis.Judge(m, 0, fmt.Errorf("%w: %v", metrics.ErrUnreachable, ctx.Err()))
+				results[i] = analysis.Judge(m, 0, fmt.Errorf("%w: %w", metrics.ErrUnreachable, ctx.Err()))
 				return
 			}
 			results[i] = a.check(ctx, prov, router, plan, m, vars, canaryQ)

@@ -36,7 +36,7 @@ func (r *Reconciler) apply(ctx context.Context, o *observed, d plan.Decision, no
 	if o.traffic != nil && !d.Starts {
 		isolate = isolationKeys(o.parent, o.traffic.svc)
 		if err := r.setTraffic(ctx, o.parent, o.traffic, d.State); err != nil {
-			r.Recorder.Eventf(o.parent, nil, corev1.EventTypeWarning, "RoutingFailed", "Route", "%s", spec.EventNote(err.Error()))
+			r.Recorder.Eventf(o.parent, nil, corev1.EventTypeWarning, string(spec.ReasonRoutingFailed), "Route", "%s", spec.EventNote(err.Error()))
 			r.routing.set(key, d.State.Revision, err.Error())
 			if !d.RoutingMayFail {
 				return fmt.Errorf("%w: %w", errRoutingPending, err)

@@ -102,7 +102,7 @@ func TestARouterRegisteredInOnePlace(t *testing.T) {
 	registry.Register(fakeInfo, func(routers.Objects) routers.Router { return fake })
 	defaults := spec.Defaults{Routers: registry.Catalog()}
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	decide := func(ann map[string]string) webhook.Verdict {
+	decide := func(ann map[string]string) webhook.Outcome {
 		return webhook.Decide(webhook.Input{Operation: admissionv1.Update, Now: now, Defaults: defaults,
 			Old: deployment("app:v1", ann), New: deployment("app:v2", ann)})
 	}
@@ -138,7 +138,7 @@ func TestARouterRegisteredInOnePlace(t *testing.T) {
 			"- {name: request-duration, thresholdRange: {max: 500}}",
 	}
 	v := decide(ann)
-	if !v.Allowed || v.Decision != webhook.DecisionHeld || v.Object == nil {
+	if !v.Allowed || v.Row != webhook.RowHeld || v.Object == nil {
 		t.Fatalf("verdict %+v, want held", v)
 	}
 	st, err := spec.ReadState(v.Object.Annotations)

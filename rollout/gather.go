@@ -40,7 +40,7 @@ func (r *Reconciler) gather(ctx context.Context, parent *appsv1.Deployment, now 
 	raw := parent.Annotations[spec.AnnState]
 	st, err := spec.ReadState(parent.Annotations)
 	if err != nil {
-		r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "InvalidState", "Reconcile", "%s", spec.EventNote(err.Error()))
+		r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, string(spec.ReasonInvalidState), "Reconcile", "%s", spec.EventNote(err.Error()))
 		return nil, reconcile.TerminalError(err)
 	}
 	canary, err := r.getCanary(ctx, parent)

@@ -130,7 +130,7 @@ func (r *Reconciler) notGuarded(parent *appsv1.Deployment) {
 		r.reported = map[types.UID]bool{}
 	}
 	r.reported[parent.UID] = true
-	r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "NotGuarded", "Reconcile", "%s", fmt.Sprintf(
+	r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, string(spec.ReasonNotGuarded), "Reconcile", "%s", fmt.Sprintf(
 		"namespace %s is excluded from Sluice's admission webhook: template changes of this Deployment are not held or analysed, and Sluice does not release it (remove %s or move it to a guarded namespace)",
 		parent.Namespace, spec.LabelEnabled))
 }
@@ -179,7 +179,7 @@ func (r *Reconciler) step(ctx context.Context, req reconcile.Request, now time.T
 func (r *Reconciler) record(ctx context.Context, o *observed, d plan.Decision, now time.Time) {
 	parent, st := o.parent, o.state
 	for _, e := range d.Events {
-		r.Recorder.Eventf(parent, nil, e.Type, e.Reason, "Release", "%s", spec.EventNote(e.Message))
+		r.Recorder.Eventf(parent, nil, e.Type, string(e.Reason), "Release", "%s", spec.EventNote(e.Message))
 	}
 	for _, k := range d.Stale {
 		staleControls.WithLabelValues(k).Inc()

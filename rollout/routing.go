@@ -28,9 +28,9 @@ import (
 const (
 	// annTarget on `<svc>-canary` records what the router manages, so the routing object can
 	// be put back after the Deployment is opted out (its state is gone) or deleted.
-	annTarget = "sluice.dev/route-target"
+	annTarget = spec.AnnRouteTarget
 	// finalizerRoute keeps `<svc>-canary` until the routing object no longer points at it.
-	finalizerRoute = "sluice.dev/route-cleanup"
+	finalizerRoute = spec.FinalizerRoute
 	labelPodHash   = "pod-template-hash"
 	canarySuffix   = "-canary"
 )
@@ -295,7 +295,7 @@ func (r *Reconciler) cleanupRouting(ctx context.Context, namespace, parent strin
 }
 
 // annRouter on `<svc>-canary` names the router that annTarget is for.
-const annRouter = "sluice.dev/router"
+const annRouter = spec.AnnRouter
 
 // isGone reports errors meaning the routing object (or its kind) is not there to reset.
 func isGone(err error) bool {

@@ -29,57 +29,53 @@ type Input struct {
 	AllowCrossNamespaceTemplates bool
 }
 
-// Decision names the row of the decision table that applied; it labels metrics and golden
-// tests.
-type Decision string
+// Row names the row of SPEC §3's decision table that applied; it labels the
+// sluice_admission_decisions_total metric and the golden tests.
+type Row string
 
-// Decisions.
+// Rows of the decision table.
 const (
-	DecisionController Decision = "controller"
-	DecisionNotOptedIn Decision = "not-opted-in"
-	DecisionCreate     Decision = "create"
-	DecisionInvalid    Decision = "invalid"
-	DecisionOptOut     Decision = "opt-out"
-	DecisionUnchanged  Decision = "unchanged"
-	DecisionRestart    Decision = "restart"
-	DecisionSkip       Decision = "skip-analysis"
-	DecisionRevert     Decision = "revert"
-	DecisionHeldFailed Decision = "held-failed"
-	DecisionHeld       Decision = "held"
-	DecisionReplaced   Decision = "held-replaced"
+	RowController Row = "controller"
+	RowNotOptedIn Row = "not-opted-in"
+	RowCreate     Row = "create"
+	RowInvalid    Row = "invalid"
+	RowOptOut     Row = "opt-out"
+	RowUnchanged  Row = "unchanged"
+	RowRestart    Row = "restart"
+	RowSkip       Row = "skip-analysis"
+	RowRevert     Row = "revert"
+	RowHeldFailed Row = "held-failed"
+	RowHeld       Row = "held"
+	RowReplaced   Row = "held-replaced"
 )
 
-// Event is a Kubernetes Event the handler emits (asynchronously, never under dry-run).
-type Event struct {
-	Type, Reason, Message string
-}
-
-// Verdict is the outcome of Decide.
-type Verdict struct {
-	Decision Decision
-	Allowed  bool
+// Outcome is what Decide answers: the row that applied and what to do with the request.
+type Outcome struct {
+	Row     Row
+	Allowed bool
 	// Denial is the message of a refused request.
 	Denial string
 	// Object is the Deployment to store; nil means "as sent".
 	Object   *appsv1.Deployment
 	Warnings []string
-	Events   []Event
+	// Events are emitted by the handler (asynchronously, never under dry-run).
+	Events []spec.Event
 	// Discarded lists the control annotations the write carried that were dropped because they
 	// name no revision in flight.
 	Discarded []string
 }
 
 // Decide applies SPEC §3's decision table to one admission request.
-func Decide(in Input) Verdict {
+func Decide(in Input) Outcome {
 	if in.FromController {
-		return Verdict{Decision: DecisionController, Allowed: true}
+		return Outcome{Row: RowController, Allowed: true}
 	}
 	obj := in.New.DeepCopy()
-	v := Verdict{Allowed: true}
+	v := Outcome{Allowed: true}
 
 	if in.Operation == admissionv1.Create || in.Old == nil {
 		if !optedIn(obj) {
-			return Verdict{Decision: DecisionNotOptedIn, Allowed: true}
+			return Outcome{Row: RowNotOptedIn, Allowed: true}
 		}
 		cfg, errs := spec.Parse(obj.Annotations, in.Defaults)
 		errs = append(errs, crossNamespace(in, obj, cfg)...)
@@ -91,7 +87,7 @@ func Decide(in Input) Verdict {
 		if dropOwnState(obj) {
 			v.Warnings = append(v.Warnings, fmt.Sprintf("sluice: dropped %s: it is written only by Sluice", spec.AnnState))
 		}
-		v.Decision = DecisionCreate
+		v.Row = RowCreate
 		discardControls(&v, nil, obj)
 		if !equalForPatch(in.New, obj) {
 			v.Object = obj
@@ -101,7 +97,7 @@ func Decide(in Input) Verdict {
 
 	old := in.Old
 	if !optedIn(old) && !optedIn(obj) {
-		return Verdict{Decision: DecisionNotOptedIn, Allowed: true}
+		return Outcome{Row: RowNotOptedIn, Allowed: true}
 	}
 	st, err := spec.ReadState(old.Annotations)
 	if err != nil {
@@ -130,20 +126,20 @@ func Decide(in Input) Verdict {
 
 	switch {
 	case newHash == oldHash:
-		v.Decision = DecisionUnchanged
+		v.Row = RowUnchanged
 		// Re-assert only a hold that is in place: a promotion that ran out of time is Failed
 		// but unpaused, and re-pausing it would freeze a half-finished rolling update.
-		if st.HoldsParent() && old.Spec.Paused && !obj.Spec.Paused {
+		if st.Holds() && old.Spec.Paused && !obj.Spec.Paused {
 			obj.Spec.Paused = true
 			v.Warnings = append(v.Warnings, fmt.Sprintf(
 				"sluice: spec.paused stays true while release %s is %s; a manifest that sets spec.paused: false fights the hold on every sync",
 				st.Revision, st.Phase))
 		}
 
-	case !st.Phase.Holds() && st.Phase != spec.PhasePromoting && in.RestartBypass &&
+	case !st.Holds() && st.Phase != spec.PhasePromoting && in.RestartBypass &&
 		spec.OnlyRestarted(&old.Spec.Template, &obj.Spec.Template):
-		v.Decision = DecisionRestart
-		v.Events = append(v.Events, Event{corev1.EventTypeNormal, "Restarted", "template changed only by kubectl rollout restart: restarting without a canary"})
+		v.Row = RowRestart
+		v.Events = append(v.Events, spec.NormalEvent(spec.ReasonRestarted, "template changed only by kubectl rollout restart: restarting without a canary"))
 		// The restarted template is the same workload: it stays stable (or unanalysed), so
 		// the worker does not report the restart as a change that bypassed the hold.
 		switch oldHash {
@@ -158,8 +154,8 @@ func Decide(in Input) Verdict {
 		}
 
 	case cfg.SkipAnalysis:
-		v.Decision = DecisionSkip
-		if st.Phase.Holds() || st.Phase.InFlight() {
+		v.Row = RowSkip
+		if st.Holds() || st.Phase.InFlight() {
 			obj.Spec.Paused = false
 		}
 		next := spec.State{Phase: spec.PhaseIdle, Stable: newHash, FailedRevision: st.FailedRevision,
@@ -167,10 +163,10 @@ func Decide(in Input) Verdict {
 		setState(obj, next)
 		msg := fmt.Sprintf("%s is \"true\": %s goes out without canary analysis", spec.AnnSkipAnalysis, images)
 		v.Warnings = append(v.Warnings, "sluice: "+msg)
-		v.Events = append(v.Events, Event{corev1.EventTypeWarning, "Bypassed", msg})
+		v.Events = append(v.Events, spec.WarningEvent(spec.ReasonBypassed, msg))
 
-	case (st.Phase.Holds() || st.Phase.InFlight()) && newHash == st.Stable:
-		v.Decision = DecisionRevert
+	case (st.Holds() || st.Phase.InFlight()) && newHash == st.Stable:
+		v.Row = RowRevert
 		next := st
 		if st.Phase == spec.PhaseFailed {
 			// Nothing in flight: the canary is gone and the stable ReplicaSet already runs
@@ -187,8 +183,8 @@ func Decide(in Input) Verdict {
 		v.Warnings = append(v.Warnings, fmt.Sprintf(
 			"sluice: %s is the stable revision %s: release %s is rolled back, stable pods are untouched", images, st.Stable, st.Revision))
 
-	case newHash == st.FailedRevision && (st.Phase.Holds() || st.Phase.InFlight()):
-		v.Decision = DecisionHeldFailed
+	case newHash == st.FailedRevision && (st.Holds() || st.Phase.InFlight()):
+		v.Row = RowHeldFailed
 		obj.Spec.Paused = true
 		next := st
 		next.Phase = spec.PhaseFailed
@@ -202,26 +198,24 @@ func Decide(in Input) Verdict {
 		v.Warnings = append(v.Warnings, "sluice: held "+images+": "+next.Message)
 
 	default:
-		v.Decision = DecisionHeld
+		v.Row = RowHeld
 		stable := oldHash
-		if st.HoldsParent() || (st.Phase.InFlight() && st.Phase != spec.PhasePromoting) {
+		if st.Holds() || (st.Phase.InFlight() && st.Phase != spec.PhasePromoting) {
 			stable = st.Stable
 		}
 		if st.Phase.InFlight() && st.Phase != spec.PhaseRollingBack {
-			v.Decision = DecisionReplaced
+			v.Row = RowReplaced
 			v.Warnings = append(v.Warnings, fmt.Sprintf(
 				"sluice: release %s in flight is replaced by %s; analysis restarts on the newest template", st.Revision, newHash))
 		}
 		obj.Spec.Paused = true
-		setState(obj, spec.State{
-			Phase: spec.PhaseProgressing, Revision: newHash, Stable: stable, FailedRevision: st.FailedRevision,
-			Image: images, StartedAt: in.Now, Plan: &cfg,
-			Message: "held for canary analysis",
-		})
+		setState(obj, spec.NewRelease(st, spec.Release{
+			Revision: newHash, Stable: stable, Image: images, Plan: cfg, At: in.Now, Message: "held for canary analysis",
+		}))
 		v.Warnings = append(v.Warnings, fmt.Sprintf(
 			"sluice: held %s for canary analysis; watch with kubectl sluice status %s", images, obj.Name))
-		v.Events = append(v.Events, Event{corev1.EventTypeNormal, "ReleaseHeld",
-			fmt.Sprintf("held revision %s (%s) for canary analysis; stable revision %s keeps serving", newHash, images, stable)})
+		v.Events = append(v.Events, spec.NormalEvent(spec.ReasonReleaseHeld,
+			fmt.Sprintf("held revision %s (%s) for canary analysis; stable revision %s keeps serving", newHash, images, stable)))
 	}
 
 	discardControls(&v, old, obj)
@@ -273,7 +267,7 @@ func newControlErrors(old, obj *appsv1.Deployment) field.ErrorList {
 // flight after this decision (the release held, or the one that failed, for a retry): a
 // leftover approval can never act on another release. Each drop is a warning, a Warning Event
 // and, counted by the handler, a metric.
-func discardControls(v *Verdict, old, obj *appsv1.Deployment) {
+func discardControls(v *Outcome, old, obj *appsv1.Deployment) {
 	st, err := spec.ReadState(obj.Annotations)
 	target := ""
 	if err == nil && (st.Phase.InFlight() || st.Phase == spec.PhaseFailed) {
@@ -295,17 +289,14 @@ func discardControls(v *Verdict, old, obj *appsv1.Deployment) {
 		}
 		msg := fmt.Sprintf("dropped %s=%s%s: %s; controls act only on the revision they name", k, val, leftover, why)
 		v.Warnings = append(v.Warnings, "sluice: "+msg)
-		v.Events = append(v.Events, Event{corev1.EventTypeWarning, ReasonControlDiscarded, msg})
+		v.Events = append(v.Events, spec.WarningEvent(spec.ReasonControlDiscarded, msg))
 		v.Discarded = append(v.Discarded, k)
 	}
 }
 
-// ReasonControlDiscarded is the Event reason of a control annotation the webhook dropped.
-const ReasonControlDiscarded = "ControlDiscarded"
-
-func optOut(v Verdict, st spec.State, old, sent, obj *appsv1.Deployment) Verdict {
-	v.Decision = DecisionOptOut
-	if st.HoldsParent() && old.Spec.Paused && obj.Spec.Paused {
+func optOut(v Outcome, st spec.State, old, sent, obj *appsv1.Deployment) Outcome {
+	v.Row = RowOptOut
+	if st.Holds() && old.Spec.Paused && obj.Spec.Paused {
 		obj.Spec.Paused = false
 		v.Warnings = append(v.Warnings, fmt.Sprintf(
 			"sluice: opted out: unpausing releases %s without analysis", spec.Images(&obj.Spec.Template)))
@@ -317,11 +308,11 @@ func optOut(v Verdict, st spec.State, old, sent, obj *appsv1.Deployment) Verdict
 		msg += "; release " + st.Revision + " is abandoned and its canary removed"
 		evType = corev1.EventTypeWarning
 	}
-	if !obj.Spec.Paused && old.Spec.Paused && st.HoldsParent() {
+	if !obj.Spec.Paused && old.Spec.Paused && st.Holds() {
 		msg += "; unpaused: " + spec.Images(&obj.Spec.Template) + " goes out without analysis"
 		evType = corev1.EventTypeWarning
 	}
-	v.Events = append(v.Events, Event{evType, "OptedOut", msg})
+	v.Events = append(v.Events, spec.Event{Type: evType, Reason: spec.ReasonOptedOut, Message: msg})
 	dropOwnState(obj)
 	if !equalForPatch(sent, obj) {
 		v.Object = obj
@@ -329,8 +320,8 @@ func optOut(v Verdict, st spec.State, old, sent, obj *appsv1.Deployment) Verdict
 	return v
 }
 
-func deny(msg string) Verdict {
-	return Verdict{Decision: DecisionInvalid, Denial: msg}
+func deny(msg string) Outcome {
+	return Outcome{Row: RowInvalid, Denial: msg}
 }
 
 func optedIn(d *appsv1.Deployment) bool {

@@ -22,11 +22,11 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // verdict is what a golden file records of one decision.
 type verdict struct {
-	Decision webhook.Decision `json:"decision"`
-	Allowed  bool             `json:"allowed"`
-	Denial   string           `json:"denial,omitempty"`
-	Warnings []string         `json:"warnings,omitempty"`
-	Events   []webhook.Event  `json:"events,omitempty"`
+	Decision webhook.Row  `json:"decision"`
+	Allowed  bool         `json:"allowed"`
+	Denial   string       `json:"denial,omitempty"`
+	Warnings []string     `json:"warnings,omitempty"`
+	Events   []spec.Event `json:"events,omitempty"`
 	// Mutated says whether the object is stored other than as sent.
 	Mutated bool `json:"mutated"`
 	// Paused and State are the stored object's spec.paused and decoded sluice.dev/state.
@@ -285,10 +285,10 @@ func TestDecide(t *testing.T) {
 // checkOnlyOwnFields asserts what holds for every verdict: a denial stores nothing; a mutation
 // touches only annotations and spec.paused (the pod template is stored exactly as sent); an
 // unchanged object is reported as nil.
-func checkOnlyOwnFields(t *testing.T, sent *appsv1.Deployment, v webhook.Verdict) {
+func checkOnlyOwnFields(t *testing.T, sent *appsv1.Deployment, v webhook.Outcome) {
 	t.Helper()
 	if !v.Allowed {
-		if v.Object != nil || v.Denial == "" || v.Decision != webhook.DecisionInvalid {
+		if v.Object != nil || v.Denial == "" || v.Row != webhook.RowInvalid {
 			t.Errorf("denied verdict %+v: want decision invalid, a message and no object", v)
 		}
 		return
@@ -306,13 +306,13 @@ func checkOnlyOwnFields(t *testing.T, sent *appsv1.Deployment, v webhook.Verdict
 	}
 }
 
-func render(in webhook.Input, v webhook.Verdict) string {
+func render(in webhook.Input, v webhook.Outcome) string {
 	stored := in.New
 	if v.Object != nil {
 		stored = v.Object
 	}
 	out := verdict{
-		Decision: v.Decision, Allowed: v.Allowed, Denial: v.Denial, Warnings: v.Warnings, Events: v.Events,
+		Decision: v.Row, Allowed: v.Allowed, Denial: v.Denial, Warnings: v.Warnings, Events: v.Events,
 		Mutated: v.Object != nil, Paused: stored.Spec.Paused,
 	}
 	if raw, ok := stored.Annotations[spec.AnnState]; ok {

@@ -45,7 +45,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	return resp
 }
 
-func (h *Handler) handle(req admission.Request) (admission.Response, Decision) {
+func (h *Handler) handle(req admission.Request) (admission.Response, Row) {
 	// Guard clauses: only Deployments, no subresources, only CREATE and UPDATE.
 	if req.Kind.Group != deploymentGVK.Group || req.Kind.Kind != deploymentGVK.Kind || req.SubResource != "" {
 		return admission.Allowed(""), "ignored"
@@ -74,7 +74,7 @@ func (h *Handler) handle(req admission.Request) (admission.Response, Decision) {
 		Defaults:       h.Defaults, RestartBypass: h.RestartBypass, AllowCrossNamespaceTemplates: h.AllowCrossNamespaceTemplates,
 	})
 	if !v.Allowed {
-		return admission.Denied(v.Denial), v.Decision
+		return admission.Denied(v.Denial), v.Row
 	}
 	if req.DryRun == nil || !*req.DryRun {
 		for _, k := range v.Discarded {
@@ -82,17 +82,17 @@ func (h *Handler) handle(req admission.Request) (admission.Response, Decision) {
 		}
 		if h.Recorder != nil {
 			for _, e := range v.Events {
-				h.Recorder.Eventf(obj, nil, e.Type, e.Reason, string(v.Decision), "%s", spec.EventNote(e.Message))
+				h.Recorder.Eventf(obj, nil, e.Type, string(e.Reason), string(v.Row), "%s", spec.EventNote(e.Message))
 			}
 		}
 	}
 	if v.Object == nil {
-		return admission.Allowed("").WithWarnings(v.Warnings...), v.Decision
+		return admission.Allowed("").WithWarnings(v.Warnings...), v.Row
 	}
 	resp := admission.Patched("", patchOps(obj, v.Object)...)
 	pt := admissionv1.PatchTypeJSONPatch
 	resp.PatchType = &pt
-	return resp.WithWarnings(v.Warnings...), v.Decision
+	return resp.WithWarnings(v.Warnings...), v.Row
 }
 
 // patchOps builds the JSON patch from sent to obj directly. Decide changes only annotations and

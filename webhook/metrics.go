@@ -29,9 +29,9 @@ func init() {
 	metrics.Registry.MustRegister(decisions, discarded, latency)
 	// Every decision (and control) starts at zero, so that its first occurrence shows in rate() and
 	// increase() instead of appearing already at 1.
-	for _, d := range []Decision{DecisionController, DecisionNotOptedIn, DecisionCreate, DecisionInvalid,
-		DecisionOptOut, DecisionUnchanged, DecisionRestart, DecisionSkip, DecisionRevert, DecisionHeldFailed,
-		DecisionHeld, DecisionReplaced, "ignored", "error"} {
+	for _, d := range []Row{RowController, RowNotOptedIn, RowCreate, RowInvalid,
+		RowOptOut, RowUnchanged, RowRestart, RowSkip, RowRevert, RowHeldFailed,
+		RowHeld, RowReplaced, "ignored", "error"} {
 		decisions.WithLabelValues(string(d))
 	}
 	for _, k := range spec.ControlAnnotations {
@@ -39,7 +39,7 @@ func init() {
 	}
 }
 
-func observe(d Decision, took time.Duration) {
+func observe(d Row, took time.Duration) {
 	decisions.WithLabelValues(string(d)).Inc()
 	latency.Observe(took.Seconds())
 }

@@ -29,9 +29,9 @@ func TestDecisionSeriesStartAtZero(t *testing.T) {
 			t.Errorf("no sluice_control_discarded_total{annotation=%q} series; have %q", k, got)
 		}
 	}
-	for _, d := range []Decision{DecisionController, DecisionNotOptedIn, DecisionCreate, DecisionInvalid,
-		DecisionOptOut, DecisionUnchanged, DecisionRestart, DecisionSkip, DecisionRevert, DecisionHeldFailed,
-		DecisionHeld, DecisionReplaced} {
+	for _, d := range []Row{RowController, RowNotOptedIn, RowCreate, RowInvalid,
+		RowOptOut, RowUnchanged, RowRestart, RowSkip, RowRevert, RowHeldFailed,
+		RowHeld, RowReplaced} {
 		if !slices.Contains(got, string(d)) {
 			t.Errorf("no sluice_admission_decisions_total{decision=%q} series; have %q", d, got)
 		}

@@ -103,15 +103,15 @@ func assembleHistory(events []record, st spec.State) []HistoryEntry {
 		open = len(out) - 1
 	}
 	for _, ev := range events {
-		switch ev.Reason {
-		case "ReleaseHeld":
+		switch spec.Reason(ev.Reason) {
+		case spec.ReasonReleaseHeld:
 			m := reHeld.FindStringSubmatch(ev.Message)
 			if m == nil {
 				continue
 			}
 			end(open, ev.Time, outcomeReplaced, "replaced by revision "+m[1])
 			start(HistoryEntry{Revision: m[1], Image: m[2], Started: ev.Time})
-		case "Retrying":
+		case spec.ReasonRetrying:
 			m := reRetrying.FindStringSubmatch(ev.Message)
 			if m == nil {
 				continue
@@ -122,17 +122,17 @@ func assembleHistory(events []record, st spec.State) []HistoryEntry {
 			}
 			end(open, ev.Time, outcomeReplaced, "replaced by a retry of revision "+m[1])
 			start(e)
-		case "RollingBack":
+		case spec.ReasonRollingBack:
 			if m := reRollingBck.FindStringSubmatch(ev.Message); m != nil {
 				if i := latest(m[1]); i >= 0 && out[i].Outcome == "" {
 					out[i].Reason = m[2]
 				}
 			}
-		case "Promoted":
+		case spec.ReasonPromoted:
 			if m := rePromoted.FindStringSubmatch(ev.Message); m != nil {
 				end(latest(m[1]), ev.Time, outcomePromoted, "")
 			}
-		case "RolledBack":
+		case spec.ReasonRolledBack:
 			m := reRolledBack.FindStringSubmatch(ev.Message)
 			if m == nil {
 				continue
@@ -142,14 +142,14 @@ func assembleHistory(events []record, st spec.State) []HistoryEntry {
 				reason = "template set back to the stable revision " + m[3]
 			}
 			end(latest(m[1]), ev.Time, outcomeRolledBack, reason)
-		case "PromotionFailed":
+		case spec.ReasonPromotionFailed:
 			end(open, ev.Time, outcomeFailed, ev.Message)
-		case "Unanalysed":
+		case spec.ReasonUnanalysed:
 			if m := reUnanalysed.FindStringSubmatch(ev.Message); m != nil {
 				out = append(out, HistoryEntry{Revision: m[1], Outcome: outcomeUnanalysed, Started: ev.Time, Finished: ev.Time,
 					Reason: "reached the pods without the admission hold"})
 			}
-		case "Bypassed":
+		case spec.ReasonBypassed:
 			image := ""
 			if m := reBypassed.FindStringSubmatch(ev.Message); m != nil {
 				image = m[1]

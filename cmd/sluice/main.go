@@ -64,6 +64,9 @@ func run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// One limit for the whole process (the worker, the certificate manager, Events): sized by
+	// flags for hundreds of releases at once rather than controller-runtime's 20/s.
+	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
 
 	// The cache holds only opted-in Deployments and Sluice's canary copies of them.
 	scope, err := labels.NewRequirement(spec.LabelEnabled, selection.In, []string{spec.ValueEnabled, spec.ValueCanary})
@@ -89,9 +92,14 @@ func run(ctx context.Context, o Options) error {
 	if err := spec.AddToScheme(scheme); err != nil {
 		return err
 	}
-	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&appsv1.Deployment{}: {Label: labels.NewSelector().Add(*scope)},
-	}}
+	cacheOpts := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}: {Label: labels.NewSelector().Add(*scope)},
+		},
+		// Nothing Sluice does reads managedFields; they are often the larger half of an object,
+		// and the Services and ReplicaSets informers hold objects Sluice does not manage.
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
 	// Scoped to namespaces, every informer (Deployments, Services, routing objects,
 	// MetricTemplates) lists and watches in those namespaces only, which is all that RBAC
 	// granted as Roles there allows.

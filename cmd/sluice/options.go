@@ -31,6 +31,8 @@ type Options struct {
 	QueryTimeout        time.Duration
 	QueryParallelism    int
 	Concurrency         int
+	KubeAPIQPS          float32
+	KubeAPIBurst        int
 	RestartBypass       bool
 	LogLevel            int
 	DisableWebhook      bool
@@ -67,7 +69,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig for running outside a cluster (default: in-cluster config or $KUBECONFIG)")
 	fs.StringVar(&o.ControllerIdentity, "controller-identity", "system:serviceaccount:sluice-system:sluice",
 		"user name of Sluice's own API writes; the webhook lets them through as sent")
-	fs.StringVar(&o.DefaultRouter, "default-router", spec.RouterReplicas, "router used when a Deployment sets no sluice.dev/router")
+	fs.StringVar(&o.DefaultRouter, "default-router", spec.RouterReplicas, "router used when a Deployment sets no "+spec.AnnRouter)
 	fs.StringVar(&o.WebhookHost, "webhook-host", "", "address the webhook server binds (empty: all interfaces)")
 	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "webhook server port")
 	fs.StringVar(&o.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key (reloaded on change)")
@@ -79,6 +81,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.QueryTimeout, "query-timeout", 10*time.Second, "timeout of one metric query")
 	fs.IntVar(&o.QueryParallelism, "query-parallelism", 64, "metric queries in flight at once, across all releases")
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "releases reconciled in parallel")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", 100, "requests per second to the API server, sustained (client-side limit; a release step costs a few writes, reads come from the cache)")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 250, "requests to the API server allowed in a burst above --kube-api-qps (e.g. hundreds of releases started by one commit)")
 	fs.BoolVar(&o.RestartBypass, "restart-bypass", true, "let `kubectl rollout restart` through without a canary")
 	fs.IntVar(&o.LogLevel, "v", 0, "log verbosity (0: what operators act on; 1+: detail)")
 	fs.BoolVar(&o.DisableWebhook, "disable-webhook", false, "do not serve the admission webhook")
@@ -143,6 +147,9 @@ func (o *Options) Validate() error {
 	}
 	if o.QueryParallelism < 1 || o.Concurrency < 1 {
 		errs = append(errs, errors.New("--query-parallelism and --concurrency must be at least 1"))
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps must be positive and --kube-api-burst at least 1, got %g and %d", o.KubeAPIQPS, o.KubeAPIBurst))
 	}
 	if o.CertSecret != "" && !o.DisableWebhook {
 		if o.Namespace == "" {

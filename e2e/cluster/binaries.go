@@ -43,7 +43,7 @@ type tool struct {
 	binaries []string // files the build leaves in the cache dir
 	coldTime string   // a cold build on 2 cores, for progress lines
 	// onDemand tools are not part of the control plane: EnsureBinaries leaves them alone and
-	// EnsureHelm (…) builds them when a test first needs them.
+	// EnsureHelm or EnsureGolangciLint builds them when they are first needed.
 	onDemand bool
 }
 
@@ -80,6 +80,11 @@ var tools = []tool{
 		name: "helm", title: "helm", module: "helm.sh/helm/v3",
 		packages: []string{"helm.sh/helm/v3/cmd/helm"}, binaries: []string{"helm"},
 		coldTime: "~3 min", onDemand: true,
+	},
+	{
+		name: "golangci-lint", title: "golangci-lint", module: "github.com/golangci/golangci-lint/v2",
+		packages: []string{"github.com/golangci/golangci-lint/v2/cmd/golangci-lint"}, binaries: []string{"golangci-lint"},
+		coldTime: "~1.5 min", onDemand: true,
 	},
 }
 
@@ -173,10 +178,30 @@ func EnsureBinaries(ctx context.Context, opts Options) (Binaries, error) {
 // EnsureHelm builds the helm CLI into the cache unless it is there already and returns its
 // path. Only the install tests need it, so EnsureBinaries does not build it.
 func EnsureHelm(ctx context.Context, opts Options) (string, error) {
+	return EnsureTool(ctx, opts, "helm")
+}
+
+// EnsureGolangciLint builds golangci-lint into the cache unless it is there already and
+// returns its path. Only `make lint` and e2e/lint need it, so EnsureBinaries does not build it.
+func EnsureGolangciLint(ctx context.Context, opts Options) (string, error) {
+	return EnsureTool(ctx, opts, "golangci-lint")
+}
+
+// EnsureTool builds the on-demand tool name (helm, golangci-lint) into the cache unless it is
+// there already and returns the path of its binary.
+func EnsureTool(ctx context.Context, opts Options, name string) (string, error) {
 	if err := opts.complete(); err != nil {
 		return "", err
 	}
-	t := toolNamed("helm")
+	var t tool
+	for _, c := range tools {
+		if c.name == name && c.onDemand {
+			t = c
+		}
+	}
+	if t.name == "" {
+		return "", fmt.Errorf("no on-demand tool %q (have %s)", name, strings.Join(OnDemandTools(), ", "))
+	}
 	version, err := toolVersion(opts.RepoRoot, t)
 	if err != nil {
 		return "", err
@@ -192,7 +217,18 @@ func EnsureHelm(ctx context.Context, opts Options) (string, error) {
 			return "", err
 		}
 	}
-	return filepath.Join(dir, "helm"), nil
+	return filepath.Join(dir, t.binaries[0]), nil
+}
+
+// OnDemandTools lists the tools EnsureTool builds.
+func OnDemandTools() []string {
+	var names []string
+	for _, t := range tools {
+		if t.onDemand {
+			names = append(names, t.name)
+		}
+	}
+	return names
 }
 
 // toolVersion reads the version of t.module that e2e/tools/<t.name>/go.mod requires, so
@@ -245,20 +281,20 @@ func lockCache(ctx context.Context, cacheDir string, log io.Writer) (unlock func
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return func() { f.Close() }, nil // closing releases the lock
+			return func() { _ = f.Close() }, nil // closing releases the lock
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
+			_ = f.Close() // never locked: nothing to release
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		if last == start || time.Since(last) >= heartbeat {
+		if last.Equal(start) || time.Since(last) >= heartbeat {
 			fmt.Fprintf(log, "waiting for another process building Sluice's tools (lock %s), %s elapsed\n",
 				path, time.Since(start).Round(time.Second))
 			last = time.Now()
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
+			_ = f.Close() // never locked: nothing to release
 			return nil, fmt.Errorf("wait for build lock: %w", ctx.Err())
 		case <-time.After(time.Second):
 		}
@@ -329,7 +365,8 @@ func build(ctx context.Context, opts Options, t tool, dir string) error {
 	return nil
 }
 
-// ldflags strips symbols and stamps versions the way the upstream release builds do:
+// ldflags strips symbols and stamps versions the way the upstream release builds do
+// (golangci-lint: its version, which `golangci-lint version` reports):
 // Kubernetes binaries report their version (otherwise v0.0.0-master, which clients and kwok
 // treat as ancient); helm reports its own and, as the Kubernetes version `helm template` and
 // `helm lint` assume, the one of the client-go it is built with (otherwise v1.20, which fails
@@ -358,6 +395,11 @@ func ldflags(repo string, t tool, version string) (string, error) {
 		for _, pkg := range []string{"helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"} {
 			flags = append(flags, "-X", pkg+".k8sVersionMajor=1", "-X", pkg+".k8sVersionMinor="+minor)
 		}
+	case "golangci-lint":
+		// Its main reads the version from the build info unless a date is stamped; built as a
+		// tool that would be the tools module's (devel) version.
+		flags = append(flags, "-X", "main.version="+strings.TrimPrefix(version, "v"),
+			"-X", "main.date=unknown", "-X", "main.commit=unknown")
 	}
 	return strings.Join(flags, " "), nil
 }
@@ -395,8 +437,11 @@ func renderKwokStages(ctx context.Context, repo, path string) error {
 		return fmt.Errorf("locate the kwok module: go mod download: %w: %s", err, stderr.String())
 	}
 	var mod struct{ Dir string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return fmt.Errorf("locate the kwok module: unexpected go mod download output %q: %v", out, err)
+	if err := json.Unmarshal(out, &mod); err != nil {
+		return fmt.Errorf("locate the kwok module: unexpected go mod download output %q: %w", out, err)
+	}
+	if mod.Dir == "" {
+		return fmt.Errorf("locate the kwok module: no Dir in go mod download output %q", out)
 	}
 	docs, err := kustomizeResources(filepath.Join(mod.Dir, "kustomize", "stage", "fast"))
 	if err != nil {

@@ -549,7 +549,7 @@ func (c *Cluster) poll(ctx context.Context, what string, timeout time.Duration, 
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for %s: %w (last check: %v)", what, ctx.Err(), err)
+			return fmt.Errorf("wait for %s: %w (last check: %w)", what, ctx.Err(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -360,8 +360,11 @@ func TestDetachedClusterDownLeavesNothingBehind(t *testing.T) {
 	t.Logf("Down took %s", time.Since(downStart))
 	pollUntil(t, 10*time.Second, func(context.Context) error {
 		for _, pid := range pids {
-			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-				return fmt.Errorf("pid %d still exists (kill -0: %v)", pid, err)
+			switch err := syscall.Kill(pid, 0); {
+			case err == nil:
+				return fmt.Errorf("pid %d still exists", pid)
+			case !errors.Is(err, syscall.ESRCH):
+				return fmt.Errorf("pid %d: kill -0: %w", pid, err)
 			}
 		}
 		return nil

@@ -59,18 +59,18 @@ func (c *Cluster) startProcess(name, binary string, env []string, args ...string
 	c.mu.Lock()
 	if c.stopping {
 		c.mu.Unlock()
-		f.Close()
+		_ = f.Close() // the log file, not written to yet
 		return fmt.Errorf("start %s: the cluster is being stopped", name)
 	}
 	if err := cmd.Start(); err != nil {
 		c.mu.Unlock()
-		f.Close()
+		_ = f.Close() // the log file; the error says why the process did not start
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &process{name: name, binary: binary, log: logPath, env: env, args: args, pid: cmd.Process.Pid, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
-		f.Close()
+		_ = f.Close() // our copy of the log file; the process wrote through its own
 		close(p.done)
 	}()
 	c.procs = append(c.procs, p)
@@ -106,7 +106,10 @@ func (c *Cluster) exited() error {
 	for _, p := range c.procs {
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.name, p.err, p.log, tail(p.log, 15))
+			if p.err == nil {
+				return fmt.Errorf("%s exited (status 0); last lines of %s:\n%s", p.name, p.log, tail(p.log, 15))
+			}
+			return fmt.Errorf("%s exited (%w); last lines of %s:\n%s", p.name, p.err, p.log, tail(p.log, 15))
 		default:
 		}
 	}
@@ -298,7 +301,7 @@ func tail(path string, n int) string {
 	if err != nil {
 		return err.Error()
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	var lines []string
 	s := bufio.NewScanner(f)
 	s.Buffer(make([]byte, 64*1024), 1024*1024)

@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2/ktesting"
 )
@@ -97,14 +96,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func servedPods(f *Fleet) []string {
 	var names []string
 	for _, ep := range f.Serving() {
-		names = append(names, ep.Pod)
-	}
-	return names
-}
-
-func endpointPods(f *Fleet, selector labels.Selector) []string {
-	var names []string
-	for _, ep := range f.Endpoints(selector) {
 		names = append(names, ep.Pod)
 	}
 	return names

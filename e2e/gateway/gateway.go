@@ -162,7 +162,7 @@ func (g *Gateway) Stop() error {
 		g.loop.Wait()
 		select {
 		case <-g.exited:
-			g.stopResult = fmt.Errorf("caddy exited before Stop: %v\ncaddy log:\n%s", g.exitErr, g.Log())
+			g.stopResult = fmt.Errorf("before Stop: %w\ncaddy log:\n%s", g.exitError(), g.Log())
 		default:
 			g.kill()
 		}
@@ -187,7 +187,7 @@ func (g *Gateway) startCaddy(caddy string) error {
 	if err != nil {
 		return err
 	}
-	defer log.Close() // the child has its own copy
+	defer func() { _ = log.Close() }() // the child has its own copy
 	args := []string{"run", "--config", configPath}
 	fmt.Fprintf(log, "# %s %s\n", caddy, strings.Join(args, " "))
 	g.cmd = exec.Command(caddy, args...)
@@ -224,9 +224,9 @@ func (g *Gateway) waitAdmin(ctx context.Context) error {
 		}
 		select {
 		case <-g.exited:
-			return fmt.Errorf("caddy exited: %v", g.exitErr)
+			return g.exitError()
 		case <-ctx.Done():
-			return fmt.Errorf("wait for Caddy's admin API on %s: %w (last: %v)", g.listeners.Admin, ctx.Err(), err)
+			return fmt.Errorf("wait for Caddy's admin API on %s: %w (last: %w)", g.listeners.Admin, ctx.Err(), err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -252,6 +252,14 @@ func (g *Gateway) kill() {
 	}
 }
 
+// exitError says how Caddy exited; call it once g.exited is closed.
+func (g *Gateway) exitError() error {
+	if g.exitErr == nil {
+		return errors.New("caddy exited (status 0)")
+	}
+	return fmt.Errorf("caddy exited: %w", g.exitErr)
+}
+
 // run syncs every pollPeriod until ctx is done.
 func (g *Gateway) run(ctx context.Context) {
 	tick := time.NewTicker(pollPeriod)
@@ -261,7 +269,7 @@ func (g *Gateway) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-g.exited:
-			g.record(fmt.Errorf("caddy exited: %v", g.exitErr))
+			g.record(g.exitError())
 			return
 		case <-tick.C:
 		}
@@ -410,6 +418,6 @@ func (g *Gateway) logf(format string, args ...any) {
 	if err != nil {
 		return
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // a log line: nothing to do if it is lost
 	fmt.Fprintf(f, "gateway: %s %s\n", time.Now().Format(time.RFC3339Nano), fmt.Sprintf(format, args...))
 }

@@ -95,12 +95,18 @@ func TestBuiltinQueriesAgainstPrometheus(t *testing.T) {
 	// Every target up and scraped three times: every series then has a rate.
 	if err := poll(t.Context(), 30*time.Second, func(ctx context.Context) error {
 		up, err := prom.Query(ctx, "count(up == 1)")
-		if err != nil || int(up) != len(x.targets) {
-			return fmt.Errorf("%v of %d targets up (%v)", up, len(x.targets), err)
+		if err != nil {
+			return fmt.Errorf("targets up: %w", err)
+		}
+		if int(up) != len(x.targets) {
+			return fmt.Errorf("%v of %d targets up", up, len(x.targets))
 		}
 		scrapes, err := prom.Query(ctx, "min(count_over_time(up[1m]))")
-		if err != nil || scrapes < 3 {
-			return fmt.Errorf("%v scrapes of the least scraped target (%v)", scrapes, err)
+		if err != nil {
+			return fmt.Errorf("scrapes of the least scraped target: %w", err)
+		}
+		if scrapes < 3 {
+			return fmt.Errorf("%v scrapes of the least scraped target", scrapes)
 		}
 		return nil
 	}); err != nil {

@@ -74,16 +74,17 @@ func startPrometheus(t *testing.T, binary, config string) string {
 	// Its own process group, killed with the test binary if that dies first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		logFile.Close()
+		_ = logFile.Close() // not written to
 		t.Fatalf("start prometheus: %v", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
-		logFile.Close()
+		err := <-exited     // "signal: killed" unless it had ended by itself
+		_ = logFile.Close() // our copy; Prometheus wrote through its own
 		if t.Failed() {
+			t.Logf("prometheus ended: %v", err)
 			logTail(t, logPath)
 		}
 	})
@@ -108,7 +109,10 @@ func startPrometheus(t *testing.T, binary, config string) string {
 		select {
 		case err := <-exited:
 			exited <- err
-			return fmt.Errorf("%w: prometheus exited: %v", errStop, err)
+			if err == nil {
+				return fmt.Errorf("%w: prometheus exited (status 0)", errStop)
+			}
+			return fmt.Errorf("%w: prometheus exited: %w", errStop, err)
 		default:
 		}
 		return ready(ctx)

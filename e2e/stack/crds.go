@@ -128,8 +128,11 @@ func moduleDir(ctx context.Context, module string) (string, error) {
 		return "", fmt.Errorf("download %s: %w: %s", module, err, strings.TrimSpace(stderr.String()))
 	}
 	var mod struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return "", fmt.Errorf("download %s: %s %v", module, mod.Error, err)
+	if err := json.Unmarshal(out, &mod); err != nil {
+		return "", fmt.Errorf("download %s: decode go mod download output: %w", module, err)
+	}
+	if mod.Dir == "" {
+		return "", fmt.Errorf("download %s: %s", module, mod.Error)
 	}
 	return mod.Dir, nil
 }

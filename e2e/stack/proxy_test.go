@@ -85,7 +85,7 @@ func TestPrometheusProxyModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	defer func() { _ = p.Close() }()
 	if err := p.SetUpstream(upstream.URL); err != nil {
 		t.Fatal(err)
 	}

@@ -329,7 +329,7 @@ func WaitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 		last = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+			return fmt.Errorf("%w (last: %w)", ctx.Err(), last)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

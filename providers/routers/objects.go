@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
 // Labels on every object a router creates.
@@ -77,7 +79,7 @@ func (o Objects) Ensure(ctx context.Context, want *unstructured.Unstructured) er
 	}
 	if !Owned(have) {
 		return fmt.Errorf("%s %s/%s exists and was not created by Sluice; rename it or point %s elsewhere",
-			have.GetKind(), have.GetNamespace(), have.GetName(), "sluice.dev/route")
+			have.GetKind(), have.GetNamespace(), have.GetName(), spec.AnnRoute)
 	}
 	return o.Edit(ctx, have, func(u *unstructured.Unstructured) error {
 		u.SetLabels(want.GetLabels())

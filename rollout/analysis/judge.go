@@ -6,7 +6,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/sluice-dev/sluice/providers/metrics"
+	"github.com/sluice-dev/sluice/providers/metrics" //nolint:depguard // the providers' sentinel errors (ErrNoData); not an arrow of docs/design.md yet, reported under issue 13
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 

@@ -92,7 +92,7 @@ func violation(s plan.Snapshot, now time.Time, d plan.Decision) string {
 		return ""
 	}
 	promoted := out.Phase == spec.PhasePromoting
-	if (promoted || unpaused && in.HoldsParent()) && !justified(s) {
+	if (promoted || unpaused && in.Holds()) && !justified(s) {
 		if unpaused && !promoted && in.Phase == spec.PhaseRollingBack && in.Revert && out.Phase == spec.PhaseIdle {
 			return "" // the template is the stable one again: releasing the hold changes no pod
 		}

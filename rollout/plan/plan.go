@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -64,11 +62,6 @@ const (
 	CanaryDelete CanaryAction = "delete"
 )
 
-// Event is a Kubernetes Event to emit on the parent.
-type Event struct {
-	Type, Reason, Message string
-}
-
 // Decision is what the reconciler must do.
 type Decision struct {
 	State          spec.State
@@ -80,7 +73,7 @@ type Decision struct {
 	Clear []string
 	// Stale lists the control annotations of Clear that named another revision.
 	Stale        []string
-	Events       []Event
+	Events       []spec.Event
 	RequeueAfter time.Duration
 	// Starts is set when the decision starts a new release (a retry): only its state is
 	// written in this step; its canary and routing are the next step's, planned on it.
@@ -128,30 +121,73 @@ func Plan(s Snapshot, now time.Time) Decision {
 	d := Decision{State: s.State}
 	st := &d.State
 	clearStale(s, &d)
-	if st.Phase.InFlight() && st.Plan == nil {
+	switch {
+	case st.Phase.InFlight() && st.Plan == nil:
 		st.Phase, st.Message = spec.PhaseFailed, "release state has no plan; re-apply the Deployment to start a new release"
-		d.warn("InvalidState", st.Message)
+		d.warn(spec.ReasonInvalidState, st.Message)
 		d.Canary = CanaryDelete
-		return d
+	default:
+		step(s, now, &d)
 	}
+	d.Paused = pause(s, d.State)
+	return d
+}
+
+// step moves the release by its phase.
+func step(s Snapshot, now time.Time, d *Decision) {
+	st := &d.State
 	switch st.Phase {
 	case spec.PhaseProgressing:
-		progressing(s, now, &d)
+		progressing(s, now, d)
 	case spec.PhasePaused:
-		paused(s, now, &d)
+		paused(s, now, d)
 	case spec.PhasePromoting:
-		promoting(s, now, &d)
+		promoting(s, now, d)
 	case spec.PhaseRollingBack:
-		rollingBack(s, now, &d)
+		rollingBack(s, now, d)
 	case spec.PhaseFailed:
-		failed(s, now, &d)
+		failed(s, now, d)
 	default: // Idle, Succeeded, or a phase this version does not know.
 		if s.Canary != nil {
 			d.Canary = CanaryDelete
 		}
-		settled(s, now, &d)
+		settled(s, now, d)
 	}
-	return d
+}
+
+// pause is the spec.paused the parent must have after this step (nil: leave it as it is), the
+// one place the planner decides it. A release the planner runs — one stepping (with a plan)
+// before or after this step — keeps the parent paused while its state holds it
+// (spec.State.Holds) and releases it once it does not. Outside a release the planner never
+// touches spec.paused: a user's own pause of an Idle, Succeeded or Failed Deployment is theirs.
+func pause(s Snapshot, out spec.State) *bool {
+	in := s.State
+	switch {
+	case !runs(in) && !runs(out):
+		return nil
+	case in.Phase == spec.PhasePromoting && in.AbortReason != "":
+		// The webhook set abortReason (a revert, or a template that failed before) in the same
+		// write that paused the parent; this step only records RollingBack.
+		return nil
+	case !out.Holds(), in.Phase == spec.PhasePromoting && out.Phase == spec.PhaseFailed:
+		// Released; that includes a promotion that ran out of time with its rolling update under
+		// way: pausing would freeze it half done, so a Failed release the planner let go of is
+		// not held again (the webhook re-asserts only a hold in place, for the same reason).
+		return ptr(false)
+	case s.Parent.Paused:
+		return nil
+	}
+	return ptr(true)
+}
+
+// runs reports whether st is a release the planner steps: one in flight with a plan (a Waiting
+// release has no confirm gate to wait for in this version, so nothing steps it).
+func runs(st spec.State) bool {
+	switch st.Phase {
+	case spec.PhaseProgressing, spec.PhasePaused, spec.PhasePromoting, spec.PhaseRollingBack:
+		return st.Plan != nil
+	}
+	return false
 }
 
 // clearStale clears, with a warning, every control that names no revision this release answers
@@ -177,7 +213,7 @@ func clearStale(s Snapshot, d *Decision) {
 		if c.target != "" {
 			why = "this release is revision " + c.target
 		}
-		d.warn(ReasonStaleControl, fmt.Sprintf("%s=%s cleared: %s; a control acts only on the revision it names", c.key, c.value, why))
+		d.warn(spec.ReasonStaleControl, fmt.Sprintf("%s=%s cleared: %s; a control acts only on the revision it names", c.key, c.value, why))
 	}
 }
 
@@ -190,12 +226,6 @@ func revisionIf(ok bool, rev string) string {
 	}
 	return ""
 }
-
-// ReasonStaleControl is the Event reason of a control that named another revision.
-const ReasonStaleControl = "StaleControl"
-
-// ReasonUnanalysed is the Event reason of a template that reached the pods without analysis.
-const ReasonUnanalysed = "Unanalysed"
 
 // settled watches a Deployment with no release in flight (Idle, Succeeded, Failed): a
 // Deployment seen for the first time has its running template recorded as stable, and a
@@ -221,7 +251,7 @@ func settled(s Snapshot, now time.Time, d *Decision) {
 	}
 	st.Unanalysed, st.UnanalysedAt = p.Revision, now
 	st.Message = fmt.Sprintf("revision %s runs without canary analysis (last analysed stable revision: %s)", p.Revision, st.Stable)
-	d.warn(ReasonUnanalysed, fmt.Sprintf(
+	d.warn(spec.ReasonUnanalysed, fmt.Sprintf(
 		"template revision %s reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is %s. Re-apply through the webhook or set the template back", p.Revision, st.Stable))
 }
 
@@ -237,7 +267,6 @@ func analysed(st *spec.State, rev string) bool {
 
 func progressing(s Snapshot, now time.Time, d *Decision) {
 	st := &d.State
-	d.hold(s)
 	switch {
 	case st.AbortReason != "":
 		startRollback(d, now, st.AbortReason)
@@ -248,7 +277,7 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 		return
 	case names(s.Controls.Pause, st.Revision):
 		st.PausedFrom, st.Phase, st.Message = st.Phase, spec.PhasePaused, "paused by "+spec.AnnPause
-		d.normal("Paused", fmt.Sprintf("release %s paused at weight %d%% by %s", st.Revision, st.Weight, spec.AnnPause))
+		d.normal(spec.ReasonPaused, fmt.Sprintf("release %s paused at weight %d%% by %s", st.Revision, st.Weight, spec.AnnPause))
 		return
 	}
 	if approved(s, d) {
@@ -308,7 +337,7 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 	if !st.CanaryReady {
 		st.CanaryReady, st.LastRunAt = true, now
 		st.Message = fmt.Sprintf("canary ready%s; first analysis in %s", atWeight(st), plan.Interval.Duration)
-		d.normal("CanaryReady", fmt.Sprintf("canary %s ready with %d replicas%s", spec.CanaryName(s.Name), want, exposure(st)))
+		d.normal(spec.ReasonCanaryReady, fmt.Sprintf("canary %s ready with %d replicas%s", spec.CanaryName(s.Name), want, exposure(st)))
 		d.RequeueAfter = plan.Interval.Duration
 		return
 	}
@@ -356,7 +385,7 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		st.FailedChecks++
 		st.Inconclusive = 0
 		msg := fmt.Sprintf("analysis failed (%d/%d) at weight %d%%: %s", st.FailedChecks, plan.Threshold, st.Weight, strings.Join(failed, "; "))
-		d.warn("CheckFailed", msg)
+		d.warn(spec.ReasonCheckFailed, msg)
 		st.Message = msg
 		if st.FailedChecks >= plan.Threshold {
 			startRollback(d, now, fmt.Sprintf("%d failed analysis runs reached the threshold of %d", st.FailedChecks, plan.Threshold))
@@ -367,7 +396,7 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		if st.Inconclusive < limit {
 			msg += "; waiting (kubectl sluice promote or abort to decide sooner)"
 		}
-		d.warn("Inconclusive", msg)
+		d.warn(spec.ReasonInconclusive, msg)
 		st.Message = msg
 		if st.Inconclusive >= limit {
 			startRollback(d, now, fmt.Sprintf("%d inconclusive analysis runs reached the limit of %d", st.Inconclusive, limit))
@@ -377,7 +406,7 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		resetConsecutive(plan, st)
 		st.Iteration++
 		st.Message = fmt.Sprintf("analysis passed (%d/%d)", st.Iteration, plan.Iterations)
-		d.normal("AnalysisPassed", fmt.Sprintf("analysis passed (%s); %s iteration %d/%d", summary(s.Analysis), plan.Strategy, st.Iteration, plan.Iterations))
+		d.normal(spec.ReasonAnalysisPassed, fmt.Sprintf("analysis passed (%s); %s iteration %d/%d", summary(s.Analysis), plan.Strategy, st.Iteration, plan.Iterations))
 	case plan.Iterative():
 		st.Iteration++
 		st.Inconclusive = 0
@@ -391,7 +420,7 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		want := wantCanary(s, st)
 		d.CanaryReplicas = want
 		st.Message = fmt.Sprintf("analysis passed; weight %d%%", st.Weight)
-		d.normal("WeightAdvanced", fmt.Sprintf("analysis passed (%s); advancing canary weight to %d%% (%d replicas)", summary(s.Analysis), st.Weight, want))
+		d.normal(spec.ReasonWeightAdvanced, fmt.Sprintf("analysis passed (%s); advancing canary weight to %d%% (%d replicas)", summary(s.Analysis), st.Weight, want))
 	default:
 		st.Inconclusive = 0
 		resetConsecutive(plan, st)
@@ -412,7 +441,6 @@ func resetConsecutive(plan *spec.Config, st *spec.State) {
 
 func paused(s Snapshot, now time.Time, d *Decision) {
 	st := &d.State
-	d.hold(s)
 	switch {
 	case st.AbortReason != "":
 		startRollback(d, now, st.AbortReason)
@@ -428,7 +456,7 @@ func paused(s Snapshot, now time.Time, d *Decision) {
 		// Resume with a fresh interval and deadline: time spent paused says nothing of the canary.
 		st.LastRunAt, st.StepAt = now, now
 		st.Message = "resumed"
-		d.normal("Resumed", fmt.Sprintf("release %s resumed at weight %d%%", st.Revision, st.Weight))
+		d.normal(spec.ReasonResumed, fmt.Sprintf("release %s resumed at weight %d%%", st.Revision, st.Weight))
 		d.RequeueAfter = time.Second
 	}
 }
@@ -446,7 +474,6 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		switch st.PromoteStep {
 		case spec.PromoteScale:
 			// The canary takes all traffic next, so it first grows to the parent's size.
-			d.hold(s)
 			want := max(s.Parent.Replicas, 1)
 			d.Canary, d.CanaryReplicas = CanaryEnsure, want
 			if !canaryReady(s, want) {
@@ -460,24 +487,21 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 			}
 			st.PromoteStep, st.Weight, st.StepAt = spec.PromoteShift, 100, now
 			st.Message = "promoting: all traffic to the canary"
-			d.normal("TrafficShifted", fmt.Sprintf("all traffic to canary %s (%d replicas) before the Deployment rolls", spec.CanaryName(s.Name), want))
+			d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("all traffic to canary %s (%d replicas) before the Deployment rolls", spec.CanaryName(s.Name), want))
 			d.RequeueAfter = time.Second
 			return
 		case spec.PromoteShift:
 			// The routing object sends everything to the canary (written before this state was):
 			// once that has settled, the parent may roll.
-			d.hold(s)
 			if settling(st, now, d) {
 				return
 			}
 			st.PromoteStep = spec.PromoteRollout
 			st.Message = "promoting: rolling out the Deployment"
-			d.Paused = ptr(false)
 			d.RequeueAfter = poll
 			return
 		}
 	}
-	d.Paused = ptr(false)
 	p := s.Parent
 	rolled := !p.Paused && p.Revision == st.Revision && p.ObservedGeneration >= p.Generation &&
 		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas && p.AvailableReplicas == p.Replicas
@@ -486,7 +510,7 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 			st.Phase, st.FinishedAt = spec.PhaseFailed, now
 			st.Message = fmt.Sprintf("promoted Deployment not fully rolled out within the progress deadline of %s", st.Plan.ProgressDeadline.Duration)
 			d.Canary = CanaryDelete
-			d.warn("PromotionFailed", st.Message)
+			d.warn(spec.ReasonPromotionFailed, st.Message)
 			return
 		}
 		st.Message = fmt.Sprintf("rolling out: %d/%d replicas updated, %d available", p.UpdatedReplicas, p.Replicas, p.AvailableReplicas)
@@ -498,7 +522,7 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		// goes only after that.
 		st.PromoteStep, st.StablePod, st.Weight, st.StepAt = spec.PromoteCleanup, p.PodHash, 0, now
 		st.Message = "rolled out; traffic back to the stable Service"
-		d.normal("TrafficShifted", fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); all traffic back to it", spec.StableServiceName(st.Plan.Service), p.PodHash))
+		d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); all traffic back to it", spec.StableServiceName(st.Plan.Service), p.PodHash))
 		d.RequeueAfter = time.Second
 		return
 	}
@@ -506,41 +530,37 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		if st.Plan.Isolated() && settling(st, now, d) {
 			return
 		}
+		// Deleted in this step, before the state that says so is written (a crash in between
+		// finds Promoting with no canary, and ends the same way).
 		d.Canary = CanaryDelete
-		st.Message = "rolled out; removing canary"
-		d.RequeueAfter = poll
-		return
 	}
 	st.Phase, st.FinishedAt = spec.PhaseSucceeded, now
 	st.Stable, st.Weight, st.CanaryReady, st.PromoteStep = st.Revision, 0, false, ""
 	st.Message = fmt.Sprintf("promoted %s", st.Image)
-	d.normal("Promoted", fmt.Sprintf("revision %s (%s) promoted and fully rolled out; canary removed", st.Revision, st.Image))
+	d.normal(spec.ReasonPromoted, fmt.Sprintf("revision %s (%s) promoted and fully rolled out; canary removed", st.Revision, st.Image))
 }
 
 func rollingBack(s Snapshot, now time.Time, d *Decision) {
 	st := &d.State
 	if s.Canary != nil {
-		d.hold(s)
 		if st.Plan != nil && st.Plan.Isolated() && settling(st, now, d) {
 			return
 		}
+		// RollingBack was recorded in an earlier step: the canary goes now, before the state
+		// that ends the release is written (a crash in between ends it the same way).
 		d.Canary = CanaryDelete
-		d.RequeueAfter = poll
-		return
 	}
 	st.Weight, st.CanaryReady, st.FinishedAt = 0, false, now
 	if st.Revert {
 		// The template is the stable one again: releasing the hold changes no pod.
-		d.Paused = ptr(false)
 		st.Phase, st.Revert, st.AbortReason = spec.PhaseIdle, false, ""
 		st.Message = "rolled back: the template is the stable revision " + st.Stable + " again"
-		d.normal("RolledBack", fmt.Sprintf("canary of revision %s removed; the Deployment is back on stable revision %s", st.Revision, st.Stable))
+		d.normal(spec.ReasonRolledBack, fmt.Sprintf("canary of revision %s removed; the Deployment is back on stable revision %s", st.Revision, st.Stable))
 		return
 	}
-	d.hold(s)
 	st.Phase, st.FailedRevision = spec.PhaseFailed, st.Revision
 	st.Message = "rolled back: " + st.AbortReason
-	d.warn("RolledBack", fmt.Sprintf("canary of revision %s removed; stable revision %s keeps serving (%s)", st.Revision, st.Stable, st.AbortReason))
+	d.warn(spec.ReasonRolledBack, fmt.Sprintf("canary of revision %s removed; stable revision %s keeps serving (%s)", st.Revision, st.Stable, st.AbortReason))
 }
 
 func failed(s Snapshot, now time.Time, d *Decision) {
@@ -554,17 +574,14 @@ func failed(s Snapshot, now time.Time, d *Decision) {
 	}
 	d.Clear = append(d.Clear, spec.AnnRetry)
 	if s.Config == nil {
-		d.warn("InvalidConfig", "cannot retry: "+s.ConfigErr)
+		d.warn(spec.ReasonInvalidConfig, "cannot retry: "+s.ConfigErr)
 		return
 	}
-	cfg := *s.Config
-	*st = spec.State{
-		Phase: spec.PhaseProgressing, Revision: s.Parent.Revision, Stable: st.Stable,
-		Image: st.Image, StartedAt: now, Plan: &cfg, Message: "retrying",
-	}
-	d.hold(s)
+	*st = spec.NewRelease(*st, spec.Release{
+		Revision: s.Parent.Revision, Stable: st.Stable, Image: st.Image, Plan: *s.Config, At: now, Message: "retrying",
+	})
 	d.Starts = true
-	d.normal("Retrying", fmt.Sprintf("retrying revision %s by %s", s.Parent.Revision, spec.AnnRetry))
+	d.normal(spec.ReasonRetrying, fmt.Sprintf("retrying revision %s by %s", s.Parent.Revision, spec.AnnRetry))
 	d.RequeueAfter = time.Second
 }
 
@@ -582,7 +599,7 @@ func startRollback(d *Decision, now time.Time, reason string) {
 		st.StepAt = now
 	}
 	d.RequeueAfter = poll
-	d.warn("RollingBack", fmt.Sprintf("rolling back revision %s: %s", st.Revision, reason))
+	d.warn(spec.ReasonRollingBack, fmt.Sprintf("rolling back revision %s: %s", st.Revision, reason))
 }
 
 func startPromotion(d *Decision, now time.Time, reason string) {
@@ -590,11 +607,8 @@ func startPromotion(d *Decision, now time.Time, reason string) {
 	st.Phase, st.PromotingAt, st.Message = spec.PhasePromoting, now, "promoting: "+reason
 	st.PromoteStep = spec.PromoteScale
 	d.Canary = CanaryKeep
-	if !st.Plan.Isolated() {
-		d.Paused = ptr(false)
-	}
 	d.RequeueAfter = poll
-	d.normal("Promoting", fmt.Sprintf("promoting revision %s: %s", st.Revision, reason))
+	d.normal(spec.ReasonPromoting, fmt.Sprintf("promoting revision %s: %s", st.Revision, reason))
 }
 
 // approved consumes a promote approval of the release in flight (clearStale has cleared one
@@ -607,19 +621,12 @@ func approved(s Snapshot, d *Decision) bool {
 	return true
 }
 
-// hold keeps the parent paused while the release needs it.
-func (d *Decision) hold(s Snapshot) {
-	if !s.Parent.Paused {
-		d.Paused = ptr(true)
-	}
+func (d *Decision) normal(reason spec.Reason, msg string) {
+	d.Events = append(d.Events, spec.NormalEvent(reason, msg))
 }
 
-func (d *Decision) normal(reason, msg string) {
-	d.Events = append(d.Events, Event{corev1.EventTypeNormal, reason, msg})
-}
-
-func (d *Decision) warn(reason, msg string) {
-	d.Events = append(d.Events, Event{corev1.EventTypeWarning, reason, msg})
+func (d *Decision) warn(reason spec.Reason, msg string) {
+	d.Events = append(d.Events, spec.WarningEvent(reason, msg))
 }
 
 // canaryReplicas converts a traffic weight into canary replicas for the replicas router:

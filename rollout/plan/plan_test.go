@@ -125,11 +125,11 @@ var (
 	badRun  = []spec.CheckResult{fail(spec.CheckSuccessRate, 95), pass(spec.CheckDuration, 120)}
 )
 
-func normal(reason, msg string) plan.Event {
-	return plan.Event{Type: corev1.EventTypeNormal, Reason: reason, Message: msg}
+func normal(reason spec.Reason, msg string) spec.Event {
+	return spec.Event{Type: corev1.EventTypeNormal, Reason: reason, Message: msg}
 }
-func warning(reason, msg string) plan.Event {
-	return plan.Event{Type: corev1.EventTypeWarning, Reason: reason, Message: msg}
+func warning(reason spec.Reason, msg string) spec.Event {
+	return spec.Event{Type: corev1.EventTypeWarning, Reason: reason, Message: msg}
 }
 
 func TestPlanProgressing(t *testing.T) {
@@ -230,7 +230,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "rolling back: canary not ready within the progress deadline of 10m0s"
 				}),
 				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: canary not ready within the progress deadline of 10m0s")},
+				Events: []spec.Event{warning("RollingBack", "rolling back revision newrev0001: canary not ready within the progress deadline of 10m0s")},
 			},
 		},
 		"canary ready for the first time: CanaryReady, first run one interval later": {
@@ -242,7 +242,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "canary ready at weight 10%; first analysis in 1m0s"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: time.Minute,
-				Events: []plan.Event{normal("CanaryReady", "canary web-canary ready with 1 replicas at weight 10%")},
+				Events: []spec.Event{normal("CanaryReady", "canary web-canary ready with 1 replicas at weight 10%")},
 			},
 		},
 		"ready, next run not due: wait for it": {
@@ -266,7 +266,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "analysis passed; weight 30%"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 2, RequeueAfter: time.Minute,
-				Events: []plan.Event{normal("WeightAdvanced",
+				Events: []spec.Event{normal("WeightAdvanced",
 					"analysis passed (request-success-rate=99.9, request-duration=120); advancing canary weight to 30% (2 replicas)")},
 			},
 		},
@@ -280,7 +280,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "promoting: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)"
 				}),
 				Canary: plan.CanaryKeep, CanaryReplicas: 3, Paused: ptr(false), RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{normal("Promoting",
+				Events: []spec.Event{normal("Promoting",
 					"promoting revision newrev0001: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)")},
 			},
 		},
@@ -294,7 +294,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "analysis failed (2/5) at weight 20%: request-success-rate: 95 outside [99, +inf]"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: time.Minute,
-				Events: []plan.Event{warning("CheckFailed", "analysis failed (2/5) at weight 20%: request-success-rate: 95 outside [99, +inf]")},
+				Events: []spec.Event{warning("CheckFailed", "analysis failed (2/5) at weight 20%: request-success-rate: 95 outside [99, +inf]")},
 			},
 		},
 		"query error counts as a failed run and says why": {
@@ -308,7 +308,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "analysis failed (1/5) at weight 10%: request-duration: backend unreachable"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: time.Minute,
-				Events: []plan.Event{warning("CheckFailed", "analysis failed (1/5) at weight 10%: request-duration: backend unreachable")},
+				Events: []spec.Event{warning("CheckFailed", "analysis failed (1/5) at weight 10%: request-duration: backend unreachable")},
 			},
 		},
 		"failed run reaching the threshold: RollingBack": {
@@ -322,7 +322,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "rolling back: 5 failed analysis runs reached the threshold of 5"
 				}),
 				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{
+				Events: []spec.Event{
 					warning("CheckFailed", "analysis failed (5/5) at weight 20%: request-success-rate: 95 outside [99, +inf]"),
 					warning("RollingBack", "rolling back revision newrev0001: 5 failed analysis runs reached the threshold of 5"),
 				},
@@ -341,7 +341,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "rolling back: 1 failed analysis runs reached the threshold of 1"
 				}),
 				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{
+				Events: []spec.Event{
 					warning("CheckFailed", "analysis failed (1/1) at weight 10%: request-success-rate: 95 outside [99, +inf]"),
 					warning("RollingBack", "rolling back revision newrev0001: 1 failed analysis runs reached the threshold of 1"),
 				},
@@ -359,7 +359,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "rolling back: abort range breached: request-success-rate: 42 outside abort range [80, +inf]"
 				}),
 				CanaryReplicas: 2, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{warning("RollingBack",
+				Events: []spec.Event{warning("RollingBack",
 					"rolling back revision newrev0001: abort range breached: request-success-rate: 42 outside abort range [80, +inf]")},
 			},
 		},
@@ -374,7 +374,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "analysis inconclusive (1 of 10 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: time.Minute,
-				Events: []plan.Event{warning("Inconclusive",
+				Events: []spec.Event{warning("Inconclusive",
 					"analysis inconclusive (1 of 10 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)")},
 			},
 		},
@@ -389,7 +389,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "analysis inconclusive (2 of 3 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: time.Minute,
-				Events: []plan.Event{warning("Inconclusive", "analysis inconclusive (2 of 3 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)")},
+				Events: []spec.Event{warning("Inconclusive", "analysis inconclusive (2 of 3 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)")},
 			},
 		},
 		"inconclusive run reaching the inconclusiveLimit: RollingBack": {
@@ -405,7 +405,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "rolling back: 3 inconclusive analysis runs reached the limit of 3"
 				}),
 				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{
+				Events: []spec.Event{
 					warning("Inconclusive", "analysis inconclusive (3 of 3 allowed) at weight 10%: request-success-rate: no data"),
 					warning("RollingBack", "rolling back revision newrev0001: 3 inconclusive analysis runs reached the limit of 3"),
 				},
@@ -424,7 +424,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "rolling back: 2 inconclusive analysis runs reached the limit of 2"
 				}),
 				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{
+				Events: []spec.Event{
 					warning("Inconclusive", "analysis inconclusive (2 of 2 allowed) at weight 10%: request-success-rate: no data; request-duration: no data"),
 					warning("RollingBack", "rolling back revision newrev0001: 2 inconclusive analysis runs reached the limit of 2"),
 				},
@@ -442,7 +442,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "rolling back: 10 inconclusive analysis runs reached the limit of 10"
 				}),
 				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{
+				Events: []spec.Event{
 					warning("Inconclusive", "analysis inconclusive (10 of 10 allowed) at weight 10%: request-success-rate: no data"),
 					warning("RollingBack", "rolling back revision newrev0001: 10 inconclusive analysis runs reached the limit of 10"),
 				},
@@ -459,7 +459,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "analysis inconclusive (8 of 10 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: time.Minute,
-				Events: []plan.Event{warning("Inconclusive",
+				Events: []spec.Event{warning("Inconclusive",
 					"analysis inconclusive (8 of 10 allowed) at weight 10%: request-success-rate: no data; waiting (kubectl sluice promote or abort to decide sooner)")},
 			},
 		},
@@ -474,7 +474,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "analysis failed (1/5) at weight 10%: request-duration: 900 outside [-inf, 500]"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: time.Minute,
-				Events: []plan.Event{warning("CheckFailed", "analysis failed (1/5) at weight 10%: request-duration: 900 outside [-inf, 500]")},
+				Events: []spec.Event{warning("CheckFailed", "analysis failed (1/5) at weight 10%: request-duration: 900 outside [-inf, 500]")},
 			},
 		},
 		"dry-run failures, aborts and no data are ignored": {
@@ -488,7 +488,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "analysis passed; weight 20%"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: time.Minute,
-				Events: []plan.Event{normal("WeightAdvanced",
+				Events: []spec.Event{normal("WeightAdvanced",
 					"analysis passed (request-success-rate=99.5, errors=5, panics=1, new=no data); advancing canary weight to 20% (1 replicas)")},
 			},
 		},
@@ -501,7 +501,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "rolling back: aborted by sluice.dev/abort"
 				}),
 				Clear: []string{spec.AnnAbort}, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: aborted by sluice.dev/abort")},
+				Events: []spec.Event{warning("RollingBack", "rolling back revision newrev0001: aborted by sluice.dev/abort")},
 			},
 		},
 		"abort reason from the webhook (revert): RollingBack": {
@@ -513,7 +513,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "rolling back: template set back to the stable revision stablerev1"
 				}),
 				RequeueAfter: 2 * time.Second,
-				Events:       []plan.Event{warning("RollingBack", "rolling back revision newrev0001: template set back to the stable revision stablerev1")},
+				Events:       []spec.Event{warning("RollingBack", "rolling back revision newrev0001: template set back to the stable revision stablerev1")},
 			},
 		},
 		"parent template no longer the release's: RollingBack": {
@@ -526,7 +526,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "rolling back: the Deployment's template (otherrev01) no longer matches release newrev0001"
 				}),
 				RequeueAfter: 2 * time.Second,
-				Events:       []plan.Event{warning("RollingBack", "rolling back revision newrev0001: the Deployment's template (otherrev01) no longer matches release newrev0001")},
+				Events:       []spec.Event{warning("RollingBack", "rolling back revision newrev0001: the Deployment's template (otherrev01) no longer matches release newrev0001")},
 			},
 		},
 		"pause control: Paused": {
@@ -536,7 +536,7 @@ func TestPlanProgressing(t *testing.T) {
 				State: atStep(1, func(s *spec.State) {
 					s.Phase, s.PausedFrom, s.Message = spec.PhasePaused, spec.PhaseProgressing, "paused by sluice.dev/pause"
 				}),
-				Events: []plan.Event{normal("Paused", "release newrev0001 paused at weight 20% by sluice.dev/pause")},
+				Events: []spec.Event{normal("Paused", "release newrev0001 paused at weight 20% by sluice.dev/pause")},
 			},
 		},
 		"promote approval naming the release: Promoting": {
@@ -547,7 +547,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Phase, s.PromotingAt, s.Message = spec.PhasePromoting, now, "promoting: promoted by sluice.dev/promote"
 				}),
 				Paused: ptr(false), Clear: []string{spec.AnnPromote}, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{normal("Promoting", "promoting revision newrev0001: promoted by sluice.dev/promote")},
+				Events: []spec.Event{normal("Promoting", "promoting revision newrev0001: promoted by sluice.dev/promote")},
 			},
 		},
 		"promote naming the release approves it before any analysis": {
@@ -559,7 +559,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Phase, s.PromotingAt, s.Message = spec.PhasePromoting, now, "promoting: promoted by sluice.dev/promote"
 				}),
 				Paused: ptr(false), Clear: []string{spec.AnnPromote}, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{normal("Promoting", "promoting revision newrev0001: promoted by sluice.dev/promote")},
+				Events: []spec.Event{normal("Promoting", "promoting revision newrev0001: promoted by sluice.dev/promote")},
 			},
 		},
 		"a bare promote true (written past the webhook) approves nothing: cleared, the release goes on": {
@@ -572,7 +572,7 @@ func TestPlanProgressing(t *testing.T) {
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 2, RequeueAfter: time.Minute,
 				Clear: []string{spec.AnnPromote, spec.AnnAbort, spec.AnnPause}, Stale: []string{spec.AnnPromote, spec.AnnAbort, spec.AnnPause},
-				Events: []plan.Event{
+				Events: []spec.Event{
 					warning("StaleControl", "sluice.dev/promote=true cleared: this release is revision newrev0001; a control acts only on the revision it names"),
 					warning("StaleControl", "sluice.dev/abort=true cleared: this release is revision newrev0001; a control acts only on the revision it names"),
 					warning("StaleControl", "sluice.dev/pause=true cleared: this release is revision newrev0001; a control acts only on the revision it names"),
@@ -589,7 +589,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "analysis passed; weight 30%"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 2, Clear: []string{spec.AnnPromote}, Stale: []string{spec.AnnPromote}, RequeueAfter: time.Minute,
-				Events: []plan.Event{
+				Events: []spec.Event{
 					warning("StaleControl", "sluice.dev/promote=oldrev0001 cleared: this release is revision newrev0001; a control acts only on the revision it names"),
 					normal("WeightAdvanced", "analysis passed (request-success-rate=99.9, request-duration=120); advancing canary weight to 30% (2 replicas)"),
 				},
@@ -604,7 +604,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Message = "release state has no plan; re-apply the Deployment to start a new release"
 				}),
 				Canary: plan.CanaryDelete,
-				Events: []plan.Event{warning("InvalidState", "release state has no plan; re-apply the Deployment to start a new release")},
+				Events: []spec.Event{warning("InvalidState", "release state has no plan; re-apply the Deployment to start a new release")},
 			},
 		},
 	}
@@ -653,7 +653,7 @@ func TestPlanPaused(t *testing.T) {
 					s.LastRunAt, s.StepAt, s.Message = now, now, "resumed"
 				}),
 				RequeueAfter: time.Second,
-				Events:       []plan.Event{normal("Resumed", "release newrev0001 resumed at weight 20%")},
+				Events:       []spec.Event{normal("Resumed", "release newrev0001 resumed at weight 20%")},
 			},
 		},
 		"paused without a recorded phase resumes Progressing": {
@@ -662,7 +662,7 @@ func TestPlanPaused(t *testing.T) {
 			want: plan.Decision{
 				State:        atStep(1, func(s *spec.State) { s.LastRunAt, s.StepAt, s.Message = now, now, "resumed" }),
 				RequeueAfter: time.Second,
-				Events:       []plan.Event{normal("Resumed", "release newrev0001 resumed at weight 20%")},
+				Events:       []spec.Event{normal("Resumed", "release newrev0001 resumed at weight 20%")},
 			},
 		},
 		"abort while paused: RollingBack": {
@@ -673,7 +673,7 @@ func TestPlanPaused(t *testing.T) {
 					s.Phase, s.AbortReason, s.Message = spec.PhaseRollingBack, "aborted by sluice.dev/abort", "rolling back: aborted by sluice.dev/abort"
 				}),
 				Clear: []string{spec.AnnAbort}, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: aborted by sluice.dev/abort")},
+				Events: []spec.Event{warning("RollingBack", "rolling back revision newrev0001: aborted by sluice.dev/abort")},
 			},
 		},
 		"revert while paused: RollingBack": {
@@ -684,7 +684,7 @@ func TestPlanPaused(t *testing.T) {
 					s.Phase, s.Message = spec.PhaseRollingBack, "rolling back: template set back to the stable revision stablerev1"
 				}),
 				RequeueAfter: 2 * time.Second,
-				Events:       []plan.Event{warning("RollingBack", "rolling back revision newrev0001: template set back to the stable revision stablerev1")},
+				Events:       []spec.Event{warning("RollingBack", "rolling back revision newrev0001: template set back to the stable revision stablerev1")},
 			},
 		},
 	}
@@ -734,12 +734,16 @@ func TestPlanPromoting(t *testing.T) {
 				Paused: ptr(false), RequeueAfter: 2 * time.Second,
 			},
 		},
-		"fully rolled: delete the canary": {
+		"fully rolled: the canary is deleted and Succeeded recorded in one step": {
 			snap: plan.Snapshot{Name: name, State: atStep(4, promoting), Parent: parent(rolledOut), Canary: readyCanary(3)},
 			now:  now,
 			want: plan.Decision{
-				State:  atStep(4, promoting, func(s *spec.State) { s.Message = "rolled out; removing canary" }),
-				Canary: plan.CanaryDelete, Paused: ptr(false), RequeueAfter: 2 * time.Second,
+				State: atStep(4, promoting, func(s *spec.State) {
+					s.Phase, s.FinishedAt, s.Stable, s.Weight, s.CanaryReady = spec.PhaseSucceeded, now, rev, 0, false
+					s.Message = "promoted app=ghcr.io/x/app:v2"
+				}),
+				Canary: plan.CanaryDelete, Paused: ptr(false),
+				Events: []spec.Event{normal("Promoted", "revision newrev0001 (app=ghcr.io/x/app:v2) promoted and fully rolled out; canary removed")},
 			},
 		},
 		"fully rolled, canary gone: Succeeded, the revision is stable": {
@@ -751,7 +755,7 @@ func TestPlanPromoting(t *testing.T) {
 					s.Message = "promoted app=ghcr.io/x/app:v2"
 				}),
 				Paused: ptr(false),
-				Events: []plan.Event{normal("Promoted", "revision newrev0001 (app=ghcr.io/x/app:v2) promoted and fully rolled out; canary removed")},
+				Events: []spec.Event{normal("Promoted", "revision newrev0001 (app=ghcr.io/x/app:v2) promoted and fully rolled out; canary removed")},
 			},
 		},
 		"not rolled within the progress deadline: Failed, canary removed": {
@@ -763,7 +767,7 @@ func TestPlanPromoting(t *testing.T) {
 					s.Message = "promoted Deployment not fully rolled out within the progress deadline of 10m0s"
 				}),
 				Canary: plan.CanaryDelete, Paused: ptr(false),
-				Events: []plan.Event{warning("PromotionFailed", "promoted Deployment not fully rolled out within the progress deadline of 10m0s")},
+				Events: []spec.Event{warning("PromotionFailed", "promoted Deployment not fully rolled out within the progress deadline of 10m0s")},
 			},
 		},
 		"abort control is ignored once promoting": {
@@ -775,7 +779,7 @@ func TestPlanPromoting(t *testing.T) {
 					s.Message = "promoted app=ghcr.io/x/app:v2"
 				}),
 				Paused: ptr(false),
-				Events: []plan.Event{normal("Promoted", "revision newrev0001 (app=ghcr.io/x/app:v2) promoted and fully rolled out; canary removed")},
+				Events: []spec.Event{normal("Promoted", "revision newrev0001 (app=ghcr.io/x/app:v2) promoted and fully rolled out; canary removed")},
 			},
 		},
 		"template set back to stable mid-promotion (revert from the webhook): RollingBack": {
@@ -786,7 +790,7 @@ func TestPlanPromoting(t *testing.T) {
 					s.Phase, s.Message = spec.PhaseRollingBack, "rolling back: template set back to the stable revision stablerev1"
 				}),
 				RequeueAfter: 2 * time.Second,
-				Events:       []plan.Event{warning("RollingBack", "rolling back revision newrev0001: template set back to the stable revision stablerev1")},
+				Events:       []spec.Event{warning("RollingBack", "rolling back revision newrev0001: template set back to the stable revision stablerev1")},
 			},
 		},
 	}
@@ -804,15 +808,29 @@ func TestPlanRollingBack(t *testing.T) {
 		now  time.Time
 		want plan.Decision
 	}{
-		"canary still there: delete it, keep the hold": {
+		"canary still there: deleted, Failed recorded in the same step, the hold kept": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, rollingBack), Parent: parent(), Canary: readyCanary(1)},
 			now:  now,
-			want: plan.Decision{State: atStep(1, rollingBack), Canary: plan.CanaryDelete, RequeueAfter: 2 * time.Second},
+			want: plan.Decision{
+				State: atStep(1, rollingBack, func(s *spec.State) {
+					s.Phase, s.FailedRevision, s.Weight, s.CanaryReady, s.FinishedAt = spec.PhaseFailed, rev, 0, false, now
+					s.Message = "rolled back: " + reason
+				}),
+				Canary: plan.CanaryDelete,
+				Events: []spec.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")},
+			},
 		},
-		"canary still there, parent unpaused: hold again": {
+		"canary still there, parent unpaused: deleted, Failed, held again": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, rollingBack), Parent: parent(unpaused), Canary: readyCanary(1)},
 			now:  now,
-			want: plan.Decision{State: atStep(1, rollingBack), Canary: plan.CanaryDelete, Paused: ptr(true), RequeueAfter: 2 * time.Second},
+			want: plan.Decision{
+				State: atStep(1, rollingBack, func(s *spec.State) {
+					s.Phase, s.FailedRevision, s.Weight, s.CanaryReady, s.FinishedAt = spec.PhaseFailed, rev, 0, false, now
+					s.Message = "rolled back: " + reason
+				}),
+				Canary: plan.CanaryDelete, Paused: ptr(true),
+				Events: []spec.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")},
+			},
 		},
 		"canary gone: Failed, revision remembered, parent stays held on stable": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, rollingBack), Parent: parent()},
@@ -822,7 +840,7 @@ func TestPlanRollingBack(t *testing.T) {
 					s.Phase, s.FailedRevision, s.Weight, s.CanaryReady, s.FinishedAt = spec.PhaseFailed, rev, 0, false, now
 					s.Message = "rolled back: " + reason
 				}),
-				Events: []plan.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")},
+				Events: []spec.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")},
 			},
 		},
 		"canary gone, parent unpaused: Failed and held again": {
@@ -834,13 +852,20 @@ func TestPlanRollingBack(t *testing.T) {
 					s.Message = "rolled back: " + reason
 				}),
 				Paused: ptr(true),
-				Events: []plan.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")},
+				Events: []spec.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")},
 			},
 		},
-		"revert, canary still there: delete it": {
+		"revert, canary still there: deleted, Idle and released in the same step": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, reverted, phase(spec.PhaseRollingBack)), Parent: parent(func(w *plan.Workload) { w.Revision = stable }), Canary: readyCanary(1)},
 			now:  now,
-			want: plan.Decision{State: atStep(1, reverted, phase(spec.PhaseRollingBack)), Canary: plan.CanaryDelete, RequeueAfter: 2 * time.Second},
+			want: plan.Decision{
+				State: atStep(1, func(s *spec.State) {
+					s.Phase, s.Weight, s.CanaryReady, s.FinishedAt = spec.PhaseIdle, 0, false, now
+					s.Message = "rolled back: the template is the stable revision stablerev1 again"
+				}),
+				Canary: plan.CanaryDelete, Paused: ptr(false),
+				Events: []spec.Event{normal("RolledBack", "canary of revision newrev0001 removed; the Deployment is back on stable revision stablerev1")},
+			},
 		},
 		"revert, canary gone: Idle and the parent released on stable": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, reverted, phase(spec.PhaseRollingBack)), Parent: parent(func(w *plan.Workload) { w.Revision = stable })},
@@ -851,7 +876,7 @@ func TestPlanRollingBack(t *testing.T) {
 					s.Message = "rolled back: the template is the stable revision stablerev1 again"
 				}),
 				Paused: ptr(false),
-				Events: []plan.Event{normal("RolledBack", "canary of revision newrev0001 removed; the Deployment is back on stable revision stablerev1")},
+				Events: []spec.Event{normal("RolledBack", "canary of revision newrev0001 removed; the Deployment is back on stable revision stablerev1")},
 			},
 		},
 	}
@@ -889,7 +914,7 @@ func TestPlanFailedAndIdle(t *testing.T) {
 					StartedAt: now, Plan: retryConfig, Message: "retrying",
 				},
 				Clear: []string{spec.AnnRetry}, RequeueAfter: time.Second, Starts: true,
-				Events: []plan.Event{normal("Retrying", "retrying revision newrev0001 by sluice.dev/retry")},
+				Events: []spec.Event{normal("Retrying", "retrying revision newrev0001 by sluice.dev/retry")},
 			},
 		},
 		"retry with an unpaused parent holds it": {
@@ -901,7 +926,7 @@ func TestPlanFailedAndIdle(t *testing.T) {
 					StartedAt: now, Plan: retryConfig, Message: "retrying",
 				},
 				Paused: ptr(true), Clear: []string{spec.AnnRetry}, RequeueAfter: time.Second, Starts: true,
-				Events: []plan.Event{normal("Retrying", "retrying revision newrev0001 by sluice.dev/retry")},
+				Events: []spec.Event{normal("Retrying", "retrying revision newrev0001 by sluice.dev/retry")},
 			},
 		},
 		"retry with an invalid configuration: stays Failed, says why": {
@@ -910,7 +935,7 @@ func TestPlanFailedAndIdle(t *testing.T) {
 			now: now,
 			want: plan.Decision{
 				State: atStep(1, failed), Clear: []string{spec.AnnRetry},
-				Events: []plan.Event{warning("InvalidConfig", `cannot retry: sluice.dev/max-weight: must be 1..100, got "150"`)},
+				Events: []spec.Event{warning("InvalidConfig", `cannot retry: sluice.dev/max-weight: must be 1..100, got "150"`)},
 			},
 		},
 		"Idle: nothing to do": {
@@ -933,7 +958,7 @@ func TestPlanFailedAndIdle(t *testing.T) {
 			now:  now,
 			want: plan.Decision{State: spec.State{Phase: spec.PhaseIdle, Stable: rev},
 				Clear: []string{spec.AnnPromote, spec.AnnAbort, spec.AnnRetry}, Stale: []string{spec.AnnPromote, spec.AnnAbort, spec.AnnRetry},
-				Events: []plan.Event{
+				Events: []spec.Event{
 					warning("StaleControl", "sluice.dev/promote=true cleared: no release is in flight; a control acts only on the revision it names"),
 					warning("StaleControl", "sluice.dev/abort=newrev0001 cleared: no release is in flight; a control acts only on the revision it names"),
 					warning("StaleControl", "sluice.dev/retry=newrev0001 cleared: no release is in flight; a control acts only on the revision it names"),
@@ -950,7 +975,7 @@ func TestPlanFailedAndIdle(t *testing.T) {
 			want: plan.Decision{
 				State: spec.State{Phase: spec.PhaseSucceeded, Stable: stable, Unanalysed: rev, UnanalysedAt: now,
 					Message: "revision newrev0001 runs without canary analysis (last analysed stable revision: stablerev1)"},
-				Events: []plan.Event{warning("Unanalysed", "template revision newrev0001 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is stablerev1. Re-apply through the webhook or set the template back")},
+				Events: []spec.Event{warning("Unanalysed", "template revision newrev0001 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is stablerev1. Re-apply through the webhook or set the template back")},
 			},
 		},
 		"Unanalysed already reported for this revision: no new event": {
@@ -976,7 +1001,7 @@ func TestPlanFailedAndIdle(t *testing.T) {
 					s.Unanalysed, s.UnanalysedAt = rev, now
 					s.Message = "revision newrev0001 runs without canary analysis (last analysed stable revision: stablerev1)"
 				}),
-				Events: []plan.Event{warning("Unanalysed", "template revision newrev0001 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is stablerev1. Re-apply through the webhook or set the template back")},
+				Events: []spec.Event{warning("Unanalysed", "template revision newrev0001 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is stablerev1. Re-apply through the webhook or set the template back")},
 			},
 		},
 		"Failed while promoting (analysis passed, rollout timed out): rolling on is not unanalysed": {

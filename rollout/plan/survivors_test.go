@@ -48,6 +48,12 @@ func TestPlanEdges(t *testing.T) {
 			s.StepAt = at
 		}
 	}
+	rolledBack := func(at time.Time) func(*spec.State) {
+		return func(s *spec.State) {
+			s.Phase, s.FailedRevision, s.Weight, s.CanaryReady, s.FinishedAt = spec.PhaseFailed, rev, 0, false, at
+			s.Message = "rolled back: " + reason
+		}
+	}
 	promotingAt := stepAt.Add(5 * time.Minute)
 	promoting := func(s *spec.State) { s.Phase, s.PromotingAt, s.Message = spec.PhasePromoting, promotingAt, "promoting" }
 	tests := map[string]struct {
@@ -62,17 +68,19 @@ func TestPlanEdges(t *testing.T) {
 			now:  now,
 			want: plan.Decision{State: atStep(1, isolatedRollback(movedAt)), Canary: plan.CanaryKeep, RequeueAfter: 1500 * time.Millisecond},
 		},
-		"isolated rollback, settled: delete the canary": {
+		"isolated rollback, settled: delete the canary, Failed": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, isolatedRollback(now.Add(-3*time.Second))), Parent: parent(), Canary: readyCanary(3)},
 			now:  now,
-			want: plan.Decision{State: atStep(1, isolatedRollback(now.Add(-3*time.Second))), Canary: plan.CanaryDelete, RequeueAfter: 2 * time.Second},
+			want: plan.Decision{State: atStep(1, isolatedRollback(now.Add(-3*time.Second)), rolledBack(now)), Canary: plan.CanaryDelete,
+				Events: []spec.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")}},
 		},
 		"replicas router rollback just started: the canary goes at once (no routing object to settle)": {
 			snap: plan.Snapshot{Name: name, State: atStep(1, isolatedRollback(movedAt), func(s *spec.State) { s.Plan, s.StablePod = config(), "" }),
 				Parent: parent(), Canary: readyCanary(1)},
 			now: now,
-			want: plan.Decision{State: atStep(1, isolatedRollback(movedAt), func(s *spec.State) { s.Plan, s.StablePod = config(), "" }),
-				Canary: plan.CanaryDelete, RequeueAfter: 2 * time.Second},
+			want: plan.Decision{State: atStep(1, isolatedRollback(movedAt), func(s *spec.State) { s.Plan, s.StablePod = config(), "" }, rolledBack(now)),
+				Canary: plan.CanaryDelete,
+				Events: []spec.Event{warning("RolledBack", "canary of revision newrev0001 removed; stable revision stablerev1 keeps serving ("+reason+")")}},
 		},
 		// An isolated promotion first grows the canary to the parent's size, within the
 		// progress deadline.
@@ -94,7 +102,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Message = "rolling back: " + s.AbortReason
 				}),
 				Canary: plan.CanaryKeep, CanaryReplicas: 3, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: canary not scaled to 3 ready replicas within the progress deadline of 10m0s")},
+				Events: []spec.Event{warning("RollingBack", "rolling back revision newrev0001: canary not scaled to 3 ready replicas within the progress deadline of 10m0s")},
 			},
 		},
 		// <svc>-stable is pinned to the stable ReplicaSet before any traffic moves.
@@ -118,7 +126,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Message = "rolling back: " + s.AbortReason
 				}),
 				RequeueAfter: 2 * time.Second,
-				Events:       []plan.Event{warning("RollingBack", "rolling back revision newrev0001: the Deployment has no ReplicaSet to pin web-stable to")},
+				Events:       []spec.Event{warning("RollingBack", "rolling back revision newrev0001: the Deployment has no ReplicaSet to pin web-stable to")},
 			},
 		},
 		"isolated, stable ReplicaSet found: pinned, then the canary": {
@@ -163,7 +171,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Message = "rolling back: routing: HTTPRoute web not found"
 				}),
 				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{warning("RollingBack", "rolling back revision newrev0001: routing: HTTPRoute web not found")},
+				Events: []spec.Event{warning("RollingBack", "rolling back revision newrev0001: routing: HTTPRoute web not found")},
 			},
 		},
 		// Until all traffic is on the canary, an unpaused parent is held again.
@@ -202,7 +210,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Iteration, s.Checks, s.LastRunAt, s.Message = 1, goodRun, now, "analysis passed (1/3)"
 				}),
 				Canary: plan.CanaryEnsure, CanaryReplicas: 3, RequeueAfter: time.Minute,
-				Events: []plan.Event{normal("AnalysisPassed", "analysis passed (request-success-rate=99.9, request-duration=120); bluegreen iteration 1/3")},
+				Events: []spec.Event{normal("AnalysisPassed", "analysis passed (request-success-rate=99.9, request-duration=120); bluegreen iteration 1/3")},
 			},
 		},
 		"last iteration passed: Promoting, counts reset": {
@@ -215,7 +223,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Message = "promoting: analysis passed 3 bluegreen iterations (request-success-rate=99.9, request-duration=120)"
 				}),
 				Canary: plan.CanaryKeep, CanaryReplicas: 3, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{normal("Promoting", "promoting revision newrev0001: analysis passed 3 bluegreen iterations (request-success-rate=99.9, request-duration=120)")},
+				Events: []spec.Event{normal("Promoting", "promoting revision newrev0001: analysis passed 3 bluegreen iterations (request-success-rate=99.9, request-duration=120)")},
 			},
 		},
 		"last step passed: Promoting, counts reset": {
@@ -227,7 +235,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Message = "promoting: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)"
 				}),
 				Canary: plan.CanaryKeep, CanaryReplicas: 3, Paused: ptr(false), RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{normal("Promoting", "promoting revision newrev0001: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)")},
+				Events: []spec.Event{normal("Promoting", "promoting revision newrev0001: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)")},
 			},
 		},
 		// A reverted release's template that reaches the pods anyway (webhook bypassed) was never
@@ -238,7 +246,7 @@ func TestPlanEdges(t *testing.T) {
 			want: plan.Decision{
 				State: spec.State{Phase: spec.PhaseIdle, Revision: rev, Stable: stable, Unanalysed: rev, UnanalysedAt: now,
 					Message: "revision newrev0001 runs without canary analysis (last analysed stable revision: stablerev1)"},
-				Events: []plan.Event{warning("Unanalysed", "template revision newrev0001 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is stablerev1. Re-apply through the webhook or set the template back")},
+				Events: []spec.Event{warning("Unanalysed", "template revision newrev0001 reached the pods without canary analysis (the admission webhook was bypassed, down with failurePolicy Ignore, or excludes this namespace); the last analysed stable revision is stablerev1. Re-apply through the webhook or set the template back")},
 			},
 		},
 		// inconclusiveLimit 1: the first run without data rolls back.
@@ -255,7 +263,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Message = "rolling back: 1 inconclusive analysis runs reached the limit of 1"
 				}),
 				CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
-				Events: []plan.Event{
+				Events: []spec.Event{
 					warning("Inconclusive", "analysis inconclusive (1 of 1 allowed) at weight 10%: request-success-rate: no data"),
 					warning("RollingBack", "rolling back revision newrev0001: 1 inconclusive analysis runs reached the limit of 1"),
 				},

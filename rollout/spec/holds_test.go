@@ -6,11 +6,11 @@ import (
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
-// TestHoldsParent: the parent stays paused in every holding phase and, for an isolated canary,
+// TestHolds: the parent stays paused in every holding phase and, for an isolated canary,
 // until its promotion has moved all traffic to the canary and settled (scale and shift): an
 // unpause during the shift would roll the parent while the old routing may still send it
 // traffic. From the rollout step on, the parent must be free to roll.
-func TestHoldsParent(t *testing.T) {
+func TestHolds(t *testing.T) {
 	replicas := config()
 	isolated := config(func(c *spec.Config) { c.Router, c.Service, c.Route = spec.RouterGatewayAPI, "web", "web" })
 	tests := map[string]struct {
@@ -35,8 +35,8 @@ func TestHoldsParent(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := tc.st.HoldsParent(); got != tc.want {
-				t.Errorf("HoldsParent() = %v, want %v", got, tc.want)
+			if got := tc.st.Holds(); got != tc.want {
+				t.Errorf("Holds() = %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -59,6 +59,16 @@ const (
 	AnnRevision = "sluice.dev/revision"
 )
 
+// On the Sluice-owned `<svc>-canary` Service of an isolated canary (mesh routers and blue/green).
+const (
+	// AnnRouteTarget records what the router manages (as JSON), so the routing object can be put
+	// back after the Deployment is opted out (its state is gone) or deleted; AnnRouter beside it
+	// names the router.
+	AnnRouteTarget = "sluice.dev/route-target"
+	// FinalizerRoute keeps the Service until the routing object no longer points at it.
+	FinalizerRoute = "sluice.dev/route-cleanup"
+)
+
 // ConfigAnnotations are every configuration annotation Parse reads.
 var ConfigAnnotations = []string{
 	AnnStrategy, AnnRouter, AnnService, AnnPort, AnnRoute, AnnInterval, AnnThreshold, AnnStepWeight,

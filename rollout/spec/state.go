@@ -6,12 +6,7 @@ import (
 	"time"
 )
 
-// Phase is where a release stands.
-//
-//	Idle ──held──▶ Progressing ──checks pass at last step / promote──▶ Promoting ──rolled──▶ Succeeded
-//	                 │   ▲  │
-//	          pause  ▼   │  └──threshold / abortRange / abort / deadline──▶ RollingBack ──▶ Failed
-//	               Paused┘
+// Phase is where a release stands; the package doc draws how phases follow each other.
 type Phase string
 
 // Phases of SPEC §4.
@@ -36,7 +31,8 @@ func (p Phase) InFlight() bool {
 	return false
 }
 
-// Holds reports whether the parent must stay paused in this phase.
+// Holds reports whether the parent stays paused in this phase, whatever the release's router
+// and promotion step: the phase part of State.Holds, which is the rule to use.
 func (p Phase) Holds() bool {
 	switch p {
 	case PhaseProgressing, PhaseWaiting, PhasePaused, PhaseRollingBack, PhaseFailed:
@@ -45,9 +41,10 @@ func (p Phase) Holds() bool {
 	return false
 }
 
-// PromoteStep orders the promotion of an isolated canary (SPEC §4): the canary is scaled to
-// full size, all traffic moves to it, the parent is unpaused and rolls, `<svc>-stable` is
-// re-pinned to the new ReplicaSet and traffic moves back to it, and the canary is deleted.
+// PromoteStep orders the promotion of an isolated canary (SPEC §4, drawn in the package doc):
+// the canary is scaled to full size, all traffic moves to it, the parent is unpaused and rolls,
+// `<svc>-stable` is re-pinned to the new ReplicaSet and traffic moves back to it, and the
+// canary is deleted.
 type PromoteStep string
 
 // Promotion steps, in order.
@@ -58,11 +55,47 @@ const (
 	PromoteCleanup PromoteStep = "cleanup"
 )
 
-// HoldsParent reports whether the parent must stay paused: in a holding phase, and while an
-// isolated canary's promotion has not yet moved all traffic to it.
-func (s State) HoldsParent() bool {
+// Holds is the rule for which releases keep the parent paused (spec.paused: true): every phase
+// that holds (Phase.Holds: Progressing, Waiting, Paused, RollingBack, Failed), and a promotion of
+// an isolated canary until all traffic has moved to the canary and settled (PromoteScale,
+// PromoteShift) — an unpause during the shift would roll the parent while the old routing may
+// still send it traffic. The webhook re-asserts a hold in place by it, and the planner sets
+// spec.paused from it once per step (rollout/plan).
+func (s State) Holds() bool {
 	return s.Phase.Holds() || s.Phase == PhasePromoting && s.Plan != nil && s.Plan.Isolated() &&
 		(s.PromoteStep == PromoteScale || s.PromoteStep == PromoteShift)
+}
+
+// Release is what starts a release: the revision (template hash) to release and the
+// configuration frozen for it.
+type Release struct {
+	Revision string
+	// Stable is the revision the parent's pods keep serving while the release runs.
+	Stable string
+	// Image describes the revision's images, for messages.
+	Image   string
+	Plan    Config
+	At      time.Time
+	Message string
+}
+
+// NewRelease is the state of release r replacing prev: Progressing from its first step, with no
+// counters, checks, canary, routing or controls of prev. Only FailedRevision carries over (a
+// revision that failed before stays held while another is released) — unless it is the revision
+// released now: a retry, or a re-apply after the template went elsewhere, is a new attempt, and
+// if its analysis passes but its rolling update runs out of time it must count as analysed
+// (Failed with FailedRevision == Revision means "rolled back"). Both the webhook (a new
+// template held) and the planner (`sluice.dev/retry`) start releases with it.
+func NewRelease(prev State, r Release) State {
+	failed := prev.FailedRevision
+	if failed == r.Revision {
+		failed = ""
+	}
+	plan := r.Plan
+	return State{
+		Phase: PhaseProgressing, Revision: r.Revision, Stable: r.Stable, FailedRevision: failed,
+		Image: r.Image, StartedAt: r.At, Plan: &plan, Message: r.Message,
+	}
 }
 
 // Routing is the traffic a router must send to the canary.

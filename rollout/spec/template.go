@@ -7,12 +7,12 @@ import (
 	"maps"
 )
 
-// GroupVersion of Sluice's one CRD, MetricTemplate (deploy/crds).
+// GroupVersion of Sluice's CRDs, MetricTemplate and AlertProvider (deploy/crds).
 var GroupVersion = schema.GroupVersion{Group: "sluice.dev", Version: "v1beta1"}
 
-// AddToScheme registers MetricTemplate.
+// AddToScheme registers MetricTemplate and AlertProvider.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &MetricTemplate{}, &MetricTemplateList{})
+	s.AddKnownTypes(GroupVersion, &MetricTemplate{}, &MetricTemplateList{}, &AlertProvider{}, &AlertProviderList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

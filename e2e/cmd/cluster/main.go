@@ -1,6 +1,7 @@
 // Command cluster runs Sluice's local control plane (package e2e/cluster) for the shell:
 //
 //	go run ./e2e/cmd/cluster build   # build the pinned binaries into the cache (once, ~30 min cold)
+//	go run ./e2e/cmd/cluster build golangci-lint   # build an on-demand tool; prints its path
 //	go run ./e2e/cmd/cluster up      # start a detached control plane (~15 s warm)
 //	go run ./e2e/cmd/cluster env     # print export lines: eval "$(go run ./e2e/cmd/cluster env)"
 //	go run ./e2e/cmd/cluster down    # stop it, leaving no process behind
@@ -33,6 +34,9 @@ const usage = `usage: go run ./e2e/cmd/cluster <command> [flags]
 
 commands:
   build   build the control-plane binaries into the cache and link them into bin/
+  build TOOL
+          build an on-demand tool (helm, golangci-lint) into the cache if it is not
+          there and print the path of its binary (progress goes to stderr)
   up      start a detached control plane (builds first if needed)
   env     print shell exports for the running control plane
   down    stop the control plane and remove its state dir
@@ -75,6 +79,17 @@ func run(ctx context.Context, command string, args []string) error {
 	}
 	switch command {
 	case "build":
+		if fs.NArg() > 1 {
+			return fmt.Errorf("build takes at most one tool, got %q", fs.Args())
+		}
+		if fs.NArg() == 1 {
+			path, err := cluster.EnsureTool(ctx, cluster.Options{}, fs.Arg(0))
+			if err != nil {
+				return err
+			}
+			fmt.Println(path)
+			return nil
+		}
 		bins, err := cluster.EnsureBinaries(ctx, cluster.Options{})
 		if err != nil {
 			return err
@@ -231,7 +246,7 @@ func poll(ctx context.Context, check func(context.Context) error) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last check: %v)", ctx.Err(), err)
+			return fmt.Errorf("%w (last check: %w)", ctx.Err(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -87,7 +87,14 @@ func run(ctx context.Context) error {
 	done := make(chan error, 2)
 	go func() { done <- fleet.Run(appCtx) }()
 	go func() { done <- load.Run(appCtx) }()
-	defer func() { cancel(); <-done; <-done }()
+	defer func() {
+		cancel()
+		for range 2 { // both return nil when appCtx ends
+			if err := <-done; err != nil {
+				fmt.Fprintln(os.Stderr, "demo app:", err)
+			}
+		}
+	}()
 
 	dir := filepath.Join(c.Dir, "demo")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -142,7 +142,7 @@ func mutate(ctx context.Context, o options) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }() // a temp dir: nothing to do if it stays
 
 	// The tests must pass before anything is planted in them.
 	r := runner{root: root, tmp: tmp, timeout: o.timeout}
@@ -269,8 +269,7 @@ func (r runner) test(ctx context.Context, p *pkg, abs string, src []byte, n int)
 		if err != nil {
 			return result{outcome: buildError, output: err.Error()}
 		}
-		defer os.Remove(file)
-		defer os.Remove(overlay)
+		defer func() { _, _ = os.Remove(file), os.Remove(overlay) }() // temp files: nothing to do if they stay
 		args = append(args, "-overlay="+overlay)
 	}
 	args = append(args, "./"+filepath.ToSlash(p.rel))

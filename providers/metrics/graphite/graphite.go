@@ -209,8 +209,8 @@ func (p *Provider) do(req *http.Request) (int, []byte, error) {
 // statusError words a non-2xx answer; graphite-web answers errors as plain text.
 func (p *Provider) statusError(status int, body []byte) error {
 	text := httpapi.Quote(body)
-	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
 		hint := "the server wants credentials; set Username and Password"
 		if p.username != "" {
 			hint = "check Username and Password"

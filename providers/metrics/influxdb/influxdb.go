@@ -248,8 +248,8 @@ func (p *Provider) statusError(status int, body []byte) error {
 	if text == "" {
 		text = httpapi.Quote(body)
 	}
-	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return fmt.Errorf("influxdb %s: authentication failed (HTTP %d): %s; check the token and that it can read the bucket in org %q",
 			p.address, status, text, p.org)
 	default:

@@ -258,8 +258,8 @@ func (p *Provider) statusError(status int, body []byte) error {
 	if text == "" {
 		text = httpapi.Quote(body)
 	}
-	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return fmt.Errorf("newrelic %s: authentication failed (HTTP %d): %s; check the query key, the account ID and the region (US or EU address)",
 			p.address, status, text)
 	default:

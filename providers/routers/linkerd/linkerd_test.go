@@ -1,22 +1,16 @@
 package linkerd_test
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/providers/routers"
 	"github.com/sluice-dev/sluice/providers/routers/internal/routertest"
 	"github.com/sluice-dev/sluice/providers/routers/linkerd"
 )
 
-var (
-	httpRoute    = routers.Target{Namespace: "shop", Service: "web", Port: 80, Route: "web-route", Kind: "httproute"}
-	trafficSplit = routers.Target{Namespace: "shop", Service: "web", Port: 80, Route: "shop-api", Kind: "trafficsplit", Create: true}
-)
+var trafficSplit = routers.Target{Namespace: "shop", Service: "web", Port: 80, Route: "shop-api", Kind: "trafficsplit", Create: true}
 
 func TestSplit(t *testing.T) {
 	u, err := linkerd.Split(trafficSplit, routers.Routing{Weight: 30})
@@ -46,17 +40,4 @@ spec:
 	if got := linkerd.SplitName(named); got != "shop-api" {
 		t.Errorf("SplitName of a named route = %s, want shop-api", got)
 	}
-}
-
-func backends(obj client.Object) []string {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return nil
-	}
-	var out []string
-	for _, b := range routers.Maps(u.Object, "spec", "backends") {
-		w, _ := routers.Int(b, "weight")
-		out = append(out, fmt.Sprintf("%s=%d", routers.Str(b, "service"), w))
-	}
-	return out
 }

@@ -35,7 +35,7 @@ func CheckErr(t *testing.T, err, want error, texts ...string) {
 		t.Fatalf("err = nil, want an error")
 	}
 	for _, s := range sentinels {
-		if got, wantIs := errors.Is(err, s), s == want; got != wantIs {
+		if got, wantIs := errors.Is(err, s), s == want; got != wantIs { //nolint:errorlint // is s the wanted sentinel: both are sentinels, not returned errors
 			t.Errorf("errors.Is(err, %q) = %v, want %v; err = %v", s, got, wantIs, err)
 		}
 	}
