@@ -45,6 +45,10 @@ type tool struct {
 	// onDemand tools are not part of the control plane: EnsureBinaries leaves them alone and
 	// EnsureHelm (…) builds them when a test first needs them.
 	onDemand bool
+	// install, when set, is a main package built by `go install install@version` with the
+	// upstream module's own go.mod (the dependency versions its release was tested with), so
+	// the tool needs no tools module under e2e/tools; version pins it and names the cache dir.
+	install, version string
 }
 
 var tools = []tool{
@@ -80,6 +84,11 @@ var tools = []tool{
 		name: "helm", title: "helm", module: "helm.sh/helm/v3",
 		packages: []string{"helm.sh/helm/v3/cmd/helm"}, binaries: []string{"helm"},
 		coldTime: "~3 min", onDemand: true,
+	},
+	{
+		name: "flagger-loadtester", title: "Flagger's load tester", module: "github.com/fluxcd/flagger",
+		install: "github.com/fluxcd/flagger/cmd/loadtester", version: "v1.36.1",
+		binaries: []string{"loadtester"}, coldTime: "~3 min", onDemand: true,
 	},
 }
 
@@ -195,9 +204,34 @@ func EnsureHelm(ctx context.Context, opts Options) (string, error) {
 	return filepath.Join(dir, "helm"), nil
 }
 
+// EnsureFlaggerLoadtester builds Flagger's load tester (the upstream binary that
+// e2e/loadtester compares sluice-loadtester with) into the cache unless it is there already
+// and returns its path.
+func EnsureFlaggerLoadtester(ctx context.Context, opts Options) (string, error) {
+	if err := opts.complete(); err != nil {
+		return "", err
+	}
+	t := toolNamed("flagger-loadtester")
+	dir := filepath.Join(opts.CacheDir, t.name+"-"+t.version)
+	if !hasFiles(dir, t.binaries...) {
+		unlock, err := lockCache(ctx, opts.CacheDir, opts.Log)
+		if err != nil {
+			return "", err
+		}
+		defer unlock()
+		if err := build(ctx, opts, t, dir); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(dir, t.binaries[0]), nil
+}
+
 // toolVersion reads the version of t.module that e2e/tools/<t.name>/go.mod requires, so
 // the cache dir name always matches what would be built.
 func toolVersion(repo string, t tool) (string, error) {
+	if t.version != "" {
+		return t.version, nil
+	}
 	path := filepath.Join(repo, "e2e", "tools", t.name, "go.mod")
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -290,13 +324,19 @@ func build(ctx context.Context, opts Options, t tool, dir string) error {
 		return err
 	}
 	args := append([]string{"build", "-trimpath", "-ldflags=" + flags, "-o", out}, t.packages...)
+	workDir, env := filepath.Join(opts.RepoRoot, "e2e", "tools", t.name), []string{"GOWORK=off"}
+	if t.install != "" {
+		// Outside any module, so that only the upstream go.mod decides what is built.
+		args = []string{"install", "-trimpath", "-ldflags=" + flags, t.install + "@" + version}
+		workDir, env = opts.CacheDir, append(env, "GOBIN="+tmp)
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return fmt.Errorf("build %s: find the go command: %w", t.name, err)
 	}
 	cmd := exec.CommandContext(ctx, goBin, args...)
-	cmd.Dir = filepath.Join(opts.RepoRoot, "e2e", "tools", t.name)
-	cmd.Env = append(os.Environ(), "GOWORK=off")
+	cmd.Dir = workDir
+	cmd.Env = append(os.Environ(), env...)
 	log := &lockedWriter{w: opts.Log}
 	cmd.Stdout, cmd.Stderr = log, log
 
