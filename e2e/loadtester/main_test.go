@@ -31,12 +31,20 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(cluster.Main(m, cluster.Options{}, func(c *cluster.Cluster) error {
+	code := cluster.Main(m, cluster.Options{}, func(c *cluster.Cluster) error {
 		testCluster = c
 		var err error
 		repo, err = cluster.RepoRoot()
 		return err
-	}))
+	})
+	// The directories the tests share (the built binary, the PATH of the testers).
+	if sluiceBinary != "" {
+		os.RemoveAll(filepath.Dir(sluiceBinary))
+	}
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
 }
 
 var (
