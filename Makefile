@@ -36,8 +36,9 @@ e2e: tools ## End-to-end suite against the real control plane, Prometheus and sl
 test-faults: tools ## Fault matrix end to end (docs/faults.md): sluice killed and stopped at every point, Prometheus, API server and webhook faults
 	$(GO) test -count=1 -timeout $(FAULTS_TIMEOUT) -parallel 16 -v ./e2e/faults/
 
-bench: ## Benchmarks (admission handler; results recorded in docs/benchmarks.md)
+bench: ## Benchmarks (admission handler, load task rate; results recorded in docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./webhook/...
+	$(GO) test -run '^$$' -bench LoadAchievedRate -benchtime 1x ./loadtester/
 
 # Every fuzz target of the module's packages (`func Fuzz…` in their *_test.go), FUZZTIME each.
 FUZZTIME ?= 30s

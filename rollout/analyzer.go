@@ -46,7 +46,7 @@ func NewAnalyzer(p metrics.Provider, parallelism int) *Analyzer {
 // Run evaluates every check of the plan for the release of Deployment name.
 func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.Config) []spec.CheckResult {
 	vars := analysis.Vars{
-		Namespace: namespace, Target: name, Service: serviceName(name, plan),
+		Namespace: namespace, Target: name, Service: plan.ServiceFor(name),
 		Canary: spec.CanaryName(name), Stable: name,
 	}
 	// A router this controller lacks has no builtin queries: its builtin checks fail naming it.

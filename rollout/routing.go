@@ -40,19 +40,11 @@ func (r *Reconciler) newRouter(name string) (routers.Router, error) {
 	return r.Routers.New(name, routers.Objects{Client: r.Client})
 }
 
-// serviceName is the user's Service in front of the Deployment.
-func serviceName(deployment string, plan *spec.Config) string {
-	if plan != nil && plan.Service != "" {
-		return plan.Service
-	}
-	return deployment
-}
-
 // target is what the plan's router manages for parent. svc is the user's Service (nil when it
 // does not exist, which only Apply minds).
 func target(parent *appsv1.Deployment, plan *spec.Config, svc *corev1.Service) (routers.Target, error) {
 	t := routers.Target{
-		Namespace: parent.Namespace, Service: serviceName(parent.Name, plan),
+		Namespace: parent.Namespace, Service: plan.ServiceFor(parent.Name),
 		Route: plan.Route, Kind: plan.RouteKind, Create: plan.Route == "",
 		Owner: *metav1.NewControllerRef(parent, appsv1.SchemeGroupVersion.WithKind("Deployment")),
 	}
@@ -316,7 +308,7 @@ func (r *Reconciler) traffic(ctx context.Context, parent *appsv1.Deployment, pla
 	if err != nil {
 		return nil, err
 	}
-	svc, err := r.userService(ctx, parent.Namespace, serviceName(parent.Name, plan))
+	svc, err := r.userService(ctx, parent.Namespace, plan.ServiceFor(parent.Name))
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,10 @@ type tool struct {
 	// onDemand tools are not part of the control plane: EnsureBinaries leaves them alone and
 	// EnsureHelm or EnsureGolangciLint builds them when they are first needed.
 	onDemand bool
+	// install, when set, is a main package built by `go install install@version` with the
+	// upstream module's own go.mod (the dependency versions its release was tested with), so
+	// the tool needs no tools module under e2e/tools; version pins it and names the cache dir.
+	install, version string
 }
 
 var tools = []tool{
@@ -85,6 +89,11 @@ var tools = []tool{
 		name: "golangci-lint", title: "golangci-lint", module: "github.com/golangci/golangci-lint/v2",
 		packages: []string{"github.com/golangci/golangci-lint/v2/cmd/golangci-lint"}, binaries: []string{"golangci-lint"},
 		coldTime: "~1.5 min", onDemand: true,
+	},
+	{
+		name: "flagger-loadtester", title: "Flagger's load tester", module: "github.com/fluxcd/flagger",
+		install: "github.com/fluxcd/flagger/cmd/loadtester", version: "v1.36.1",
+		binaries: []string{"loadtester"}, coldTime: "~3 min", onDemand: true,
 	},
 }
 
@@ -187,7 +196,7 @@ func EnsureGolangciLint(ctx context.Context, opts Options) (string, error) {
 	return EnsureTool(ctx, opts, "golangci-lint")
 }
 
-// EnsureTool builds the on-demand tool name (helm, golangci-lint) into the cache unless it is
+// EnsureTool builds the on-demand tool name (helm, golangci-lint, flagger-loadtester) into the cache unless it is
 // there already and returns the path of its binary.
 func EnsureTool(ctx context.Context, opts Options, name string) (string, error) {
 	if err := opts.complete(); err != nil {
@@ -231,9 +240,19 @@ func OnDemandTools() []string {
 	return names
 }
 
+// EnsureFlaggerLoadtester builds Flagger's load tester (the upstream binary that
+// e2e/loadtester compares sluice-loadtester with) into the cache unless it is there already
+// and returns its path.
+func EnsureFlaggerLoadtester(ctx context.Context, opts Options) (string, error) {
+	return EnsureTool(ctx, opts, "flagger-loadtester")
+}
+
 // toolVersion reads the version of t.module that e2e/tools/<t.name>/go.mod requires, so
 // the cache dir name always matches what would be built.
 func toolVersion(repo string, t tool) (string, error) {
+	if t.version != "" {
+		return t.version, nil
+	}
 	path := filepath.Join(repo, "e2e", "tools", t.name, "go.mod")
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -326,13 +345,19 @@ func build(ctx context.Context, opts Options, t tool, dir string) error {
 		return err
 	}
 	args := append([]string{"build", "-trimpath", "-ldflags=" + flags, "-o", out}, t.packages...)
+	workDir, env := filepath.Join(opts.RepoRoot, "e2e", "tools", t.name), []string{"GOWORK=off"}
+	if t.install != "" {
+		// Outside any module, so that only the upstream go.mod decides what is built.
+		args = []string{"install", "-trimpath", "-ldflags=" + flags, t.install + "@" + version}
+		workDir, env = opts.CacheDir, append(env, "GOBIN="+tmp)
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return fmt.Errorf("build %s: find the go command: %w", t.name, err)
 	}
 	cmd := exec.CommandContext(ctx, goBin, args...)
-	cmd.Dir = filepath.Join(opts.RepoRoot, "e2e", "tools", t.name)
-	cmd.Env = append(os.Environ(), "GOWORK=off")
+	cmd.Dir = workDir
+	cmd.Env = append(os.Environ(), env...)
 	log := &lockedWriter{w: opts.Log}
 	cmd.Stdout, cmd.Stderr = log, log
 

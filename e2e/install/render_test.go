@@ -44,7 +44,8 @@ func TestHelmLint(t *testing.T) {
 		"cert-manager":       {"certManager.enabled=true"},
 		"watched namespaces": {"watchNamespaces={" + teamA + "," + teamB + "}"},
 		"everything on": {"namespace.create=true", "metrics.serviceMonitor.enabled=true",
-			"secrets.namespaces={monitoring}", "secrets.names={datadog}", "routers={replicas,istio}"},
+			"secrets.namespaces={monitoring}", "secrets.names={datadog}", "routers={replicas,istio}",
+			"loadtester.enabled=true", "loadtester.allowedNamespaces={test}", "loadtester.namespaceRegexp=^team-"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := []string{"lint", "--strict", chartDir(), "--namespace", sluiceNS}
@@ -61,7 +62,7 @@ func TestHelmLint(t *testing.T) {
 		})
 	}
 	// The schema refuses what the controller would refuse.
-	for _, bad := range []string{"webhook.failurePolicy=Sometimes", "routers={replicas,envoy}", "certs.validity=1year", "watchNamespaces={Team_A}"} {
+	for _, bad := range []string{"webhook.failurePolicy=Sometimes", "routers={replicas,envoy}", "certs.validity=1year", "watchNamespaces={Team_A}", "loadtester.timeout=forever"} {
 		if out, stderr, err := tryHelm(t, "lint", chartDir(), "--set", bad); err == nil {
 			t.Errorf("helm lint --set %s passed, want a schema error:\n%s", bad, out)
 		} else if !strings.Contains(out+stderr, "schema") {
@@ -89,7 +90,8 @@ func TestRendersPassServerSideDryRun(t *testing.T) {
 		// The optional objects and the other scopes too.
 		"chart, every option": renderChart(t, "sluice", sluiceNS, "namespace.create=true",
 			"metrics.serviceMonitor.enabled=true", "secrets.namespaces={"+teamA+"}", "secrets.names={datadog}",
-			"webhook.excludeNamespaces={legacy}", "podAntiAffinity=hard", "routers={replicas,istio}", "dashboard.enabled=true"),
+			"webhook.excludeNamespaces={legacy}", "podAntiAffinity=hard", "routers={replicas,istio}", "dashboard.enabled=true",
+			"loadtester.enabled=true"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			dryRun(t, strings.NewReplacer(" ", "-", ",", "").Replace(name), r.raw)

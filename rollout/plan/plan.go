@@ -301,7 +301,7 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 		// <svc>-stable is pinned to the stable ReplicaSet before any traffic moves.
 		if s.Parent.PodHash == "" {
 			if now.After(deadline) {
-				startRollback(d, now, "the Deployment has no ReplicaSet to pin "+spec.StableServiceName(plan.Service)+" to")
+				startRollback(d, now, "the Deployment has no ReplicaSet to pin "+spec.StableServiceName(plan.ServiceFor(s.Name))+" to")
 				return
 			}
 			st.Message = "waiting for the Deployment's stable ReplicaSet"
@@ -522,7 +522,7 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		// goes only after that.
 		st.PromoteStep, st.StablePod, st.Weight, st.StepAt = spec.PromoteCleanup, p.PodHash, 0, now
 		st.Message = "rolled out; traffic back to the stable Service"
-		d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); all traffic back to it", spec.StableServiceName(st.Plan.Service), p.PodHash))
+		d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); all traffic back to it", spec.StableServiceName(st.Plan.ServiceFor(s.Name)), p.PodHash))
 		d.RequeueAfter = time.Second
 		return
 	}

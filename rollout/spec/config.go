@@ -172,3 +172,12 @@ func DefaultMetrics() []Metric {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// ServiceFor is the user's Service in front of deployment: sluice.dev/service, else the
+// Deployment's own name.
+func (c *Config) ServiceFor(deployment string) string {
+	if c != nil && c.Service != "" {
+		return c.Service
+	}
+	return deployment
+}

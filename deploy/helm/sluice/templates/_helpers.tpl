@@ -160,3 +160,37 @@ a Role in each watched namespace. Router rules only for the routers in .Values.r
   resourceNames: {{ toJson . }}
   {{- end }}
 {{- end }}
+
+{{/* sluice-loadtester (loadtester.enabled): its own name and labels, so that no selector of
+the controller's (Services, PodDisruptionBudget, anti-affinity) ever matches its pods. */}}
+{{- define "sluice.loadtester.fullname" -}}
+{{- printf "%s-loadtester" (include "sluice.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sluice.loadtester.gateConfigMap" -}}
+{{- default (printf "%s-gates" (include "sluice.loadtester.fullname" .)) .Values.loadtester.gateConfigMap }}
+{{- end }}
+
+{{- define "sluice.loadtester.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sluice.name" . }}-loadtester
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "sluice.loadtester.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "sluice.loadtester.selectorLabels" . }}
+app.kubernetes.io/component: loadtester
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sluice
+{{- end }}
+
+{{- define "sluice.loadtester.image" -}}
+{{- with .Values.loadtester.image }}
+{{- if .digest }}
+{{- printf "%s@%s" .repository .digest }}
+{{- else }}
+{{- printf "%s:%s" .repository (default $.Chart.AppVersion .tag) }}
+{{- end }}
+{{- end }}
+{{- end }}
