@@ -39,10 +39,10 @@ func TestMain(m *testing.M) {
 	})
 	// The directories the tests share (the built binary, the PATH of the testers).
 	if sluiceBinary != "" {
-		os.RemoveAll(filepath.Dir(sluiceBinary))
+		_ = os.RemoveAll(filepath.Dir(sluiceBinary))
 	}
 	if binDir != "" {
-		os.RemoveAll(binDir)
+		_ = os.RemoveAll(binDir)
 	}
 	os.Exit(code)
 }
@@ -180,7 +180,7 @@ func (tr *tester) start() {
 	if err != nil {
 		tr.t.Fatal(err)
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 	tr.cmd = exec.Command(tr.binary, tr.args...)
 	tr.cmd.Env = tr.env
 	tr.cmd.Stdout, tr.cmd.Stderr = logFile, logFile
@@ -223,10 +223,10 @@ func (tr *tester) stop(sig syscall.Signal) {
 		_ = tr.cmd.Process.Signal(sig)
 	}
 	select {
-	case <-tr.done:
+	case <-tr.done: //nolint:errcheck // it was told to stop: how it exited does not matter
 	case <-time.After(20 * time.Second):
 		_ = syscall.Kill(-tr.cmd.Process.Pid, syscall.SIGKILL)
-		<-tr.done
+		<-tr.done //nolint:errcheck // killed: how it exited does not matter
 		tr.t.Errorf("%s did not exit within 20s of %v", tr.name, sig)
 	}
 	tr.cmd = nil
@@ -280,7 +280,7 @@ func tail(path string, n int) string {
 	if err != nil {
 		return err.Error()
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var lines []string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
