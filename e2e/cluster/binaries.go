@@ -81,6 +81,11 @@ var tools = []tool{
 		packages: []string{"helm.sh/helm/v3/cmd/helm"}, binaries: []string{"helm"},
 		coldTime: "~3 min", onDemand: true,
 	},
+	{
+		name: "flagger", title: "Flagger's controller", module: "github.com/fluxcd/flagger",
+		packages: []string{"github.com/fluxcd/flagger/cmd/flagger"}, binaries: []string{"flagger"},
+		coldTime: "~6 min", onDemand: true,
+	},
 }
 
 // heartbeat is how often a running build reports that it is still running.
