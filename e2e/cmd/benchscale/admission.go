@@ -110,13 +110,12 @@ func (w *noopWebhook) close() { _ = w.server.Close() }
 // release: both templates hashed, the release record built, a patch returned) while nothing
 // is stored and no release starts. The setups take turns request by request, so a busy moment
 // of the shared machine hits all three alike.
-func measureAdmission(ctx context.Context, s *stack.Stack, repo string, requests int, logf func(string, ...any)) ([]admissionLatency, error) {
+func measureAdmission(ctx context.Context, cs kubernetes.Interface, repo string, requests int, logf func(string, ...any)) ([]admissionLatency, error) {
 	noop, err := startNoopWebhook()
 	if err != nil {
 		return nil, fmt.Errorf("start the no-op webhook: %w", err)
 	}
 	defer noop.close()
-	cs := s.Client
 	if err := registerNoop(ctx, cs, repo, noop); err != nil {
 		return nil, err
 	}

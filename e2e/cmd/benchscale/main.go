@@ -34,6 +34,7 @@ import (
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/sluice-dev/sluice/e2e/cluster"
 	"github.com/sluice-dev/sluice/e2e/stack"
@@ -110,7 +111,6 @@ func parseFlags(args []string) (options, error) {
 }
 
 func run(ctx context.Context, o options) error {
-	start := time.Now()
 	repo, err := cluster.RepoRoot()
 	if err != nil {
 		return err
@@ -153,7 +153,7 @@ func run(ctx context.Context, o options) error {
 	var errs []error
 	stamp := func(s *summary) { s.Date, s.Commit, s.Note = date, commit, o.note }
 	if o.only != "flagger" {
-		runs, adm, err := benchSluice(ctx, o, copts, repo, start)
+		runs, adm, err := benchSluice(ctx, o, copts, repo)
 		for i := range runs {
 			stamp(&runs[i])
 		}
@@ -165,7 +165,7 @@ func run(ctx context.Context, o options) error {
 		errs = append(errs, err)
 	}
 	if o.only != "sluice" && ctx.Err() == nil {
-		runs, err := benchFlagger(ctx, o, copts, flaggerBin, start)
+		runs, err := benchFlagger(ctx, o, copts, flaggerBin)
 		for i := range runs {
 			stamp(&runs[i])
 		}
@@ -204,7 +204,7 @@ func write(o options, doc string, r results) error {
 
 // benchSluice boots a control plane with Prometheus and Sluice and runs every N, then the
 // admission latency.
-func benchSluice(ctx context.Context, o options, copts cluster.Options, repo string, start time.Time) ([]summary, *admissionResult, error) {
+func benchSluice(ctx context.Context, o options, copts cluster.Options, repo string) ([]summary, *admissionResult, error) {
 	fmt.Println("== Sluice: booting a control plane, Prometheus and sluice (built from this checkout)")
 	c, err := cluster.Start(ctx, copts)
 	if err != nil {
@@ -215,7 +215,7 @@ func benchSluice(ctx context.Context, o options, copts cluster.Options, repo str
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := newBench(c, sluiceCtl{s: s}, o, start)
+	b, err := newBench(c, sluiceCtl{s: s}, o)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -224,7 +224,7 @@ func benchSluice(ctx context.Context, o options, copts cluster.Options, repo str
 		return runs, nil, err
 	}
 	adm := &admissionResult{Requests: o.admission, Load: loadAverage()}
-	if adm.Cases, err = measureAdmission(ctx, s, repo, o.admission, b.logf); err != nil {
+	if adm.Cases, err = measureAdmission(ctx, b.cs, repo, o.admission, b.logf); err != nil {
 		return runs, nil, fmt.Errorf("admission latency: %w", err)
 	}
 	for _, c := range adm.Cases {
@@ -234,7 +234,7 @@ func benchSluice(ctx context.Context, o options, copts cluster.Options, repo str
 }
 
 // benchFlagger boots a control plane with Prometheus and Flagger and runs every N.
-func benchFlagger(ctx context.Context, o options, copts cluster.Options, f cluster.Flagger, start time.Time) ([]summary, error) {
+func benchFlagger(ctx context.Context, o options, copts cluster.Options, f cluster.Flagger) ([]summary, error) {
 	fmt.Printf("== Flagger %s: booting a control plane, Prometheus and flagger\n", f.Version)
 	c, err := cluster.Start(ctx, copts)
 	if err != nil {
@@ -260,23 +260,32 @@ func benchFlagger(ctx context.Context, o options, copts cluster.Options, f clust
 	if err != nil {
 		return nil, err
 	}
-	b, err := newBench(c, ctl, o, start)
+	b, err := newBench(c, ctl, o)
 	if err != nil {
 		return nil, err
 	}
 	return b.runAll(ctx)
 }
 
-func newBench(c *cluster.Cluster, ctl controller, o options, start time.Time) (*bench, error) {
-	cs, err := kubernetes.NewForConfig(c.RESTConfig())
+func newBench(c *cluster.Cluster, ctl controller, o options) (*bench, error) {
+	cs, dyn, err := clients(c)
 	if err != nil {
 		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(c.RESTConfig())
+	return &bench{c: c, cs: cs, dyn: dyn, ctl: ctl, opts: o}, nil
+}
+
+// clients are admin clients that keep the API server's warnings (Sluice's "held …" for every
+// update) out of the progress lines.
+func clients(c *cluster.Cluster) (kubernetes.Interface, dynamic.Interface, error) {
+	cfg := c.RESTConfig()
+	cfg.WarningHandler = rest.NoWarnings{}
+	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &bench{c: c, cs: cs, dyn: dyn, ctl: ctl, opts: o, start: start}, nil
+	dyn, err := dynamic.NewForConfig(cfg)
+	return cs, dyn, err
 }
 
 // runAll runs every N in turn; it stops at the first that fails.

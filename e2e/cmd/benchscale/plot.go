@@ -73,7 +73,7 @@ func plot(runs []summary) string {
 	p(`<g stroke="#333"><line x1="%d" y1="%d" x2="%d" y2="%d"/><line x1="%d" y1="%d" x2="%d" y2="%d"/></g>`+"\n",
 		marginL, plotH-marginB, plotW-marginR, plotH-marginB, marginL, marginT, marginL, plotH-marginB)
 	for v := 0.0; v <= ytop+step/2; v += step {
-		p(`<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s×</text>`+"\n", marginL-6, y(v), trimFloat(v))
+		p(`<text x="%d" y="%.1f" text-anchor="end" dy=".35em">%s×</text>`+"\n", marginL-6, y(v), trimFloat(v))
 	}
 	for _, n := range ns {
 		p(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333"/>`, x(n), plotH-marginB, x(n), plotH-marginB+5)
@@ -83,7 +83,7 @@ func plot(runs []summary) string {
 	p(`<text transform="translate(18 %d) rotate(-90)" text-anchor="middle">release time ÷ 30 s schedule</text>`+"\n", (marginT+plotH-marginB)/2)
 	// The schedule: a release can not be faster than 1×.
 	p(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#888" stroke-dasharray="5 4"/>`, marginL, y(1), plotW-marginR, y(1))
-	p(`<text x="%d" y="%.1f" fill="#666" dominant-baseline="middle">schedule (1×)</text>`+"\n", plotW-marginR+6, y(1))
+	p(`<text x="%d" y="%.1f" fill="#666" dy=".35em">schedule (1×)</text>`+"\n", plotW-marginR+6, y(1))
 	// One line per controller.
 	for i, c := range order {
 		color := seriesColor[c]
@@ -106,7 +106,7 @@ func plot(runs []summary) string {
 		}
 		ly := marginT + 10 + i*20
 		p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke-width="2"/>`, plotW-marginR+6, ly, plotW-marginR+26, ly)
-		p(`<text x="%d" y="%d" stroke="none" dominant-baseline="middle">%s</text>`+"\n", plotW-marginR+32, ly, html.EscapeString(c))
+		p(`<text x="%d" y="%d" stroke="none" dy=".35em">%s</text>`+"\n", plotW-marginR+32, ly, html.EscapeString(c))
 		p("</g>\n")
 	}
 	p("</svg>\n")

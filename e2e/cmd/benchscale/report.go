@@ -144,7 +144,7 @@ func render(r results, svg string) (string, error) {
 	p("was due, one interval after the run before.\n\n")
 	p("| controller | N | start p50 | start p99 | lag runs | lag p50 | lag p99 |\n|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Runs {
-		p("| %s | %d | %.2f | %.2f | %d | %.2f | %.2f |\n", s.Controller, s.N, s.Start.P50, s.Start.P99, s.Lag.Count, s.Lag.P50, s.Lag.P99)
+		p("| %s | %d | %.2f | %.2f | %d | %.3f | %.3f |\n", s.Controller, s.N, s.Start.P50, s.Start.P99, s.Lag.Count, s.Lag.P50, s.Lag.P99)
 	}
 
 	p("\n### Controller cost\n\n")

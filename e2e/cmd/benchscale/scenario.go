@@ -63,16 +63,17 @@ type controller interface {
 
 // bench is one control plane with one controller on it.
 type bench struct {
-	c     *cluster.Cluster
-	cs    kubernetes.Interface
-	dyn   dynamic.Interface
-	ctl   controller
-	opts  options
-	start time.Time
+	c    *cluster.Cluster
+	cs   kubernetes.Interface
+	dyn  dynamic.Interface
+	ctl  controller
+	opts options
 }
 
+// logf prints a progress line stamped with the wall clock (the control plane's own lines carry
+// its uptime).
 func (b *bench) logf(format string, args ...any) {
-	fmt.Printf("[%6.1fs] %s\n", time.Since(b.start).Seconds(), fmt.Sprintf(format, args...))
+	fmt.Printf("%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
 // run runs the scenario once for n releases and returns its summary.
