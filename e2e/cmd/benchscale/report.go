@@ -138,13 +138,18 @@ func render(r results, svg string) (string, error) {
 			x(s.Release.Min), x(s.Release.P50), x(s.Release.P90), x(s.Release.Max), s.Date, s.Commit, s.Load, s.Note)
 	}
 
-	p("\n### Time to start and step lag, seconds\n\n")
+	p("\n### Where the time goes, seconds\n\n")
 	p("Start: `set image` → the canary Deployment (Sluice creates `<name>-canary`; Flagger scales the\n")
-	p("Deployment itself up from zero). Step lag: each analysis run's recorded time minus the time it\n")
-	p("was due, one interval after the run before.\n\n")
-	p("| controller | N | start p50 | start p99 | lag runs | lag p50 | lag p99 |\n|---|---|---|---|---|---|---|\n")
+	p("Deployment itself up from zero). To analysis: `set image` → the first recorded analysis time\n")
+	p("(Sluice: canary ready, its analysis clock starts; Flagger: the tick that starts the analysis).\n")
+	p("Step lag: each later analysis run's recorded time minus the time it was due, one interval after\n")
+	p("the run before. Finish: the last recorded analysis time → done (Sluice: last run → promoted and\n")
+	p("rolled; Flagger: Promoting → Succeeded).\n\n")
+	p("| controller | N | start p50 | start p99 | to analysis p50 | to analysis p99 | lag runs | lag p50 | lag p99 | finish p50 | finish p99 |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Runs {
-		p("| %s | %d | %.2f | %.2f | %d | %.3f | %.3f |\n", s.Controller, s.N, s.Start.P50, s.Start.P99, s.Lag.Count, s.Lag.P50, s.Lag.P99)
+		p("| %s | %d | %.2f | %.2f | %.2f | %.2f | %d | %.3f | %.3f | %.2f | %.2f |\n", s.Controller, s.N, s.Start.P50, s.Start.P99,
+			s.ToAnalysis.P50, s.ToAnalysis.P99, s.Lag.Count, s.Lag.P50, s.Lag.P99, s.Finish.P50, s.Finish.P99)
 	}
 
 	p("\n### Controller cost\n\n")

@@ -165,13 +165,13 @@ func (b *bench) run(ctx context.Context, n int) (summary, error) {
 		Controller: b.ctl.name(), N: n, Load: load, ScheduleSeconds: schedule.Seconds(),
 		CPUSeconds: cpu1 - cpu0, PeakRSSMiB: rss, WindowSeconds: to.Sub(from).Seconds(),
 	}
-	s.Release, s.Start, s.Lag, s.Done = summarize(rs, interval)
+	summarize(rs, interval, &s)
 	if s.Requests, err = requestsPerRelease(b.c.AuditLog, b.ctl.user(), from, to, n); err != nil {
 		return summary{}, fmt.Errorf("count %s's API requests: %w", b.ctl.name(), err)
 	}
-	logf("done %d/%d: release p50 %.1f s (%.2f× schedule), max %.1f s; start p50 %.2f s; lag p50 %.2f s p99 %.2f s; CPU %.1f s; peak RSS %.0f MiB; %.0f API requests per release",
-		s.Done, n, s.Release.P50, s.Release.P50/s.ScheduleSeconds, s.Release.Max, s.Start.P50, s.Lag.P50, s.Lag.P99,
-		s.CPUSeconds, s.PeakRSSMiB, total(s.Requests))
+	logf("done %d/%d: release p50 %.1f s (%.2f× schedule), max %.1f s; start p50 %.2f s; analysis from %.1f s; finish %.1f s; lag p50 %.3f s p99 %.3f s; CPU %.1f s; peak RSS %.0f MiB; %.0f API requests per release",
+		s.Done, n, s.Release.P50, s.Release.P50/s.ScheduleSeconds, s.Release.Max, s.Start.P50, s.ToAnalysis.P50, s.Finish.P50,
+		s.Lag.P50, s.Lag.P99, s.CPUSeconds, s.PeakRSSMiB, total(s.Requests))
 	return s, nil
 }
 

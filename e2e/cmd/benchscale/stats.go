@@ -61,6 +61,12 @@ type summary struct {
 	Start quantiles `json:"start"`
 	// Lag: step lag in seconds over every analysis run of every release.
 	Lag quantiles `json:"lag"`
+	// ToAnalysis: set image → the first recorded analysis time (Sluice: the canary ready, the
+	// analysis clock starts; Flagger: the tick that starts the analysis), seconds.
+	ToAnalysis quantiles `json:"toAnalysis"`
+	// Finish: the last recorded analysis time → done (Sluice: its last run → promoted and
+	// rolled; Flagger: Promoting → Succeeded), seconds.
+	Finish quantiles `json:"finish"`
 	// CPUSeconds the controller used from the first set image to the last release done.
 	CPUSeconds float64 `json:"cpuSeconds"`
 	// PeakRSSMiB is the controller's VmHWM (since it started, before its objects were created).
@@ -108,21 +114,28 @@ func percentile(sorted []float64, p float64) float64 {
 	return sorted[rank-1]
 }
 
-// summarize turns the releases of one run into its summary's timing figures.
-func summarize(rs []*release, interval time.Duration) (release, start, lag quantiles, done int) {
-	var rel, st, lg []time.Duration
+// summarize fills s's timing figures from the releases of its run.
+func summarize(rs []*release, interval time.Duration, s *summary) {
+	var rel, st, lg, to, fin []time.Duration
+	s.Done = 0
 	for _, r := range rs {
 		if r.Err != nil || r.SetImage.IsZero() {
 			continue
 		}
 		if !r.Done.IsZero() {
-			done++
+			s.Done++
 			rel = append(rel, r.Done.Sub(r.SetImage))
 		}
 		if !r.Started.IsZero() {
 			st = append(st, r.Started.Sub(r.SetImage))
 		}
+		if len(r.Runs) > 0 {
+			to = append(to, r.Runs[0].Sub(r.SetImage))
+			if !r.Done.IsZero() {
+				fin = append(fin, r.Done.Sub(r.Runs[len(r.Runs)-1]))
+			}
+		}
 		lg = append(lg, lags(r.Runs, interval)...)
 	}
-	return quantilesOf(rel), quantilesOf(st), quantilesOf(lg), done
+	s.Release, s.Start, s.Lag, s.ToAnalysis, s.Finish = quantilesOf(rel), quantilesOf(st), quantilesOf(lg), quantilesOf(to), quantilesOf(fin)
 }

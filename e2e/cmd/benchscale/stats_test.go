@@ -80,17 +80,21 @@ func TestSummarizeCountsOnlyWhatHappened(t *testing.T) {
 		{Name: "failed", SetImage: t0, Started: at(1), Done: at(5), Err: errors.New("set image: denied")},
 		{Name: "never sent"},
 	}
-	rel, start, lag, done := summarize(rs, 10*time.Second)
-	if done != 2 {
-		t.Errorf("done = %d, want 2 (a failed release's Done does not count)", done)
+	var s summary
+	summarize(rs, 10*time.Second, &s)
+	if s.Done != 2 {
+		t.Errorf("done = %d, want 2 (a failed release's Done does not count)", s.Done)
 	}
-	if want := (quantiles{Count: 2, Min: 33, P50: 33, P90: 60, P99: 60, Max: 60}); rel != want {
-		t.Errorf("release = %+v, want %+v", rel, want)
+	checks := map[string]struct{ got, want quantiles }{
+		"release":                        {s.Release, quantiles{Count: 2, Min: 33, P50: 33, P90: 60, P99: 60, Max: 60}},
+		"start, from each own set image": {s.Start, quantiles{Count: 3, Min: 1, P50: 2, P90: 2, P99: 2, Max: 2}},
+		"lag":                            {s.Lag, quantiles{Count: 2, Min: 0, P50: 0, P90: 1, P99: 1, Max: 1}},
+		"to analysis":                    {s.ToAnalysis, quantiles{Count: 1, Min: 2, P50: 2, P90: 2, P99: 2, Max: 2}},
+		"finish":                         {s.Finish, quantiles{Count: 1, Min: 10, P50: 10, P90: 10, P99: 10, Max: 10}},
 	}
-	if want := (quantiles{Count: 3, Min: 1, P50: 2, P90: 2, P99: 2, Max: 2}); start != want {
-		t.Errorf("start = %+v, want %+v (from each release's own set image)", start, want)
-	}
-	if want := (quantiles{Count: 2, Min: 0, P50: 0, P90: 1, P99: 1, Max: 1}); lag != want {
-		t.Errorf("lag = %+v, want %+v", lag, want)
+	for name, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %+v, want %+v", name, c.got, c.want)
+		}
 	}
 }
