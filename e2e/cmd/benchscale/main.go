@@ -115,11 +115,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	// Both paths are relative to the checkout (make runs in it), and checked before an hour of
-	// measuring.
+	// Checked before an hour of measuring.
 	for _, p := range []*string{&o.out, &o.svg} {
-		if !filepath.IsAbs(*p) {
-			*p = filepath.Join(repo, *p)
+		if *p, err = filepath.Abs(*p); err != nil {
+			return err
 		}
 		if _, err := os.Stat(filepath.Dir(*p)); err != nil {
 			return fmt.Errorf("output directory: %w", err)

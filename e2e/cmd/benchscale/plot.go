@@ -97,10 +97,14 @@ func plot(runs []summary) string {
 			line = append(line, fmt.Sprintf("%.1f,%.1f", x(pt.n), y(pt.p50)))
 		}
 		p(`<polyline fill="none" stroke-width="2" points="%s"/>`+"\n", strings.Join(line, " "))
+		// The controllers' bars stand a little apart so that ranges at the same N do not hide
+		// each other.
+		dx := 5 * (float64(i) - float64(len(order)-1)/2)
 		for _, pt := range pts {
-			p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, x(pt.n), y(pt.min), x(pt.n), y(pt.max))
-			p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, x(pt.n)-4, y(pt.min), x(pt.n)+4, y(pt.min))
-			p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, x(pt.n)-4, y(pt.max), x(pt.n)+4, y(pt.max))
+			bx := x(pt.n) + dx
+			p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, bx, y(pt.min), bx, y(pt.max))
+			p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, bx-4, y(pt.min), bx+4, y(pt.min))
+			p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, bx-4, y(pt.max), bx+4, y(pt.max))
 			p(`<circle cx="%.1f" cy="%.1f" r="4"><title>%s N=%d: p50 %.2f×, min %.2f×, max %.2f×</title></circle>`+"\n",
 				x(pt.n), y(pt.p50), html.EscapeString(c), pt.n, pt.p50, pt.min, pt.max)
 		}
