@@ -69,7 +69,8 @@ func startFlagger(ctx context.Context, c *cluster.Cluster, f cluster.Flagger, pr
 	return &flaggerCtl{
 		c: c, cs: cs, dyn: dyn, binary: f.Binary, prometheus: prometheusURL,
 		// Its own defaults but for what wires it to this cluster, and the log level its Helm
-		// chart deploys with (the binary's default is debug).
+		// chart deploys with (the binary's default is debug). Flagger listens on ":"+port (all
+		// interfaces) for its metrics; it has no flag for the address.
 		args: []string{
 			"-kubeconfig=" + kubeconfig,
 			"-mesh-provider=kubernetes",
