@@ -8,7 +8,7 @@ E2E_TIMEOUT ?= 30m
 FAULTS_TIMEOUT ?= 30m
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-faults unit e2e demo up down bench fmt vet lint fuzz mutate chart-sync kustomize
+.PHONY: help build test test-faults unit e2e demo up down bench bench-scale fmt vet lint fuzz mutate chart-sync kustomize
 
 help: ## List targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,13 @@ test-faults: tools ## Fault matrix end to end (docs/faults.md): sluice killed an
 bench: ## Benchmarks (admission handler, load task rate; results recorded in docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./webhook/...
 	$(GO) test -run '^$$' -bench LoadAchievedRate -benchtime 1x ./loadtester/
+
+# BENCH_SCALE_FLAGS go to e2e/cmd/benchscale: -n LIST (numbers of concurrent releases),
+# -only sluice|flagger, -note TEXT, -timeout D, -admission N (0: skip), -keep, -reset.
+# It boots control planes: run it under the e2e lock, `flock /tmp/sluice-e2e.lock make bench-scale`.
+BENCH_SCALE_FLAGS ?= -n 10,50,200
+bench-scale: tools ## Sluice vs Flagger at N concurrent releases on local control planes; writes the Scale section of docs/benchmarks.md and docs/bench-scale.svg
+	$(GO) run ./e2e/cmd/benchscale -out docs/benchmarks.md -svg docs/bench-scale.svg $(BENCH_SCALE_FLAGS)
 
 # Every fuzz target of the module's packages (`func Fuzz…` in their *_test.go), FUZZTIME each.
 FUZZTIME ?= 30s

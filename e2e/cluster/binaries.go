@@ -95,6 +95,11 @@ var tools = []tool{
 		install: "github.com/fluxcd/flagger/cmd/loadtester", version: "v1.36.1",
 		binaries: []string{"loadtester"}, coldTime: "~3 min", onDemand: true,
 	},
+	{
+		name: "flagger", title: "Flagger's controller", module: "github.com/fluxcd/flagger",
+		packages: []string{"github.com/fluxcd/flagger/cmd/flagger"}, binaries: []string{"flagger"},
+		coldTime: "~6 min", onDemand: true,
+	},
 }
 
 // heartbeat is how often a running build reports that it is still running.

@@ -50,6 +50,9 @@ type Options struct {
 	CacheDir string
 	// RepoRoot is the Sluice checkout that holds e2e/tools (default RepoRoot()).
 	RepoRoot string
+	// AuditPolicy, when set, is an audit.k8s.io/v1 Policy (YAML) the API server logs requests
+	// by, as JSON lines, to Cluster.AuditLog.
+	AuditPolicy string
 }
 
 func (o *Options) complete() error {
@@ -109,6 +112,8 @@ type Cluster struct {
 	Kubeconfig string
 	Binaries   Binaries
 	Ports      Ports
+	// AuditLog is the API server's audit log (JSON lines), or "" without Options.AuditPolicy.
+	AuditLog string
 
 	opts    Options
 	started time.Time
@@ -210,6 +215,14 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
+	auditPolicy := "" // empty flags: no auditing
+	if opts.AuditPolicy != "" {
+		auditPolicy = filepath.Join(dir, "audit-policy.yaml")
+		if err := os.WriteFile(auditPolicy, []byte(opts.AuditPolicy), 0o644); err != nil {
+			return nil, fmt.Errorf("write audit policy: %w", err)
+		}
+		c.AuditLog = filepath.Join(dir, "logs", "audit.log")
+	}
 	if err := c.startProcess("kube-apiserver", bins.KubeAPIServer, nil,
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -231,6 +244,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--proxy-client-cert-file="+p.frontProxyCert, "--proxy-client-key-file="+p.frontProxyKey,
 		"--allow-privileged=true",
+		"--audit-policy-file="+auditPolicy, "--audit-log-path="+c.AuditLog, "--audit-log-format=json",
 	); err != nil {
 		return nil, err
 	}

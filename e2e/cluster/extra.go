@@ -71,6 +71,18 @@ func (c *Cluster) StopProcess(name string, sig syscall.Signal, timeout time.Dura
 	}
 }
 
+// PID returns the process ID of the named process, if it was started and not stopped.
+func (c *Cluster) PID(name string) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.procs {
+		if p.name == name {
+			return p.pid, true
+		}
+	}
+	return 0, false
+}
+
 // Running reports whether the named process was started and has not exited.
 func (c *Cluster) Running(name string) bool {
 	c.mu.Lock()

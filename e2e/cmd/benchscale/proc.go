@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100 on every Linux
+// architecture Go runs this on.
+const clockTicks = 100
+
+// cpuSeconds is the user plus system CPU time process pid has used, from /proc/PID/stat.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU reads utime and stime (fields 14 and 15) of a /proc/PID/stat line. The command
+// name (field 2) is in parentheses and may itself hold spaces or ')', so fields are counted
+// from the last ')'.
+func parseStatCPU(stat []byte) (float64, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc stat %q: no ')'", stat)
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// f[0] is field 3 (state), so field k is f[k-3].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse /proc stat %q: %d fields after the name", stat, len(f))
+	}
+	var ticks uint64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse /proc stat: %w", err)
+		}
+		ticks += v
+	}
+	return float64(ticks) / clockTicks, nil
+}
+
+// peakRSSMiB is the process's peak resident set size (VmHWM) in MiB, from /proc/PID/status.
+func peakRSSMiB(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseVmHWM(b)
+}
+
+func parseVmHWM(status []byte) (float64, error) {
+	for line := range strings.Lines(string(status)) {
+		rest, ok := strings.CutPrefix(line, "VmHWM:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("parse VmHWM %q", strings.TrimSpace(line))
+		}
+		kb, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse VmHWM: %w", err)
+		}
+		return float64(kb) / 1024, nil
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc status")
+}
+
+// loadAverage is the 1-minute load average (how busy the shared machine was).
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}

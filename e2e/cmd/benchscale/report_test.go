@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func sampleRun(controller string, n int, p50 float64) summary {
+	return summary{
+		Controller: controller, N: n, Date: "2026-12-01", Commit: "abc1234", Note: "validation run", Load: 7.5,
+		ScheduleSeconds: 30, Done: n,
+		Release:    quantiles{Count: n, Min: p50 - 1, P50: p50, P90: p50 + 2, P99: p50 + 3, Max: p50 + 4},
+		Start:      quantiles{Count: n, P50: 0.2, P99: 0.9},
+		Lag:        quantiles{Count: 3 * n, P50: 0.01, P99: 0.3},
+		CPUSeconds: 4, PeakRSSMiB: 60, WindowSeconds: p50 + 4,
+		Requests: map[string]float64{"patch deployments": 8, "create deployments": 1, "get /apis": 0.01},
+	}
+}
+
+func TestMergeReplacesTheSameControllerAndN(t *testing.T) {
+	old := results{
+		Runs:      []summary{sampleRun("flagger", 10, 80), sampleRun("sluice", 10, 33), sampleRun("sluice", 200, 500)},
+		Admission: &admissionResult{Requests: 200},
+	}
+	next := results{Runs: []summary{sampleRun("sluice", 10, 31), sampleRun("sluice", 50, 34)}}
+	got := old.merge(next)
+	var keys []string
+	for _, s := range got.Runs {
+		keys = append(keys, fmt.Sprintf("%s/%d/%g", s.Controller, s.N, s.Release.P50))
+	}
+	want := []string{"sluice/10/31", "sluice/50/34", "sluice/200/500", "flagger/10/80"}
+	if diff := cmp.Diff(want, keys); diff != "" {
+		t.Errorf("merged runs (-want +got):\n%s", diff)
+	}
+	if got.Admission == nil || got.Admission.Requests != 200 {
+		t.Errorf("admission = %+v, want the earlier one kept", got.Admission)
+	}
+	if got := old.merge(results{Admission: &admissionResult{Requests: 5}}); got.Admission.Requests != 5 {
+		t.Errorf("admission = %+v, want the new one", got.Admission)
+	}
+}
+
+func TestReplaceSection(t *testing.T) {
+	tests := map[string]struct{ doc, want string }{
+		"appended when missing": {
+			doc:  "# Benchmarks\n\n## Admission handler\n\ntext\n",
+			want: "# Benchmarks\n\n## Admission handler\n\ntext\n\n## Scale\n\nnew\n",
+		},
+		"replaced at the end": {
+			doc:  "# B\n\n## Scale\n\nold\nold\n",
+			want: "# B\n\n## Scale\n\nnew\n",
+		},
+		"replaced between sections": {
+			doc:  "# B\n\n## Scale\n\nold\n### sub\nold\n\n## End to end\n\nkept\n",
+			want: "# B\n\n## Scale\n\nnew\n\n## End to end\n\nkept\n",
+		},
+		"a heading that only starts with Scale is not it": {
+			doc:  "# B\n\n## Scaled things\n\nkept\n",
+			want: "# B\n\n## Scaled things\n\nkept\n\n## Scale\n\nnew\n",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, replaceSection(tc.doc, "## Scale\n\nnew\n\n")); diff != "" {
+				t.Errorf("replaceSection (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// What render writes, existingResults reads back, so a later run keeps the earlier rows.
+func TestRenderedResultsReadBack(t *testing.T) {
+	r := results{
+		Runs:      []summary{sampleRun("sluice", 10, 33), sampleRun("flagger", 10, 80)},
+		Admission: &admissionResult{Date: "2026-12-01", Commit: "abc1234", Requests: 200, Cases: []admissionLatency{{caseNone, 2, 5}, {caseNoop, 3, 7}, {caseSluice, 4, 9}}},
+	}
+	section, err := render(r, "bench-scale.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := replaceSection("# Benchmarks\n\n## End to end\n\nkept\n", section)
+	got, err := existingResults(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(r, got); diff != "" {
+		t.Errorf("read back (-want +got):\n%s", diff)
+	}
+	for _, want := range []string{
+		"![Release time", "(bench-scale.svg)",
+		"| sluice | 10 | 10/10 | 1.07× | 1.10× | 1.17× | 1.23× | 2026-12-01, abc1234 | 7.5 | validation run |",
+		"| flagger | 10 | 10/10 | 2.63× | 2.67× | 2.73× | 2.80× |",
+		"| request | sluice N=10 | flagger N=10 |",
+		"| patch deployments | 8.00 | 8.00 |",
+		"| other | 0.01 | 0.01 |",
+		"| **total** | 9.01 | 9.01 |",
+		"| sluice | 4.00 | 9.00 | 2.00 | 1.80 |",
+	} {
+		if !strings.Contains(section, want) {
+			t.Errorf("section lacks %q:\n%s", want, section)
+		}
+	}
+	if _, err := existingResults("## Scale\n\n<!-- bench-scale data: {broken -->\n"); err == nil {
+		t.Error("a broken data comment was read without error")
+	}
+}

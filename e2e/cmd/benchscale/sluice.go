@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/sluice-dev/sluice/e2e/stack"
+	"github.com/sluice-dev/sluice/rollout/spec"
+)
+
+const sluiceUser = stack.Identity
+
+// sluiceMetrics is the analysis: one Prometheus check that always passes.
+const sluiceMetrics = "- name: check\n  query: vector(100)\n  thresholdRange: {min: 99}\n"
+
+// sluiceCtl runs the scenario on Sluice: opted-in Deployments configured by annotations, each
+// with the Service that Sluice's blue/green (an isolated canary) routes with.
+type sluiceCtl struct {
+	s *stack.Stack
+}
+
+func (sluiceCtl) name() string                           { return "sluice" }
+func (sluiceCtl) user() string                           { return sluiceUser }
+func (sluiceCtl) watched() []schema.GroupVersionResource { return nil }
+func (c sluiceCtl) pid() (int, bool)                     { return c.s.Cluster.PID("sluice") }
+
+func (c sluiceCtl) restart(ctx context.Context) error {
+	if c.s.Cluster.Running("sluice") {
+		if _, _, err := c.s.StopSluice(syscall.SIGTERM, 20*time.Second); err != nil {
+			return fmt.Errorf("stop sluice: %w", err)
+		}
+	}
+	if err := c.s.StartSluice(ctx); err != nil {
+		return err
+	}
+	return c.s.WaitSluice(ctx)
+}
+
+func (c sluiceCtl) create(ctx context.Context, ns string, names []string) error {
+	ann := map[string]string{
+		spec.AnnStrategy:   string(spec.StrategyBlueGreen),
+		spec.AnnIterations: fmt.Sprint(iterations),
+		spec.AnnInterval:   interval.String(),
+		spec.AnnMetrics:    sluiceMetrics,
+	}
+	return forEach(names, func(name string) error {
+		if _, err := c.s.Client.CoreV1().Services(ns).Create(ctx, service(ns, name), metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create Service %s: %w", name, err)
+		}
+		d := deployment(ns, name, map[string]string{spec.LabelEnabled: spec.ValueEnabled}, ann)
+		if _, err := c.s.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create Deployment %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+func (sluiceCtl) readyDetail(t *tracker) (bool, string) { return readyCount(t) }
+
+// observe: a parent is ready once available and recorded Idle with its stable revision; its
+// release started when `<name>-canary` appears, ran analysis at each new lastRunAt of its state
+// after the canary became ready (the first one is the canary-ready time the first run is due
+// an interval after), and is done when the state is Succeeded on a new stable revision and the
+// parent has rolled.
+func (sluiceCtl) observe(t *tracker, typ watch.EventType, obj *unstructured.Unstructured, at time.Time) {
+	name := obj.GetName()
+	if parent, ok := strings.CutSuffix(name, "-canary"); ok {
+		if r := t.releases[parent]; r != nil && typ != watch.Deleted && !r.SetImage.IsZero() && r.Started.IsZero() {
+			r.Started = at
+		}
+		return
+	}
+	r := t.releases[name]
+	if r == nil || typ == watch.Deleted {
+		return
+	}
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &d); err != nil {
+		r.Err = fmt.Errorf("decode Deployment: %w", err)
+		return
+	}
+	st, err := spec.ReadState(d.Annotations)
+	if err != nil {
+		r.Err = err
+		return
+	}
+	notes := t.notes[name]
+	if r.SetImage.IsZero() {
+		if st.Phase == spec.PhaseIdle && st.Stable != "" && d.Status.AvailableReplicas == replicas && d.Status.UpdatedReplicas == replicas {
+			t.ready[name] = true
+			notes["stable"] = st.Stable
+		}
+		return
+	}
+	if st.Revision == "" || st.Revision == notes["stable"] {
+		return
+	}
+	switch st.Phase {
+	case spec.PhaseProgressing, spec.PhasePromoting:
+		if st.CanaryReady {
+			r.addRun(st.LastRunAt)
+		}
+	case spec.PhaseSucceeded:
+		if r.Done.IsZero() && st.Stable == st.Revision && rolled(&d) {
+			r.Done = at
+		}
+	case spec.PhaseFailed, spec.PhaseRollingBack:
+		if r.Err == nil {
+			r.Err = fmt.Errorf("release %s: %s: %s", st.Revision, st.Phase, st.Message)
+		}
+	}
+}
