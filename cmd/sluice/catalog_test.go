@@ -10,26 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 
-	"github.com/sluice-dev/sluice/providers/catalogtest"
+	"github.com/sluice-dev/sluice/providers/builtin"
 )
-
-// The catalog every other package's tests use (providers/catalogtest) is the one this binary
-// registers: the same routers in the same order with the same descriptions, the same backends
-// with the same credential keys. Adding a router or backend here without it there fails.
-func TestCatalogtestIsWhatShips(t *testing.T) {
-	if diff := cmp.Diff(routerRegistry().Catalog(), catalogtest.Catalog()); diff != "" {
-		t.Errorf("providers/catalogtest's routers differ from cmd/sluice's (-sluice +catalogtest):\n%s", diff)
-	}
-	shipped, tested := metricBackends(), catalogtest.Backends()
-	if diff := cmp.Diff(shipped.Types(), tested.Types()); diff != "" {
-		t.Errorf("providers/catalogtest's metric backends differ from cmd/sluice's (-sluice +catalogtest):\n%s", diff)
-	}
-	for _, typ := range shipped.Types() {
-		if diff := cmp.Diff(shipped.CredentialKeys(typ), tested.CredentialKeys(typ)); diff != "" {
-			t.Errorf("%s: credential keys differ (-sluice +catalogtest):\n%s", typ, diff)
-		}
-	}
-}
 
 // What the API server and Helm accept is what this binary registers: the MetricTemplate CRD's
 // provider types, the chart's default `routers` and the routers its schema allows.
@@ -64,12 +46,12 @@ func TestDeployAcceptsTheRegisteredNames(t *testing.T) {
 	}
 	for _, v := range crd.Spec.Versions {
 		got := v.Schema.OpenAPIV3Schema.Properties.Spec.Properties.Provider.Properties.Type.Enum
-		if diff := cmp.Diff(metricBackends().Types(), got); diff != "" {
+		if diff := cmp.Diff(builtin.Backends().Types(), got); diff != "" {
 			t.Errorf("MetricTemplate provider types (-registered +CRD enum):\n%s", diff)
 		}
 	}
 
-	names := routerRegistry().Catalog().Names()
+	names := builtin.Routers().Catalog().Names()
 	var values struct {
 		Routers []string `json:"routers"`
 	}

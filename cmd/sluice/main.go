@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/sluice-dev/sluice/certs"
+	"github.com/sluice-dev/sluice/providers/builtin"
 	"github.com/sluice-dev/sluice/providers/metrics"
 	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
 	"github.com/sluice-dev/sluice/providers/metrics/redact"
@@ -135,7 +136,7 @@ func run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	routerReg, backends := routerRegistry(), metricBackends()
+	routerReg, backends := builtin.Routers(), builtin.Backends()
 	defaults := spec.Defaults{Router: o.DefaultRouter, Routers: routerReg.Catalog()}
 	recorder := mgr.GetEventRecorder("sluice")
 

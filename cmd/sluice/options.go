@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/sluice-dev/sluice/providers/builtin"
 	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -133,7 +134,7 @@ func (o *Options) Validate() error {
 	if o.ControllerIdentity == "" {
 		errs = append(errs, errors.New("--controller-identity must not be empty"))
 	}
-	if _, errList := spec.Parse(nil, spec.Defaults{Router: o.DefaultRouter, Routers: routerRegistry().Catalog()}); len(errList) > 0 {
+	if _, errList := spec.Parse(nil, spec.Defaults{Router: o.DefaultRouter, Routers: builtin.Routers().Catalog()}); len(errList) > 0 {
 		errs = append(errs, fmt.Errorf("--default-router: %s", spec.FormatErrors(errList)))
 	}
 	if o.WebhookPort < 1 || o.WebhookPort > 65535 {

@@ -17,8 +17,8 @@ import (
 // Every RBAC rule every registered router declares (spec.RouterInfo.RBAC, in its own package) is
 // granted by what an operator installs: the chart's ClusterRole with default values, the
 // kustomize base, deploy/rbac (what the e2e suite runs sluice under), the chart with that router
-// alone in `routers`, and the Role of a watched namespace. cmd/sluice's
-// TestCatalogtestIsWhatShips keeps catalogtest's routers the binary's.
+// alone in `routers`, and the Role of a watched namespace. The routers are providers/builtin's,
+// the list the binary registers.
 func TestChartGrantsEveryRouterRule(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(repo, "deploy", "rbac", "clusterrole.yaml"))
 	if err != nil {

@@ -1,4 +1,7 @@
-package main
+// Package builtin is the one list of the routers and metric backends this build of Sluice
+// offers: cmd/sluice wires the controller with it, and tests (providers/catalogtest) read the
+// same list, so a router is registered in exactly one place.
+package builtin
 
 import (
 	"github.com/sluice-dev/sluice/providers/metrics"
@@ -20,9 +23,9 @@ import (
 	"github.com/sluice-dev/sluice/providers/routers/replicas"
 )
 
-// routerRegistry is every router this controller offers, in the order admission lists them.
+// Routers is every router this build of Sluice offers, in the order admission lists them.
 // Adding a router is its package (providers/routers/<name>: Info and New) and one line here.
-func routerRegistry() *routers.Registry {
+func Routers() *routers.Registry {
 	r := &routers.Registry{}
 	r.Register(replicas.Info, replicas.New)
 	r.Register(gatewayapi.Info, gatewayapi.New)
@@ -34,9 +37,9 @@ func routerRegistry() *routers.Registry {
 	return r
 }
 
-// metricBackends is every metric backend a MetricTemplate may name. Adding one is its package
+// Backends is every metric backend a MetricTemplate may name. Adding one is its package
 // (providers/metrics/<name>: Backend) and one line here (and its type in the CRD's enum).
-func metricBackends() *metrics.Registry {
+func Backends() *metrics.Registry {
 	r := &metrics.Registry{}
 	r.Register(prometheus.Backend)
 	r.Register(datadog.Backend)
