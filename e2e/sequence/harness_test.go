@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
-	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
 	"github.com/sluice-dev/sluice/providers/routers"
 	"github.com/sluice-dev/sluice/providers/routers/gatewayapi"
@@ -129,12 +128,13 @@ func (h *harness) newReconciler() *rollout.Reconciler {
 		h.t.Fatal(err)
 	}
 	analyzer := rollout.NewAnalyzer(prom, 4)
-	analyzer.Routers = catalogtest.Catalog()
+	reg := registry()
+	analyzer.Routers = reg.Catalog()
 	return &rollout.Reconciler{
 		Client: h.tap, APIReader: h.direct, Recorder: h.events,
 		Analyzer: analyzer,
-		Defaults: spec.Defaults{Router: spec.RouterReplicas, Routers: catalogtest.Catalog()},
-		Routers:  catalogtest.Routers(),
+		Defaults: spec.Defaults{Router: spec.RouterReplicas, Routers: reg.Catalog()},
+		Routers:  reg,
 		Now:      func() time.Time { return h.now },
 	}
 }
@@ -224,6 +224,13 @@ func (h *harness) step() time.Duration {
 
 // route renders the routing object's split, for the routers that have one.
 func (h *harness) route() string {
+	if h.router == splitRouterName {
+		cm := &corev1.ConfigMap{}
+		if err := h.direct.Get(h.t.Context(), types.NamespacedName{Namespace: h.ns, Name: name + "-split"}, cm); err != nil {
+			return " split=none"
+		}
+		return " split=canary " + cm.Data["weight"] + "%"
+	}
 	if h.router != spec.RouterGatewayAPI {
 		return ""
 	}
@@ -345,6 +352,8 @@ func (c *tap) record(verb string, obj client.Object, err error) {
 		kind = "Deployment"
 	case *corev1.Service:
 		kind = "Service"
+	case *corev1.ConfigMap:
+		kind = "ConfigMap"
 	}
 	line := fmt.Sprintf("%s %s %s", verb, kind, obj.GetName())
 	if err != nil {

@@ -42,6 +42,9 @@ func TestReleaseSequences(t *testing.T) {
 	rows := map[string]row{
 		"replicas_good_release":   {router: spec.RouterReplicas},
 		"gatewayapi_good_release": {router: spec.RouterGatewayAPI, setup: func(h *harness) { h.apply(userRoute) }},
+		// A router registered in one place in this test (fakerouter_test.go): admitted, planned
+		// and applied like the shipped ones.
+		"registered_router_release": {router: splitRouterName},
 		// The HTTPRoute named by sluice.dev/route does not exist when the release starts: the
 		// first write fails (RoutingFailed), the next step plans with the failure and records
 		// the wait, and the release goes on once the user creates the route.
