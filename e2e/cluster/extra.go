@@ -104,13 +104,7 @@ func (c *Cluster) Running(name string) bool {
 // binary, arguments and environment (its log continues in the same file). It returns the new
 // PID; it does not wait for the program to be ready.
 func (c *Cluster) RestartProcess(name string) (pid int, err error) {
-	c.mu.Lock()
-	i := slices.IndexFunc(c.procs, func(p *process) bool { return p.name == name })
-	var p *process
-	if i >= 0 {
-		p = c.procs[i]
-	}
-	c.mu.Unlock()
+	p := c.process(name)
 	if p == nil {
 		return 0, fmt.Errorf("no process named %s", name)
 	}
@@ -157,13 +151,7 @@ func (c *Cluster) Uptime() time.Duration { return time.Since(c.started) }
 // (on the same ports, its log continuing in the same file); it does not wait for the program
 // to be ready.
 func (c *Cluster) StopForNow(name string, timeout time.Duration) (start func() error, err error) {
-	c.mu.Lock()
-	i := slices.IndexFunc(c.procs, func(p *process) bool { return p.name == name })
-	var p *process
-	if i >= 0 {
-		p = c.procs[i]
-	}
-	c.mu.Unlock()
+	p := c.process(name)
 	if p == nil {
 		return nil, fmt.Errorf("no process named %s", name)
 	}
@@ -171,4 +159,14 @@ func (c *Cluster) StopForNow(name string, timeout time.Duration) (start func() e
 		return nil, err
 	}
 	return func() error { return c.startProcess(name, p.binary, p.env, p.args...) }, nil
+}
+
+// process is the running process called name; nil when there is none.
+func (c *Cluster) process(name string) *process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.IndexFunc(c.procs, func(p *process) bool { return p.name == name }); i >= 0 {
+		return c.procs[i]
+	}
+	return nil
 }
