@@ -171,8 +171,17 @@ func (r *Reconciler) step(ctx context.Context, req reconcile.Request, now time.T
 		return reconcile.Result{}, err
 	}
 	r.record(ctx, o, d, now)
-	return reconcile.Result{RequeueAfter: d.RequeueAfter}, nil
+	// Every requeue says its priority (an item keeps the one it came with otherwise, e.g. the
+	// initial list's low priority): a scheduled analysis run goes ahead of polls and events.
+	priority := 0
+	if plan.Scheduled(d.State, d.RequeueAfter, now) {
+		priority = scheduledPriority
+	}
+	return reconcile.Result{RequeueAfter: d.RequeueAfter, Priority: &priority}, nil
 }
+
+// scheduledPriority is the work-queue priority of a release's scheduled analysis run.
+const scheduledPriority = 10
 
 // record tells what a step did: its Events, metrics and a log line when the phase or the
 // weight moved.

@@ -116,6 +116,17 @@ func AnalysisDue(s Snapshot, now time.Time) bool {
 	return !now.Before(st.LastRunAt.Add(st.Plan.Interval.Duration))
 }
 
+// Scheduled reports whether the step a decision asks for after requeue (from now) is a
+// scheduled analysis run of the release in st — work that is due at a set time, which the
+// worker's queue puts ahead of polls and watch events so that many releases in flight do not
+// delay each other's schedule.
+func Scheduled(st spec.State, requeue time.Duration, now time.Time) bool {
+	if st.Phase != spec.PhaseProgressing || st.Plan == nil || !st.CanaryReady || requeue <= 0 {
+		return false
+	}
+	return !now.Add(requeue).Before(st.LastRunAt.Add(st.Plan.Interval.Duration))
+}
+
 // Plan decides the next step of the release in s.
 func Plan(s Snapshot, now time.Time) Decision {
 	d := Decision{State: s.State}

@@ -1121,3 +1121,28 @@ func TestCanaryReplicas(t *testing.T) {
 		})
 	}
 }
+
+func TestScheduled(t *testing.T) {
+	st := atStep(1) // last run at stepAt, interval 1m
+	tests := map[string]struct {
+		st      spec.State
+		requeue time.Duration
+		now     time.Time
+		want    bool
+	}{
+		"the next analysis run":            {st: st, requeue: time.Minute, now: stepAt, want: true},
+		"what is left of the interval":     {st: st, requeue: 20 * time.Second, now: stepAt.Add(40 * time.Second), want: true},
+		"a poll before the run is due":     {st: st, requeue: 2 * time.Second, now: stepAt.Add(10 * time.Second), want: false},
+		"canary not ready yet":             {st: atStep(1, func(s *spec.State) { s.CanaryReady = false }), requeue: time.Minute, now: stepAt, want: false},
+		"not progressing":                  {st: atStep(1, phase(spec.PhasePromoting)), requeue: time.Minute, now: stepAt, want: false},
+		"no requeue":                       {st: st, requeue: 0, now: stepAt, want: false},
+		"a release with no plan (invalid)": {st: atStep(1, func(s *spec.State) { s.Plan = nil }), requeue: time.Minute, now: stepAt, want: false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := plan.Scheduled(tc.st, tc.requeue, tc.now); got != tc.want {
+				t.Errorf("Scheduled() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
