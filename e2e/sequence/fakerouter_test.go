@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-dev/sluice/providers/catalogtest"
 	"github.com/sluice-dev/sluice/providers/routers"
@@ -65,28 +66,17 @@ func (s splitRouter) Apply(ctx context.Context, t routers.Target, r routers.Rout
 
 func (s splitRouter) Reset(ctx context.Context, t routers.Target) error {
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: s.key(t).Name}}
-	if err := s.objs.Client.Delete(ctx, cm); err != nil && !apierrors.IsNotFound(err) {
-		return err
-	}
-	return nil
+	return client.IgnoreNotFound(s.objs.Client.Delete(ctx, cm))
 }
 
 func (s splitRouter) Current(ctx context.Context, t routers.Target) (routers.Observed, error) {
 	cm := &corev1.ConfigMap{}
 	if err := s.objs.Client.Get(ctx, s.key(t), cm); err != nil {
-		return routers.Observed{}, client0(err)
+		return routers.Observed{}, client.IgnoreNotFound(err)
 	}
 	w, err := strconv.Atoi(cm.Data["weight"])
 	if err != nil {
 		return routers.Observed{}, fmt.Errorf("ConfigMap %s: weight: %w", s.key(t), err)
 	}
 	return routers.Observed{Managed: true, Weight: w}, nil
-}
-
-// client0 is a missing split: nothing managed.
-func client0(err error) error {
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
 }

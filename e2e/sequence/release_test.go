@@ -1,17 +1,15 @@
 package sequence_test
 
 import (
-	"context"
 	"maps"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/sluice-dev/sluice/e2e/stack"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -173,19 +171,7 @@ func (h *harness) restartPrometheus() {
 		h.t.Fatal(err)
 	}
 	h.startPrometheus = nil
-	err := wait.PollUntilContextTimeout(h.t.Context(), 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, promURL+"/-/ready", nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
+	if err := stack.WaitHTTP(h.t.Context(), promURL+"/-/ready", time.Minute); err != nil {
 		h.t.Fatal(err)
 	}
 	h.out.WriteString("    (prometheus restarted)\n")
