@@ -51,6 +51,9 @@ type harness struct {
 	tap    *tap
 	out    strings.Builder
 	router string
+	// woken names the Deployments whose status changed while the last step's writes converged:
+	// the worker's watch would wake it for them before its requeue (see run).
+	woken []string
 	// startPrometheus starts Prometheus again after stopPrometheus.
 	startPrometheus func() error
 }
@@ -194,12 +197,14 @@ func (h *harness) step() time.Duration {
 	h.t.Helper()
 	h.tap.reset()
 	h.events.reset()
+	before := h.watchedStatus()
 	res, err := h.r.Reconcile(h.t.Context(), reconcile.Request{NamespacedName: types.NamespacedName{Namespace: h.ns, Name: name}})
 	result := fmt.Sprintf("requeue=%s", res.RequeueAfter)
 	if err != nil {
 		result = "error: " + err.Error()
 	}
 	h.converge()
+	h.woken = changed(before, h.watchedStatus())
 	st := h.state()
 	p := h.parent()
 	canary := "-"
@@ -247,8 +252,49 @@ func (h *harness) route() string {
 	return fmt.Sprintf(" route=canary %d%%", o.Weight)
 }
 
+// wake is how long after a step the fake clock puts the step that a watched change wakes.
+const wake = time.Second
+
+// watchedStatus is, per Deployment of the namespace (the parent and its canary), the part of
+// its status whose change the worker's watch delivers (SetupWithManager maps both to the
+// parent): what the Deployment controller reports, never the worker's own writes.
+func (h *harness) watchedStatus() map[string]string {
+	h.t.Helper()
+	var list appsv1.DeploymentList
+	if err := h.direct.List(h.t.Context(), &list, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, d := range list.Items {
+		s := d.Status
+		out[d.Name] = fmt.Sprintf("observed=%d replicas=%d updated=%d ready=%d available=%d",
+			s.ObservedGeneration, s.Replicas, s.UpdatedReplicas, s.ReadyReplicas, s.AvailableReplicas)
+	}
+	return out
+}
+
+// changed names the Deployments whose watched status differs between a and b (created and
+// deleted ones included), sorted.
+func changed(a, b map[string]string) []string {
+	var out []string
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			out = append(out, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // run steps the release until it settles, calling before (when set) ahead of each step with the
-// step's index. The clock moves by each requeue; an error is retried after a second.
+// step's index. The clock moves by each requeue, or by wake when the step's writes made the
+// parent's or the canary's status change and the requeue is later (the watch wakes the worker
+// then: a wait for Kubernetes is not polled); an error is retried after a second.
 func (h *harness) run(before func(i int, st spec.State)) {
 	h.t.Helper()
 	for i := 0; ; i++ {
@@ -262,6 +308,10 @@ func (h *harness) run(before func(i int, st spec.State)) {
 		st := h.state()
 		if requeue == 0 && (st.Phase == spec.PhaseSucceeded || st.Phase == spec.PhaseFailed || st.Phase == spec.PhaseIdle) {
 			return
+		}
+		if len(h.woken) > 0 && (requeue == 0 || requeue > wake) {
+			fmt.Fprintf(&h.out, "    woken after %s: status of %s changed\n", wake, strings.Join(h.woken, ", "))
+			requeue = wake
 		}
 		if requeue == 0 {
 			requeue = time.Second

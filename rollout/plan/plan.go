@@ -85,9 +85,17 @@ type Decision struct {
 	RoutingMayFail bool
 }
 
-// poll is how soon to look again while waiting for Kubernetes to converge; informer events
-// usually wake the reconciler sooner.
+// poll is how soon to look again while waiting for what no watch reports: a routing object
+// that could not be set, the Deployment's first ReplicaSet.
 const poll = 2 * time.Second
+
+// watched is the requeue of a wait that a watch ends: a change of the parent's or the canary's
+// Deployment wakes the release (rollout.Reconciler.SetupWithManager), so the only timer left
+// is the deadline, looked at a second after it passes. Nothing polls, and nothing is written
+// while the wait lasts (its message names no count that changes).
+func watched(deadline, now time.Time) time.Duration {
+	return max(deadline.Sub(now)+time.Second, time.Second)
+}
 
 // settle is how long a routing change is given to reach the proxies before the pods it moved
 // traffic away from go, or the parent it moved traffic off starts rolling.
@@ -342,7 +350,7 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 			return
 		}
 		st.Message = fmt.Sprintf("waiting for canary %s to be ready (%d replicas%s)", spec.CanaryName(s.Name), want, atWeight(st))
-		d.RequeueAfter = min(poll, deadline.Sub(now)+time.Second)
+		d.RequeueAfter = watched(deadline, now)
 		return
 	}
 	if !st.CanaryReady {
@@ -493,7 +501,7 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 					return
 				}
 				st.Message = fmt.Sprintf("promoting: scaling canary to %d replicas", want)
-				d.RequeueAfter = poll
+				d.RequeueAfter = watched(deadline, now)
 				return
 			}
 			st.PromoteStep, st.Weight, st.StepAt = spec.PromoteShift, 100, now
@@ -508,15 +516,13 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 				return
 			}
 			st.PromoteStep = spec.PromoteRollout
-			st.Message = "promoting: rolling out the Deployment"
-			d.RequeueAfter = poll
+			st.Message = rollingOut
+			d.RequeueAfter = watched(deadline, now)
 			return
 		}
 	}
 	p := s.Parent
-	rolled := !p.Paused && p.Revision == st.Revision && p.ObservedGeneration >= p.Generation &&
-		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas && p.AvailableReplicas == p.Replicas
-	if !rolled {
+	if !rolled(p, st.Revision) {
 		if now.After(deadline) {
 			st.Phase, st.FinishedAt = spec.PhaseFailed, now
 			st.Message = fmt.Sprintf("promoted Deployment not fully rolled out within the progress deadline of %s", st.Plan.ProgressDeadline.Duration)
@@ -524,8 +530,10 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 			d.warn(spec.ReasonPromotionFailed, st.Message)
 			return
 		}
-		st.Message = fmt.Sprintf("rolling out: %d/%d replicas updated, %d available", p.UpdatedReplicas, p.Replicas, p.AvailableReplicas)
-		d.RequeueAfter = poll
+		// The counts are in the Deployment's status (kubectl sluice status shows them): a message
+		// that repeated them would be rewritten at every pod the rolling update replaces.
+		st.Message = rollingOut
+		d.RequeueAfter = watched(deadline, now)
 		return
 	}
 	if st.Plan.Isolated() && st.PromoteStep == spec.PromoteRollout {
@@ -549,6 +557,16 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 	st.Stable, st.Weight, st.CanaryReady, st.PromoteStep = st.Revision, 0, false, ""
 	st.Message = fmt.Sprintf("promoted %s", st.Image)
 	d.normal(spec.ReasonPromoted, fmt.Sprintf("revision %s (%s) promoted and fully rolled out; canary removed", st.Revision, st.Image))
+}
+
+// rollingOut is the message of a promotion while the Deployment rolls.
+const rollingOut = "promoting: rolling out the Deployment"
+
+// rolled reports whether the parent p has rolled out revision rev: unpaused on it, observed,
+// and every replica updated and available with no old one left.
+func rolled(p Workload, rev string) bool {
+	return !p.Paused && p.Revision == rev && p.ObservedGeneration >= p.Generation &&
+		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas && p.AvailableReplicas == p.Replicas
 }
 
 func rollingBack(s Snapshot, now time.Time, d *Decision) {
