@@ -46,8 +46,9 @@ type Reconciler struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	lag     lagTracker
-	routing failureLog
+	lag      lagTracker
+	routing  failureLog
+	services releaseServices
 
 	mu       sync.Mutex
 	reported map[types.UID]bool

@@ -124,6 +124,24 @@ func AnalysisDue(s Snapshot, now time.Time) bool {
 	return !now.Before(st.LastRunAt.Add(st.Plan.Interval.Duration))
 }
 
+// PodHashNeeded reports whether the step planned on s reads Parent.PodHash: an isolated
+// release pins `<svc>-stable` to the stable ReplicaSet when it starts, and re-pins it to the
+// rolled one at promotion, once the Deployment has rolled. Only those steps make the gatherer
+// read the Deployment's ReplicaSets (from the API server: the cache holds none).
+func PodHashNeeded(s Snapshot) bool {
+	st := s.State
+	if st.Plan == nil || !st.Plan.Isolated() {
+		return false
+	}
+	switch st.Phase {
+	case spec.PhaseProgressing:
+		return st.StablePod == ""
+	case spec.PhasePromoting:
+		return st.PromoteStep == spec.PromoteRollout && rolled(s.Parent, st.Revision)
+	}
+	return false
+}
+
 // Scheduled reports whether the step a decision asks for after requeue (from now) is a
 // scheduled analysis run of the release in st — work that is due at a set time, which the
 // worker's queue puts ahead of polls and watch events so that many releases in flight do not
