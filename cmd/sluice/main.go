@@ -100,6 +100,7 @@ func run(ctx context.Context, o Options) error {
 		Client:                  clientOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
+		PprofBindAddress:        o.PprofAddr,
 		LeaderElection:          o.LeaderElect && !o.DisableReconciler,
 		LeaderElectionID:        "sluice.dev",
 		LeaderElectionNamespace: o.LeaderElectionNS,
@@ -147,6 +148,7 @@ func run(ctx context.Context, o Options) error {
 			return err
 		}
 		analyzer := rollout.NewAnalyzer(prom, o.QueryParallelism)
+		analyzer.BackendParallelism = o.BackendParallelism
 		analyzer.Routers = defaults.Routers
 		analyzer.Templates = mgr.GetClient()
 		analyzer.AllowCrossNamespaceTemplates = o.AllowCrossNamespaceTemplates

@@ -15,12 +15,16 @@ import (
 type results struct {
 	Runs      []summary        `json:"runs"`
 	Admission *admissionResult `json:"admission,omitempty"`
+	Memory    *memoryResult    `json:"memory,omitempty"`
 }
 
 // merge adds the runs of next to r, a run of the same controller and N replacing the earlier
-// one, and takes next's admission result if it has one.
+// one, and takes next's admission and memory results if it has them.
 func (r results) merge(next results) results {
-	out := results{Admission: r.Admission}
+	out := results{Admission: r.Admission, Memory: r.Memory}
+	if next.Memory != nil {
+		out.Memory = next.Memory
+	}
 	for _, s := range r.Runs {
 		if !slices.ContainsFunc(next.Runs, func(n summary) bool { return n.Controller == s.Controller && n.N == s.N }) {
 			out.Runs = append(out.Runs, s)
@@ -162,6 +166,25 @@ func render(r results, svg string) (string, error) {
 		p("| %s | %d | %.0f | %.1f | %.3f | %.0f | %.1f |\n", s.Controller, s.N, s.WindowSeconds, s.CPUSeconds,
 			s.CPUSeconds/float64(s.N), s.PeakRSSMiB, total(s.Requests))
 	}
+	var queued []summary
+	for _, s := range r.Runs {
+		if s.Queue != nil {
+			queued = append(queued, s)
+		}
+	}
+	if len(queued) > 0 {
+		p("\n### Sluice's work queue\n\n")
+		p("From Sluice's own metrics (controller-runtime's, scraped every second) over the same window:\n")
+		p("steps run (reconciles) per release, how long a step took, how long a due step waited in the\n")
+		p("queue (the histogram's buckets are powers of ten), and the most workers busy at once (of\n")
+		p("`--concurrency`) and items due at once.\n\n")
+		p("| N | steps per release | step p50 s | step p99 s | wait p50 s | wait p99 s | most workers busy | most items due |\n|---|---|---|---|---|---|---|---|\n")
+		for _, s := range queued {
+			q := s.Queue
+			p("| %d | %.1f | %.3f | %.3f | %.3g | %.3g | %.0f | %.0f |\n", s.N, q.Reconciles/float64(s.N), q.ReconcileP50, q.ReconcileP99,
+				q.WaitP50, q.WaitP99, q.MaxWorkers, q.MaxDepth)
+		}
+	}
 	if len(r.Runs) > 0 {
 		p("\n### API requests per release by verb and resource\n\n")
 		p("| request |")
@@ -195,6 +218,19 @@ func render(r results, svg string) (string, error) {
 		for _, c := range a.Cases {
 			p("| %s | %.2f | %.2f | %s | %s |\n", c.Webhook, c.P50, c.P99, ratio(c.P50, none.P50), ratio(c.P99, none.P99))
 		}
+	}
+
+	if m := r.Memory; m != nil {
+		p("\n### Memory beside objects Sluice does not manage\n\n")
+		p("A fresh Sluice releases %d opted-in Deployments (this scenario) on the otherwise empty\n", m.Releases)
+		p("cluster; then %d Deployments (paused at 0 replicas), %d Services and %d bare ReplicaSets that\n", m.Unmanaged, m.Unmanaged, m.Unmanaged)
+		p("are not opted in are created, and another fresh Sluice releases %d more. Peak RSS is VmHWM from\n", m.Releases)
+		p("the process's start (its caches' first lists included) to the last release done; RSS is VmRSS\n")
+		p("then. Measured %s, %s, load %.1f%s.\n\n", m.Date, m.Commit, m.Load, noteSuffix(m.Note))
+		p("| cluster | peak RSS MiB | RSS at the end MiB | API requests per release |\n|---|---|---|---|\n")
+		p("| empty | %.1f | %.1f | %.1f |\n", m.Empty.PeakRSSMiB, m.Empty.RSSMiB, m.Empty.Requests)
+		p("| %d unmanaged of each | %.1f | %.1f | %.1f |\n", m.Unmanaged, m.With.PeakRSSMiB, m.With.RSSMiB, m.With.Requests)
+		p("| ratio | %s | %s | |\n", ratio(m.With.PeakRSSMiB, m.Empty.PeakRSSMiB), ratio(m.With.RSSMiB, m.Empty.RSSMiB))
 	}
 
 	p("\n### How it is measured\n\n")
