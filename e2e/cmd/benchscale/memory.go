@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,6 +51,8 @@ type memoryRun struct {
 // them again with another fresh controller.
 func (b *bench) measureMemory(ctx context.Context, n int) (*memoryResult, error) {
 	res := &memoryResult{Unmanaged: n, Releases: memoryReleases, Load: loadAverage()}
+	b.noProfile = true
+	defer func() { b.noProfile = false }()
 	b.logf("[memory] %d releases on a cluster with nothing else in it", memoryReleases)
 	s, err := b.run(ctx, memoryReleases)
 	if err != nil {
@@ -62,7 +65,11 @@ func (b *bench) measureMemory(ctx context.Context, n int) (*memoryResult, error)
 	if err := b.createUnmanaged(ctx, n); err != nil {
 		return nil, err
 	}
-	b.logf("[memory] created in %s", time.Since(start).Round(time.Second))
+	b.logf("[memory] created in %s; waiting for the controller-manager to have seen them all", time.Since(start).Round(time.Second))
+	if err := b.waitUnmanagedSeen(ctx, n); err != nil {
+		return nil, err
+	}
+	b.logf("[memory] seen after %s", time.Since(start).Round(time.Second))
 
 	b.logf("[memory] %d releases beside %d unmanaged objects of each kind", memoryReleases, n)
 	s, err = b.run(ctx, memoryReleases)
@@ -117,4 +124,37 @@ func (b *bench) createUnmanaged(ctx context.Context, n int) error {
 		}
 		return nil
 	})
+}
+
+// waitUnmanagedSeen waits until the Deployment and ReplicaSet controllers have written the
+// status of the last unmanaged Deployment and ReplicaSet created (each works through its queue
+// in order, at its client's 20 requests/s), and the EndpointSlice controller has made the last
+// Service's slice: the second run then measures Sluice, not a cluster still catching up.
+func (b *bench) waitUnmanagedSeen(ctx context.Context, n int) error {
+	last := fmt.Sprintf("other-%05d", n-1)
+	ns := unmanagedNamespace
+	deadline := time.Now().Add(30 * time.Minute)
+	for tick := 0; ; tick++ {
+		d, derr := b.cs.AppsV1().Deployments(ns).Get(ctx, last, metav1.GetOptions{})
+		rs, rerr := b.cs.AppsV1().ReplicaSets(ns).Get(ctx, last+"-5d8f9c7b6a", metav1.GetOptions{})
+		slices, serr := b.cs.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + last})
+		if err := errors.Join(derr, rerr, serr); err != nil {
+			return err
+		}
+		if d.Status.ObservedGeneration >= d.Generation && rs.Status.ObservedGeneration >= rs.Generation && len(slices.Items) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the controller-manager has not seen the unmanaged objects within 30 min")
+		}
+		if tick%6 == 0 {
+			b.logf("[memory] waiting: Deployment %s observed %t, ReplicaSet observed %t, EndpointSlice %t", last,
+				d.Status.ObservedGeneration >= d.Generation, rs.Status.ObservedGeneration >= rs.Generation, len(slices.Items) > 0)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
 }

@@ -68,6 +68,8 @@ type bench struct {
 	dyn  dynamic.Interface
 	ctl  controller
 	opts options
+	// noProfile skips the controller's profiles (the memory runs).
+	noProfile bool
 }
 
 // logf prints a progress line stamped with the wall clock (the control plane's own lines carry
@@ -128,7 +130,7 @@ func (b *bench) run(ctx context.Context, n int) (summary, error) {
 	profiled := func() {}
 	if p, ok := b.ctl.(interface {
 		startProfile(ctx context.Context, tag string, logf func(string, ...any)) func()
-	}); ok {
+	}); ok && !b.noProfile {
 		profiled = p.startProfile(ctx, fmt.Sprintf("%s-n%d", b.ctl.name(), n), logf)
 	}
 	b.setImages(ctx, t, ns, names)
@@ -148,6 +150,15 @@ func (b *bench) run(ctx context.Context, n int) (summary, error) {
 	now, nowErr := rssMiB(pid)
 	if err := errors.Join(cpuErr, rssErr, nowErr); err != nil {
 		return summary{}, fmt.Errorf("read %s's /proc: %w", b.ctl.name(), err)
+	}
+	// The work queue's window ends now: read it before waiting for the profile.
+	var queue *queueStats
+	if q, ok := b.ctl.(interface {
+		queueStats(ctx context.Context, window time.Duration) (*queueStats, error)
+	}); ok {
+		if queue, err = q.queueStats(ctx, time.Since(from)); err != nil {
+			logf("work queue metrics: %v", err)
+		}
 	}
 	profiled()
 
@@ -174,13 +185,7 @@ func (b *bench) run(ctx context.Context, n int) (summary, error) {
 		CPUSeconds: cpu1 - cpu0, PeakRSSMiB: rss, RSSMiB: now, WindowSeconds: to.Sub(from).Seconds(),
 	}
 	summarize(rs, interval, &s)
-	if q, ok := b.ctl.(interface {
-		queueStats(ctx context.Context, window time.Duration) (*queueStats, error)
-	}); ok {
-		if s.Queue, err = q.queueStats(ctx, to.Sub(from)); err != nil {
-			logf("work queue metrics: %v", err)
-		}
-	}
+	s.Queue = queue
 	if s.Requests, err = requestsPerRelease(b.c.AuditLog, b.ctl.user(), from, to, n); err != nil {
 		return summary{}, fmt.Errorf("count %s's API requests: %w", b.ctl.name(), err)
 	}
