@@ -161,10 +161,18 @@ func render(r results, svg string) (string, error) {
 	p("release done (`/proc/PID/stat`). Peak RSS: its `VmHWM` (since the fresh process started, so\n")
 	p("including its start and the creation of the N Deployments). API requests: every request of the\n")
 	p("controller's user in the same window, from the API server's audit log, divided by N.\n\n")
-	p("| controller | N | window s | CPU s | CPU s per release | peak RSS MiB | API requests per release |\n|---|---|---|---|---|---|---|\n")
+	p("Deployment / ReplicaSet controller: the requests the controller-manager's two controllers sent\n")
+	p("in the window, per release (audit log): each has its own client at the controller-manager's\n")
+	p("default 20 requests/s, so N releases keep the busier one busy for at least N × that / 20 s.\n\n")
+	p("| controller | N | window s | CPU s | CPU s per release | peak RSS MiB | API requests per release | Deployment / ReplicaSet controller per release | their floor s |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Runs {
-		p("| %s | %d | %.0f | %.1f | %.3f | %.0f | %.1f |\n", s.Controller, s.N, s.WindowSeconds, s.CPUSeconds,
-			s.CPUSeconds/float64(s.N), s.PeakRSSMiB, total(s.Requests))
+		cm, floor := "–", "–"
+		if s.Cluster != nil {
+			d, rs := s.Cluster["deployment-controller"], s.Cluster["replicaset-controller"]
+			cm, floor = fmt.Sprintf("%.1f / %.1f", d, rs), fmt.Sprintf("%.0f", float64(s.N)*max(d, rs)/20)
+		}
+		p("| %s | %d | %.0f | %.1f | %.3f | %.0f | %.1f | %s | %s |\n", s.Controller, s.N, s.WindowSeconds, s.CPUSeconds,
+			s.CPUSeconds/float64(s.N), s.PeakRSSMiB, total(s.Requests), cm, floor)
 	}
 	var queued []summary
 	for _, s := range r.Runs {

@@ -83,6 +83,7 @@ func TestRenderedResultsReadBack(t *testing.T) {
 	r := results{
 		Runs: []summary{func() summary {
 			s := sampleRun("sluice", 10, 33)
+			s.Cluster = map[string]float64{"deployment-controller": 14, "replicaset-controller": 9}
 			s.Queue = &queueStats{Reconciles: 150, ReconcileP50: 0.004, ReconcileP99: 0.05, WaitP50: 0.001, WaitP99: 0.1, MaxWorkers: 7, MaxDepth: 12}
 			return s
 		}(), sampleRun("flagger", 10, 80)},
@@ -111,6 +112,7 @@ func TestRenderedResultsReadBack(t *testing.T) {
 		"| other | 0.01 | 0.01 |",
 		"| **total** | 9.01 | 9.01 |",
 		"| sluice | 4.00 | 9.00 | 2.00 | 1.80 |",
+		"| 9.0 | 14.0 / 9.0 | 7 |",
 		"| 10 | 15.0 | 0.004 | 0.050 | 0.001 | 0.1 | 7 | 12 |",
 		"| empty | 50.0 | 40.0 | 31.0 |",
 		"| 10000 unmanaged of each | 52.0 | 41.0 | 31.0 |",

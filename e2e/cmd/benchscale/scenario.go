@@ -189,10 +189,15 @@ func (b *bench) run(ctx context.Context, n int) (summary, error) {
 	if s.Requests, err = requestsPerRelease(b.c.AuditLog, b.ctl.user(), from, to, n); err != nil {
 		return summary{}, fmt.Errorf("count %s's API requests: %w", b.ctl.name(), err)
 	}
+	if s.Cluster, err = clusterRequestsPerRelease(b.c.AuditLog, from, to, n); err != nil {
+		return summary{}, fmt.Errorf("count the controller-manager's API requests: %w", err)
+	}
 	if q := s.Queue; q != nil {
 		logf("work queue: %.0f reconciles (p50 %.3f s, p99 %.3f s), wait p50 %.3g s p99 %.3g s, at most %.0f workers busy and %.0f items due",
 			q.Reconciles, q.ReconcileP50, q.ReconcileP99, q.WaitP50, q.WaitP99, q.MaxWorkers, q.MaxDepth)
 	}
+	logf("controller-manager requests per release: %.1f by the Deployment controller, %.1f by the ReplicaSet controller",
+		s.Cluster["deployment-controller"], s.Cluster["replicaset-controller"])
 	logf("done %d/%d: release p50 %.1f s (%.2f× schedule), max %.1f s; start p50 %.2f s; analysis from %.1f s; finish %.1f s; lag p50 %.3f s p99 %.3f s; CPU %.1f s; peak RSS %.0f MiB; %.0f API requests per release",
 		s.Done, n, s.Release.P50, s.Release.P50/s.ScheduleSeconds, s.Release.Max, s.Start.P50, s.ToAnalysis.P50, s.Finish.P50,
 		s.Lag.P50, s.Lag.P99, s.CPUSeconds, s.PeakRSSMiB, total(s.Requests))

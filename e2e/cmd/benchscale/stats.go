@@ -73,6 +73,9 @@ type summary struct {
 	PeakRSSMiB float64 `json:"peakRSSMiB"`
 	// RSSMiB is the controller's VmRSS once the releases are done.
 	RSSMiB float64 `json:"rssMiB,omitempty"`
+	// Cluster are the requests of the controller-manager's Deployment and ReplicaSet controllers
+	// in the window, per release (they roll the canaries and the parents out).
+	Cluster map[string]float64 `json:"cluster,omitempty"`
 	// Queue is Sluice's work queue in the window (nil for Flagger).
 	Queue *queueStats `json:"queue,omitempty"`
 	// Requests are the controller's API requests in the same window by "verb resource", divided by N.
