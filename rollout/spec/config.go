@@ -67,6 +67,11 @@ type Config struct {
 	Metrics          []Metric         `json:"metrics"`
 	ProgressDeadline metav1.Duration  `json:"progressDeadline"`
 	SkipAnalysis     bool             `json:"skipAnalysis,omitempty"`
+	// Hooks are the release's webhooks (`sluice.dev/webhooks` or the analysis block's), Flagger's
+	// types and semantics.
+	Hooks []Hook `json:"hooks,omitempty"`
+	// Alerts are where the release's alerts go (`sluice.dev/alerts` or the analysis block's).
+	Alerts []Alert `json:"alerts,omitempty"`
 }
 
 // Metric is one analysis check, shaped like Flagger's `analysis.metrics` entries plus Sluice's
