@@ -17,7 +17,7 @@ type Event struct {
 	Message string
 	// MuteAlert keeps the Event from alert targets (a gate whose hook sets muteAlert); event
 	// hooks still receive it.
-	MuteAlert bool
+	MuteAlert bool `json:",omitempty"`
 }
 
 // NormalEvent is an Event of type Normal.
