@@ -226,8 +226,10 @@ func Decide(in Input) Outcome {
 }
 
 // crossNamespace refuses a check whose templateRef names a MetricTemplate in another namespace,
-// unless the controller allows it: a template runs with the Secrets of its own namespace, so a
-// Deployment could otherwise borrow another team's credentials.
+// and an alert whose providerRef names an AlertProvider in another namespace, unless the
+// controller allows it (--allow-cross-namespace-templates covers both): a template or provider
+// runs with the Secrets of its own namespace, so a Deployment could otherwise borrow another
+// team's credentials or channel.
 func crossNamespace(in Input, obj *appsv1.Deployment, cfg spec.Config) field.ErrorList {
 	if in.AllowCrossNamespaceTemplates {
 		return nil
@@ -239,7 +241,7 @@ func crossNamespace(in Input, obj *appsv1.Deployment, cfg spec.Config) field.Err
 				fmt.Sprintf("MetricTemplate %s/%s is in another namespace than the Deployment (%s); the controller allows that only with --allow-cross-namespace-templates", r.Namespace, r.Name, obj.Namespace)))
 		}
 	}
-	return errs
+	return append(errs, spec.CrossNamespaceAlerts(spec.AnnAlerts, cfg.Alerts, obj.Namespace)...)
 }
 
 // newControlErrors refuses a control annotation this write sets to something that is not a

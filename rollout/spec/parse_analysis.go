@@ -12,8 +12,8 @@ type analysisBlock struct {
 	Iterations  *int     `json:"iterations,omitempty"`
 	Match       []Match  `json:"match,omitempty"`
 	Metrics     []Metric `json:"metrics,omitempty"`
-	Webhooks    []any    `json:"webhooks,omitempty"`
-	Alerts      []any    `json:"alerts,omitempty"`
+	Webhooks    []Hook   `json:"webhooks,omitempty"`
+	Alerts      []Alert  `json:"alerts,omitempty"`
 	Mirror      *bool    `json:"mirror,omitempty"`
 	// MirrorWeight is the percent of requests mirrored (Flagger's field).
 	MirrorWeight *int `json:"mirrorWeight,omitempty"`
@@ -56,10 +56,13 @@ func (p *parser) analysisBlock(c *draft) {
 		c.Matches, c.matchKey = block.Match, AnnAnalysis+" match"
 	}
 	if len(block.Webhooks) > 0 {
-		p.unsupported(AnnAnalysis+" webhooks", "webhooks")
+		hs := DefaultHooks(block.Webhooks)
+		p.errs = append(p.errs, ValidateHooks(AnnAnalysis+" webhooks", hs)...)
+		c.Hooks = hs
 	}
 	if len(block.Alerts) > 0 {
-		p.unsupported(AnnAnalysis+" alerts", "alerts")
+		p.errs = append(p.errs, ValidateAlerts(AnnAnalysis+" alerts", block.Alerts)...)
+		c.Alerts = block.Alerts
 	}
 	if block.Mirror != nil && *block.Mirror {
 		c.Strategy, c.strategyKey = StrategyMirror, AnnAnalysis+" mirror"
