@@ -327,6 +327,27 @@ func TestHandlerDenies(t *testing.T) {
 			},
 			want: `sluice.dev/interval: must be at least 5s, got "1s"`,
 		},
+		"a webhook entry without a url, named by its index": {
+			req: func(t *testing.T) admission.Request {
+				return request(t, admissionv1.Update, testDeployment("web").d, testDeployment("web").Image("v2").
+					Annotate(spec.AnnWebhooks, "- name: gate\n  type: confirm-rollout\n  url: http://gate.test/\n- name: load\n  type: rolout\n  url: http://lt/").d)
+			},
+			want: `sluice.dev/webhooks[1].type: must be one of confirm-rollout, pre-rollout, rollout, confirm-traffic-increase, confirm-promotion, post-rollout, rollback, event, got "rolout"`,
+		},
+		"an alert entry with an unknown severity, named by its index": {
+			req: func(t *testing.T) admission.Request {
+				return request(t, admissionv1.Update, testDeployment("web").d, testDeployment("web").Image("v2").
+					Annotate(spec.AnnAnalysis, "alerts:\n- name: on-call\n  severity: critical\n  providerRef: {name: slack}").d)
+			},
+			want: `sluice.dev/analysis alerts[0].severity: must be info, warn or error (empty means info), got "critical"`,
+		},
+		"an alert through another namespace's provider": {
+			req: func(t *testing.T) admission.Request {
+				return request(t, admissionv1.Update, testDeployment("web").d, testDeployment("web").Image("v2").
+					Annotate(spec.AnnAlerts, "- name: on-call\n  providerRef: {name: slack, namespace: other}").d)
+			},
+			want: `sluice.dev/alerts[0].providerRef.namespace: AlertProvider other/slack is in another namespace than the Deployment (shop); the controller allows that only with --allow-cross-namespace-templates`,
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
