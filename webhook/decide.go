@@ -77,11 +77,12 @@ func Decide(in Input) Outcome {
 		if !optedIn(obj) {
 			return Outcome{Row: RowNotOptedIn, Allowed: true}
 		}
-		cfg, errs := spec.Parse(obj.Annotations, in.Defaults)
+		cfg, noEffect, errs := spec.ParseWarn(obj.Annotations, in.Defaults)
 		errs = append(errs, crossNamespace(in, obj, cfg)...)
 		if errs = append(errs, newControlErrors(nil, obj)...); len(errs) > 0 {
 			return deny(spec.FormatErrors(errs))
 		}
+		v.Warnings = append(v.Warnings, noEffectWarnings(noEffect)...)
 		// A new object carries no release: state copied from elsewhere is dropped, and so is
 		// any approval (there is nothing to approve yet).
 		if dropOwnState(obj) {
@@ -114,10 +115,14 @@ func Decide(in Input) Outcome {
 		v.Warnings = append(v.Warnings, fmt.Sprintf("sluice: kept %s as it was: it is written only by Sluice", spec.AnnState))
 	}
 
-	cfg, errs := spec.Parse(obj.Annotations, in.Defaults)
+	cfg, noEffect, errs := spec.ParseWarn(obj.Annotations, in.Defaults)
 	errs = append(errs, crossNamespace(in, obj, cfg)...)
 	if errs = append(errs, newControlErrors(old, obj)...); len(errs) > 0 {
 		return deny(spec.FormatErrors(errs))
+	}
+	if configChanged(old, obj) {
+		// Said when the configuration is written, not on every apply of the same manifest.
+		v.Warnings = append(v.Warnings, noEffectWarnings(noEffect)...)
 	}
 
 	oldHash := spec.TemplateHash(&old.Spec.Template)
@@ -383,4 +388,26 @@ func equalForPatch(sent, obj *appsv1.Deployment) bool {
 		}
 	}
 	return true
+}
+
+// noEffectWarnings are the admission warnings for what a configuration asks that has no
+// effect (spec.ParseWarn).
+func noEffectWarnings(msgs []string) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = "sluice: " + m
+	}
+	return out
+}
+
+// configChanged reports whether an update changes any configuration annotation.
+func configChanged(old, obj *appsv1.Deployment) bool {
+	for _, k := range spec.ConfigAnnotations {
+		v, ok := obj.Annotations[k]
+		ov, ook := old.Annotations[k]
+		if v != ov || ok != ook {
+			return true
+		}
+	}
+	return false
 }

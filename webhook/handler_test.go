@@ -505,3 +505,33 @@ func drain(r *events.FakeRecorder) []string {
 		}
 	}
 }
+
+// TestHandlerWarnsNoEffect: a Flagger analysis field that has no effect here is accepted with a
+// warning saying why, when the configuration is written — not on every apply of the same one.
+func TestHandlerWarnsNoEffect(t *testing.T) {
+	const want = "sluice: sluice.dev/analysis stepWeightPromotion: no effect with the replicas router"
+	with := testDeployment("web").Annotate(spec.AnnAnalysis, "stepWeightPromotion: 20").d
+	for name, tc := range map[string]struct {
+		old  *appsv1.Deployment
+		warn bool
+	}{
+		"written now":     {old: testDeployment("web").d, warn: true},
+		"applied again":   {old: with, warn: false},
+		"created with it": {old: nil, warn: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			op := admissionv1.Update
+			if tc.old == nil {
+				op = admissionv1.Create
+			}
+			resp := newHandler(events.NewFakeRecorder(10)).Handle(t.Context(), request(t, op, tc.old, with))
+			if !resp.Allowed {
+				t.Fatalf("denied: %+v", resp.Result)
+			}
+			got := strings.Join(resp.Warnings, "\n")
+			if strings.Contains(got, want) != tc.warn {
+				t.Errorf("warnings %q, want %q: %v", got, want, tc.warn)
+			}
+		})
+	}
+}

@@ -612,7 +612,8 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 	}
 	p := s.Parent
 	rolled := !p.Paused && p.Revision == st.Revision && p.ObservedGeneration >= p.Generation &&
-		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas && p.AvailableReplicas == p.Replicas
+		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas &&
+		p.AvailableReplicas >= spec.ReadyCount(p.Replicas, st.Plan.PrimaryReadyThreshold)
 	if !rolled {
 		if now.After(deadline) {
 			st.Phase, st.FinishedAt = spec.PhaseFailed, now
@@ -627,12 +628,35 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		return
 	}
 	if st.Plan.Isolated() && st.PromoteStep == spec.PromoteRollout {
-		// Re-pin <svc>-stable to the rolled ReplicaSet and move traffic back to it; the canary
-		// goes only after that.
-		st.PromoteStep, st.StablePod, st.Weight, st.StepAt = spec.PromoteCleanup, p.PodHash, 0, now
+		// Re-pin <svc>-stable to the rolled ReplicaSet and move traffic back to it (in steps of
+		// stepWeightPromotion, one per interval, when set); the canary goes only after that.
+		st.PromoteStep, st.StablePod, st.Weight, st.StepAt = spec.PromoteCleanup, p.PodHash, backWeight(st.Plan, 100), now
+		svc := spec.StableServiceName(st.Plan.ServiceFor(s.Name))
+		if st.Weight > 0 {
+			st.Message = fmt.Sprintf("rolled out; traffic moving back to the stable Service (%d%% still on the canary)", st.Weight)
+			d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); %d%% of the traffic back to it", svc, p.PodHash, 100-st.Weight))
+			d.RequeueAfter = st.Plan.Interval.Duration
+			return
+		}
 		st.Message = "rolled out; traffic back to the stable Service"
-		d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); all traffic back to it", spec.StableServiceName(st.Plan.ServiceFor(s.Name)), p.PodHash))
+		d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); all traffic back to it", svc, p.PodHash))
 		d.RequeueAfter = time.Second
+		return
+	}
+	if st.Plan.Isolated() && st.PromoteStep == spec.PromoteCleanup && st.Weight > 0 {
+		// stepWeightPromotion: the next step back to stable, an interval after the last.
+		if left := st.StepAt.Add(st.Plan.Interval.Duration).Sub(now); left > 0 {
+			d.RequeueAfter = left
+			return
+		}
+		st.Weight, st.StepAt = backWeight(st.Plan, st.Weight), now
+		st.Message = fmt.Sprintf("rolled out; traffic moving back to the stable Service (%d%% still on the canary)", st.Weight)
+		d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("%d%% of the traffic back on the stable Service", 100-st.Weight))
+		d.RequeueAfter = st.Plan.Interval.Duration
+		if st.Weight == 0 {
+			st.Message = "rolled out; traffic back to the stable Service"
+			d.RequeueAfter = time.Second
+		}
 		return
 	}
 	if s.Canary != nil {
@@ -787,8 +811,22 @@ func CanaryReplicas(parent int32, weight int) int32 { return canaryReplicas(pare
 
 func canaryReady(s Snapshot, want int32) bool {
 	c := s.Canary
+	threshold := 0
+	if s.State.Plan != nil {
+		threshold = s.State.Plan.CanaryReadyThreshold
+	}
 	return c != nil && c.Revision == s.State.Revision && c.Replicas == want &&
-		c.ObservedGeneration >= c.Generation && c.UpdatedReplicas >= want && c.AvailableReplicas >= want
+		c.ObservedGeneration >= c.Generation && c.UpdatedReplicas >= want && c.AvailableReplicas >= spec.ReadyCount(want, threshold)
+}
+
+// backWeight is the canary's weight after the next step of traffic back to the stable Service
+// at the end of an isolated promotion, from weight: down by stepWeightPromotion, or to 0 at
+// once when it is not set.
+func backWeight(plan *spec.Config, weight int) int {
+	if plan.StepWeightPromotion <= 0 {
+		return 0
+	}
+	return max(weight-plan.StepWeightPromotion, 0)
 }
 
 func summary(rs []spec.CheckResult) string {

@@ -501,8 +501,8 @@ func TestParseInvalid(t *testing.T) {
 			want: `sluice.dev/metrics: not a valid YAML list of checks: json: cannot unmarshal object into Go value of type []spec.Metric`,
 		},
 		"metrics with an unknown field": {
-			ann:  map[string]string{spec.AnnMetrics: "- name: request-duration\n  threshold: {max: 500}\n"},
-			want: `sluice.dev/metrics: not a valid YAML list of checks: json: unknown field "threshold"`,
+			ann:  map[string]string{spec.AnnMetrics: "- name: request-duration\n  tresholdRange: {max: 500}\n"},
+			want: `sluice.dev/metrics: not a valid YAML list of checks: json: unknown field "tresholdRange"`,
 		},
 		"metric without a name": {
 			ann:  map[string]string{spec.AnnMetrics: "- thresholdRange: {min: 1}"},
@@ -565,8 +565,8 @@ func TestParseInvalid(t *testing.T) {
 			want: `sluice.dev/analysis: not a valid analysis block: yaml: line 1: did not find expected ',' or ']'`,
 		},
 		"analysis block with an unknown field": {
-			ann:  map[string]string{spec.AnnAnalysis: "stepWeightPromotion: 100"},
-			want: `sluice.dev/analysis: not a valid analysis block: json: unknown field "stepWeightPromotion"`,
+			ann:  map[string]string{spec.AnnAnalysis: "canaryReadyTreshold: 50"},
+			want: `sluice.dev/analysis: not a valid analysis block: json: unknown field "canaryReadyTreshold"`,
 		},
 		"analysis block interval too short": {
 			ann:  map[string]string{spec.AnnAnalysis: "interval: 1s"},
