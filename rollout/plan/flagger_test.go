@@ -37,7 +37,9 @@ func TestPrimaryReadyThreshold(t *testing.T) {
 			s.Phase, s.PromotingAt = spec.PhasePromoting, stepAt
 			s.Plan.PrimaryReadyThreshold = tc.threshold
 		})
-		p := parent(rolledOut, func(w *plan.Workload) { w.Replicas, w.StatusReplicas, w.UpdatedReplicas, w.AvailableReplicas = 10, 10, 10, 8 })
+		p := parent(rolledOut, func(w *plan.Workload) {
+			w.Replicas, w.StatusReplicas, w.UpdatedReplicas, w.AvailableReplicas = 10, 10, 10, 8
+		})
 		d := plan.Plan(plan.Snapshot{Name: name, State: st, Parent: p}, stepAt.Add(time.Minute))
 		if got := d.State.Phase == spec.PhaseSucceeded; got != tc.done {
 			t.Errorf("primaryReadyThreshold %d with 8 of 10 pods available: promoted %v, want %v (%s)", tc.threshold, got, tc.done, d.State.Message)

@@ -33,15 +33,15 @@ func TestFlaggerAnalysisFields(t *testing.T) {
 		"mirror": {block: "mirror: true\nmirrorWeight: 20\niterations: 3", ann: gw, check: func(c spec.Config) bool {
 			return c.Strategy == spec.StrategyMirror && c.MirrorPercent == 20
 		}},
-		"mirrorWeight":  {block: "mirrorWeight: 20", warn: "mirrorWeight: no effect without mirror: true"},
-		"maxWeight":     {block: "maxWeight: 30\nstepWeight: 15", check: func(c spec.Config) bool { return slices.Equal(c.Steps, []int{15, 30}) }},
-		"stepWeight":    {block: "stepWeight: 25", check: func(c spec.Config) bool { return slices.Equal(c.Steps, []int{25, 50}) }},
-		"stepWeights":   {block: "stepWeights: [1, 5, 50]", check: func(c spec.Config) bool { return slices.Equal(c.Steps, []int{1, 5, 50}) }},
-		"threshold":     {block: "threshold: 7", check: func(c spec.Config) bool { return c.Threshold == 7 }},
+		"mirrorWeight":        {block: "mirrorWeight: 20", warn: "mirrorWeight: no effect without mirror: true"},
+		"maxWeight":           {block: "maxWeight: 30\nstepWeight: 15", check: func(c spec.Config) bool { return slices.Equal(c.Steps, []int{15, 30}) }},
+		"stepWeight":          {block: "stepWeight: 25", check: func(c spec.Config) bool { return slices.Equal(c.Steps, []int{25, 50}) }},
+		"stepWeights":         {block: "stepWeights: [1, 5, 50]", check: func(c spec.Config) bool { return slices.Equal(c.Steps, []int{1, 5, 50}) }},
+		"threshold":           {block: "threshold: 7", check: func(c spec.Config) bool { return c.Threshold == 7 }},
 		"stepWeightPromotion": {block: "stepWeightPromotion: 25", ann: gw, check: func(c spec.Config) bool { return c.StepWeightPromotion == 25 }},
 		"stepWeightPromotion with the replicas router": {block: "stepWeightPromotion: 25", warn: "stepWeightPromotion: no effect with the replicas router"},
-		"primaryReadyThreshold": {block: "primaryReadyThreshold: 80", check: func(c spec.Config) bool { return c.PrimaryReadyThreshold == 80 }},
-		"canaryReadyThreshold":  {block: "canaryReadyThreshold: 50", check: func(c spec.Config) bool { return c.CanaryReadyThreshold == 50 }},
+		"primaryReadyThreshold":                        {block: "primaryReadyThreshold: 80", check: func(c spec.Config) bool { return c.PrimaryReadyThreshold == 80 }},
+		"canaryReadyThreshold":                         {block: "canaryReadyThreshold: 50", check: func(c spec.Config) bool { return c.CanaryReadyThreshold == 50 }},
 		"alerts": {block: "alerts:\n- name: on-call\n  severity: error\n  providerRef: {name: slack}", check: func(c spec.Config) bool {
 			return len(c.Alerts) == 1 && c.Alerts[0].ProviderRef.Name == "slack" && c.Alerts[0].Severity == spec.SeverityError
 		}},
@@ -61,7 +61,9 @@ func TestFlaggerAnalysisFields(t *testing.T) {
 			return h.Type == spec.HookRollout && h.MuteAlert && h.Retries == 2 && h.DisableTLS && h.Metadata["cmd"] == "hey"
 		}},
 		"match": {block: "iterations: 2\nmatch:\n- headers: {x-canary: {exact: insider}}", ann: map[string]string{spec.AnnRouter: spec.RouterGatewayAPI, spec.AnnService: "web", spec.AnnRoute: "web", spec.AnnStrategy: "ab"},
-			check: func(c spec.Config) bool { return len(c.Matches) == 1 && c.Matches[0].Headers["x-canary"].Exact == "insider" }},
+			check: func(c spec.Config) bool {
+				return len(c.Matches) == 1 && c.Matches[0].Headers["x-canary"].Exact == "insider"
+			}},
 		"sessionAffinity": {block: "sessionAffinity: {cookieName: canary, maxAge: 60}", ann: gw, check: func(c spec.Config) bool {
 			return c.SessionAffinity != nil && c.SessionAffinity.CookieName == "canary" && c.SessionAffinity.MaxAge == 60
 		}},
