@@ -153,6 +153,10 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 }
 
+// NeedLeaderElection is false: every replica dispatches, since every replica serves the
+// admission webhook, whose Events (Bypassed, OptedOut …) are notices too.
+func (d *Dispatcher) NeedLeaderElection() bool { return false }
+
 // dispatch turns notice n into posts, each queued to its receiver.
 func (d *Dispatcher) dispatch(ctx context.Context, n spec.Notice) {
 	at := n.At
