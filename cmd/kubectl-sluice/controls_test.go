@@ -46,7 +46,7 @@ func TestControlAnnotations(t *testing.T) {
 		"retry names the failed template": {d: deployment(failed, nil), verb: "retry", want: map[string]any{spec.AnnRetry: tmpl}},
 		"approve names the revision in flight": {d: deployment(&spec.State{Phase: spec.PhaseWaiting, Revision: "r2"}, nil), verb: "approve",
 			want: map[string]any{spec.AnnApprove: "r2"}},
-		"approve ahead of the gate": {d: deployment(progressing, nil), verb: "approve", want: map[string]any{spec.AnnApprove: "r2"}},
+		"approve ahead of the gate":         {d: deployment(progressing, nil), verb: "approve", want: map[string]any{spec.AnnApprove: "r2"}},
 		"halt names the revision in flight": {d: deployment(progressing, nil), verb: "halt", want: map[string]any{spec.AnnHalt: "r2"}},
 		"unhalt removes halt": {d: deployment(&spec.State{Phase: spec.PhaseWaiting, Revision: "r2"}, map[string]string{spec.AnnHalt: "r2"}),
 			verb: "unhalt", want: map[string]any{spec.AnnHalt: nil}},
