@@ -64,7 +64,10 @@ func (r *Reconciler) gather(ctx context.Context, parent *appsv1.Deployment, now 
 	if msg := r.routing.get(client.ObjectKeyFromObject(parent), st.Revision); msg != "" && o.snap.RoutingErr == "" {
 		o.snap.RoutingErr = msg
 	}
-	if plan.AnalysisDue(o.snap, now) {
+	// Hooks run in the background: a step whose hooks have not all answered waits for them
+	// (the runner wakes it), and runs its analysis with them.
+	pending := r.hookResults(o, now)
+	if plan.AnalysisDue(o.snap, now) && !pending {
 		o.snap.Analysis = r.Analyzer.Run(ctx, parent.Namespace, parent.Name, st.Plan)
 		recordChecks(parent.Namespace, parent.Name, o.snap.Analysis)
 	}
@@ -84,6 +87,8 @@ func snapshot(parent, canary *appsv1.Deployment, st spec.State, defaults spec.De
 			Abort:   parent.Annotations[spec.AnnAbort],
 			Pause:   parent.Annotations[spec.AnnPause],
 			Retry:   parent.Annotations[spec.AnnRetry],
+			Approve: parent.Annotations[spec.AnnApprove],
+			Halt:    parent.Annotations[spec.AnnHalt],
 		},
 	}
 	if canary != nil {

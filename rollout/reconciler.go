@@ -15,9 +15,11 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/sluice-dev/sluice/providers/routers"
 	"github.com/sluice-dev/sluice/rollout/plan"
@@ -43,12 +45,20 @@ type Reconciler struct {
 	// their template changes are never held, so their Deployments are not released; each is
 	// reported once (Event NotGuarded).
 	Excluded []string
+	// Hooks calls the releases' hooks in the background; Notifier hands their Events to event
+	// hooks and alert targets (cmd/sluice wires both). Without Hooks a hook answers
+	// "unreachable"; without a Notifier nothing is sent.
+	Hooks    HookRunner
+	Notifier Notifier
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
 	lag      lagTracker
 	routing  failureLog
 	services releaseServices
+
+	wakeOnce sync.Once
+	wake     chan event.GenericEvent
 
 	mu       sync.Mutex
 	reported map[types.UID]bool
@@ -62,6 +72,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
 		WithOptions(controllerOptions(concurrency)).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(parentOf)).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(ownedBy)).
+		WatchesRawSource(source.Channel(r.wakeups(), &handler.EnqueueRequestForObject{})).
 		Complete(r)
 }
 
@@ -201,6 +212,7 @@ func (r *Reconciler) record(ctx context.Context, o *observed, d plan.Decision, n
 		releaseDuration.WithLabelValues(string(d.State.Phase)).Observe(now.Sub(st.StartedAt).Seconds())
 	}
 	recordState(parent.Namespace, parent.Name, d.State)
+	r.notify(o, d, now)
 }
 
 func (r *Reconciler) now() time.Time {

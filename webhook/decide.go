@@ -77,11 +77,12 @@ func Decide(in Input) Outcome {
 		if !optedIn(obj) {
 			return Outcome{Row: RowNotOptedIn, Allowed: true}
 		}
-		cfg, errs := spec.Parse(obj.Annotations, in.Defaults)
+		cfg, noEffect, errs := spec.ParseWarn(obj.Annotations, in.Defaults)
 		errs = append(errs, crossNamespace(in, obj, cfg)...)
 		if errs = append(errs, newControlErrors(nil, obj)...); len(errs) > 0 {
 			return deny(spec.FormatErrors(errs))
 		}
+		v.Warnings = append(v.Warnings, noEffectWarnings(noEffect)...)
 		// A new object carries no release: state copied from elsewhere is dropped, and so is
 		// any approval (there is nothing to approve yet).
 		if dropOwnState(obj) {
@@ -114,10 +115,14 @@ func Decide(in Input) Outcome {
 		v.Warnings = append(v.Warnings, fmt.Sprintf("sluice: kept %s as it was: it is written only by Sluice", spec.AnnState))
 	}
 
-	cfg, errs := spec.Parse(obj.Annotations, in.Defaults)
+	cfg, noEffect, errs := spec.ParseWarn(obj.Annotations, in.Defaults)
 	errs = append(errs, crossNamespace(in, obj, cfg)...)
 	if errs = append(errs, newControlErrors(old, obj)...); len(errs) > 0 {
 		return deny(spec.FormatErrors(errs))
+	}
+	if configChanged(old, obj) {
+		// Said when the configuration is written, not on every apply of the same manifest.
+		v.Warnings = append(v.Warnings, noEffectWarnings(noEffect)...)
 	}
 
 	oldHash := spec.TemplateHash(&old.Spec.Template)
@@ -226,8 +231,10 @@ func Decide(in Input) Outcome {
 }
 
 // crossNamespace refuses a check whose templateRef names a MetricTemplate in another namespace,
-// unless the controller allows it: a template runs with the Secrets of its own namespace, so a
-// Deployment could otherwise borrow another team's credentials.
+// and an alert whose providerRef names an AlertProvider in another namespace, unless the
+// controller allows it (--allow-cross-namespace-templates covers both): a template or provider
+// runs with the Secrets of its own namespace, so a Deployment could otherwise borrow another
+// team's credentials or channel.
 func crossNamespace(in Input, obj *appsv1.Deployment, cfg spec.Config) field.ErrorList {
 	if in.AllowCrossNamespaceTemplates {
 		return nil
@@ -239,7 +246,7 @@ func crossNamespace(in Input, obj *appsv1.Deployment, cfg spec.Config) field.Err
 				fmt.Sprintf("MetricTemplate %s/%s is in another namespace than the Deployment (%s); the controller allows that only with --allow-cross-namespace-templates", r.Namespace, r.Name, obj.Namespace)))
 		}
 	}
-	return errs
+	return append(errs, spec.CrossNamespaceAlerts(spec.AnnAlerts, cfg.Alerts, obj.Namespace)...)
 }
 
 // newControlErrors refuses a control annotation this write sets to something that is not a
@@ -381,4 +388,26 @@ func equalForPatch(sent, obj *appsv1.Deployment) bool {
 		}
 	}
 	return true
+}
+
+// noEffectWarnings are the admission warnings for what a configuration asks that has no
+// effect (spec.ParseWarn).
+func noEffectWarnings(msgs []string) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = "sluice: " + m
+	}
+	return out
+}
+
+// configChanged reports whether an update changes any configuration annotation.
+func configChanged(old, obj *appsv1.Deployment) bool {
+	for _, k := range spec.ConfigAnnotations {
+		v, ok := obj.Annotations[k]
+		ov, ook := old.Annotations[k]
+		if v != ov || ok != ook {
+			return true
+		}
+	}
+	return false
 }

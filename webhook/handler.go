@@ -31,6 +31,9 @@ type Handler struct {
 	AllowCrossNamespaceTemplates bool
 	// Recorder emits Events asynchronously; nil disables them.
 	Recorder events.EventRecorder
+	// Notify, when set, is handed every Event emitted with the release state they are about
+	// (the Deployment as admitted), for its event hooks and alert targets; it must not block.
+	Notify func(n spec.Notice)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -85,6 +88,9 @@ func (h *Handler) handle(req admission.Request) (admission.Response, Row) {
 				h.Recorder.Eventf(obj, nil, e.Type, string(e.Reason), string(v.Row), "%s", spec.EventNote(e.Message))
 			}
 		}
+		if h.Notify != nil && len(v.Events) > 0 {
+			h.Notify(notice(obj, v, now()))
+		}
 	}
 	if v.Object == nil {
 		return admission.Allowed("").WithWarnings(v.Warnings...), v.Row
@@ -131,4 +137,22 @@ func patchOps(sent, obj *appsv1.Deployment) []jsonpatch.JsonPatchOperation {
 // escape encodes a map key as a JSON pointer token (RFC 6901).
 func escape(k string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
+}
+
+// notice describes the Events of decision v on obj by the release state they leave (the state
+// as admitted: the patched object's when the decision changed it).
+func notice(obj *appsv1.Deployment, v Outcome, at time.Time) spec.Notice {
+	admitted := obj
+	if v.Object != nil {
+		admitted = v.Object
+	}
+	st, _ := spec.ReadState(admitted.Annotations)
+	n := spec.Notice{
+		Namespace: obj.Namespace, Name: obj.Name, Revision: st.Revision, Image: st.Image,
+		Phase: st.Phase, Weight: st.Weight, Checks: st.Checks, Events: v.Events, At: at,
+	}
+	if st.Plan != nil {
+		n.Hooks, n.Alerts = st.Plan.Hooks, st.Plan.Alerts
+	}
+	return n
 }

@@ -327,6 +327,27 @@ func TestHandlerDenies(t *testing.T) {
 			},
 			want: `sluice.dev/interval: must be at least 5s, got "1s"`,
 		},
+		"a webhook entry without a url, named by its index": {
+			req: func(t *testing.T) admission.Request {
+				return request(t, admissionv1.Update, testDeployment("web").d, testDeployment("web").Image("v2").
+					Annotate(spec.AnnWebhooks, "- name: gate\n  type: confirm-rollout\n  url: http://gate.test/\n- name: load\n  type: rolout\n  url: http://lt/").d)
+			},
+			want: `sluice.dev/webhooks[1].type: must be one of confirm-rollout, pre-rollout, rollout, confirm-traffic-increase, confirm-promotion, post-rollout, rollback, event, got "rolout"`,
+		},
+		"an alert entry with an unknown severity, named by its index": {
+			req: func(t *testing.T) admission.Request {
+				return request(t, admissionv1.Update, testDeployment("web").d, testDeployment("web").Image("v2").
+					Annotate(spec.AnnAnalysis, "alerts:\n- name: on-call\n  severity: critical\n  providerRef: {name: slack}").d)
+			},
+			want: `sluice.dev/analysis alerts[0].severity: must be info, warn or error (empty means info), got "critical"`,
+		},
+		"an alert through another namespace's provider": {
+			req: func(t *testing.T) admission.Request {
+				return request(t, admissionv1.Update, testDeployment("web").d, testDeployment("web").Image("v2").
+					Annotate(spec.AnnAlerts, "- name: on-call\n  providerRef: {name: slack, namespace: other}").d)
+			},
+			want: `sluice.dev/alerts[0].providerRef.namespace: AlertProvider other/slack is in another namespace than the Deployment (shop); the controller allows that only with --allow-cross-namespace-templates`,
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -482,5 +503,35 @@ func drain(r *events.FakeRecorder) []string {
 		default:
 			return out
 		}
+	}
+}
+
+// TestHandlerWarnsNoEffect: a Flagger analysis field that has no effect here is accepted with a
+// warning saying why, when the configuration is written — not on every apply of the same one.
+func TestHandlerWarnsNoEffect(t *testing.T) {
+	const want = "sluice: sluice.dev/analysis stepWeightPromotion: no effect with the replicas router"
+	with := testDeployment("web").Annotate(spec.AnnAnalysis, "stepWeightPromotion: 20").d
+	for name, tc := range map[string]struct {
+		old  *appsv1.Deployment
+		warn bool
+	}{
+		"written now":     {old: testDeployment("web").d, warn: true},
+		"applied again":   {old: with, warn: false},
+		"created with it": {old: nil, warn: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			op := admissionv1.Update
+			if tc.old == nil {
+				op = admissionv1.Create
+			}
+			resp := newHandler(events.NewFakeRecorder(10)).Handle(t.Context(), request(t, op, tc.old, with))
+			if !resp.Allowed {
+				t.Fatalf("denied: %+v", resp.Result)
+			}
+			got := strings.Join(resp.Warnings, "\n")
+			if strings.Contains(got, want) != tc.warn {
+				t.Errorf("warnings %q, want %q: %v", got, want, tc.warn)
+			}
+		})
 	}
 }

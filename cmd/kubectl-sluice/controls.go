@@ -18,8 +18,8 @@ import (
 
 // control writes the manual control annotation of verb. Each names the revision it acts on,
 // so that a control given while looking at one release can never act on a newer one:
-// promote, abort and pause the revision in flight, retry the failed revision, which is the
-// Deployment's current template. resume removes the pause.
+// promote, abort, pause, approve and halt the revision in flight, retry the failed revision,
+// which is the Deployment's current template. resume removes the pause, unhalt the halt.
 func control(ctx context.Context, cs kubernetes.Interface, ns, name, verb string, out io.Writer) error {
 	d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
@@ -69,6 +69,21 @@ func controlAnnotations(d *appsv1.Deployment, verb string) (map[string]any, erro
 			return nil, fmt.Errorf("%s/%s is not paused (no %s annotation)", d.Namespace, d.Name, spec.AnnPause)
 		}
 		return map[string]any{spec.AnnPause: nil}, nil
+	case "approve":
+		if err := inFlight(); err != nil {
+			return nil, err
+		}
+		return map[string]any{spec.AnnApprove: st.Revision}, nil
+	case "halt":
+		if err := inFlight(); err != nil {
+			return nil, err
+		}
+		return map[string]any{spec.AnnHalt: st.Revision}, nil
+	case "unhalt":
+		if _, ok := d.Annotations[spec.AnnHalt]; !ok {
+			return nil, fmt.Errorf("%s/%s is not halted (no %s annotation)", d.Namespace, d.Name, spec.AnnHalt)
+		}
+		return map[string]any{spec.AnnHalt: nil}, nil
 	case "retry":
 		if st.Phase != spec.PhaseFailed {
 			return nil, fmt.Errorf("nothing to retry on %s/%s: the release is %s, not %s", d.Namespace, d.Name, st.Phase, spec.PhaseFailed)

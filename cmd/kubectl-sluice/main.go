@@ -11,6 +11,9 @@
 //	kubectl sluice pause NAME       stop stepping and analysing; resume continues
 //	kubectl sluice resume NAME
 //	kubectl sluice retry NAME       start again the release of the template that failed
+//	kubectl sluice approve NAME     open, once, the gate the revision in flight waits at
+//	kubectl sluice halt NAME        close every gate of the revision in flight; unhalt reopens
+//	kubectl sluice unhalt NAME
 //
 // The verbs that read (status, list, history) print kubectl-style tables, or -o json|yaml.
 // See docs/plugin.md.
@@ -45,6 +48,10 @@ verbs:
   pause NAME     pause the release in flight
   resume NAME    resume a paused release
   retry NAME     release again the template that failed
+  approve NAME   open, once, the confirm gate the revision in flight waits at (or meets next)
+  halt NAME      close every confirm gate of the revision in flight: it waits before its next
+                 weight and before promotion, analysis going on, until unhalt
+  unhalt NAME    remove the halt
 
 flags:
 `
@@ -82,7 +89,7 @@ func (o *options) validate() error {
 	case "":
 		return errors.New("no verb given")
 	case "list":
-	case "status", "watch", "history", "promote", "abort", "pause", "resume", "retry":
+	case "status", "watch", "history", "promote", "abort", "pause", "resume", "retry", "approve", "halt", "unhalt":
 		if o.name == "" {
 			return fmt.Errorf("%s needs a Deployment name", o.verb)
 		}

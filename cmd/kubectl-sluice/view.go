@@ -164,6 +164,9 @@ func writeStatus(w io.Writer, r Release, now time.Time) error {
 	if !st.FinishedAt.IsZero() {
 		fmt.Fprintf(tw, "Finished:\t%s (%s ago)\n", st.FinishedAt.Format(time.RFC3339), age(st.FinishedAt, now))
 	}
+	if g := st.Gate; g != nil && st.Phase == spec.PhaseWaiting {
+		fmt.Fprintf(tw, "Gate:\t%s\n", gateLine(*g, now))
+	}
 	fmt.Fprintf(tw, "Message:\t%s\n", orNone(message(r)))
 	if st.Phase == spec.PhasePromoting {
 		fmt.Fprintf(tw, "Rollout:\t%d/%d updated, %d available\n", r.Rollout.Updated, r.Rollout.Replicas, r.Rollout.Available)
@@ -185,6 +188,41 @@ func writeStatus(w io.Writer, r Release, now time.Time) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Name, reading(c), verdict, orNone(oneLine(c.Reason)))
 	}
 	return tw.Flush()
+}
+
+// gateLine says where a Waiting release waits, who closed the gate and since when, e.g.
+// `waiting at confirm-promotion (hook approval: HTTP 403 "Forbidden") since 12:01:03, 4m ago;
+// asked 20s ago`. Times are in now's location.
+func gateLine(g spec.Gate, now time.Time) string {
+	why := "closed by " + spec.AnnHalt
+	switch {
+	case g.Hook != "" && g.Reason != "":
+		why = fmt.Sprintf("hook %s: %s", g.Hook, oneLine(g.Reason))
+	case g.Hook != "":
+		why = "hook " + g.Hook
+	case g.Reason != "":
+		why = oneLine(g.Reason)
+	}
+	out := fmt.Sprintf("waiting at %s (%s)", g.Type, why)
+	if !g.Since.IsZero() {
+		out += fmt.Sprintf(" since %s, %s ago", clockTime(g.Since, now), age(g.Since, now))
+	}
+	if !g.CheckedAt.IsZero() && g.Hook != "" {
+		out += fmt.Sprintf("; asked %s ago", age(g.CheckedAt, now))
+	}
+	if g.MuteAlert {
+		out += "; not alerted (muteAlert)"
+	}
+	return out
+}
+
+// clockTime is t as a time of day in now's location, with the date when it is not today's.
+func clockTime(t, now time.Time) string {
+	t = t.In(now.Location())
+	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return t.Format("15:04:05")
+	}
+	return t.Format("2006-01-02 15:04:05")
 }
 
 // reading is a check's value for people: 4 significant digits, or "no data".

@@ -122,6 +122,76 @@ func TestWriteStatusRollout(t *testing.T) {
 	}
 }
 
+// A Waiting release says which gate it waits at, who closed it and since when.
+func TestWriteStatusWaiting(t *testing.T) {
+	r := inFlight()
+	r.State.Phase = spec.PhaseWaiting
+	r.State.Step, r.State.Weight = 4, 50
+	r.State.Checks = nil
+	r.State.Message = "waiting at confirm-promotion"
+	r.State.Gate = &spec.Gate{Type: spec.HookConfirmPromotion, Hook: "approval", Reason: `HTTP 403 "Forbidden"`,
+		Since: t0.Add(-4*time.Minute - 3*time.Second), CheckedAt: t0.Add(-20 * time.Second)}
+	var b bytes.Buffer
+	if err := writeStatus(&b, r, t0); err != nil {
+		t.Fatal(err)
+	}
+	want := `Name:           web
+Namespace:      shop
+Phase:          Waiting
+Revision:       bbbbbbbbbb (app=demo:v2)
+Stable:         aaaaaaaaaa
+Release:        canary through replicas
+Weight:         50% (step 5/5: 10,20,30,40,50, every 5s)
+Failed checks:  1 of 2
+Inconclusive:   0
+Started:        2026-12-01T09:58:30Z (90s ago)
+Gate:           waiting at confirm-promotion (hook approval: HTTP 403 "Forbidden") since 09:55:57, 4m3s ago; asked 20s ago
+Message:        waiting at confirm-promotion
+`
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("status (-want +got):\n%s", diff)
+	}
+	// Not Waiting (a gate left in the state is history): no gate line.
+	r.State.Phase = spec.PhaseProgressing
+	b.Reset()
+	if err := writeStatus(&b, r, t0); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "Gate:") {
+		t.Errorf("a gate line while Progressing:\n%s", b.String())
+	}
+}
+
+func TestGateLine(t *testing.T) {
+	for name, tc := range map[string]struct {
+		g    spec.Gate
+		now  time.Time
+		want string
+	}{
+		"a hook said no": {
+			g:    spec.Gate{Type: spec.HookConfirmRollout, Hook: "change-window", Reason: "HTTP 409\n\"closed until 14:00\"", Since: t0.Add(-time.Hour)},
+			now:  t0,
+			want: `waiting at confirm-rollout (hook change-window: HTTP 409 "closed until 14:00") since 09:00:00, 60m ago`,
+		},
+		"halted": {
+			g:    spec.Gate{Type: spec.HookConfirmTrafficIncrease, Since: t0.Add(-30 * time.Second), CheckedAt: t0},
+			now:  t0,
+			want: "waiting at confirm-traffic-increase (closed by sluice.dev/halt) since 09:59:30, 30s ago",
+		},
+		"muted, since yesterday, in another time zone": {
+			g:    spec.Gate{Type: spec.HookConfirmPromotion, Hook: "qa", MuteAlert: true, Since: t0.Add(-20 * time.Hour)},
+			now:  t0.In(time.FixedZone("CET", 3600)),
+			want: "waiting at confirm-promotion (hook qa) since 2026-11-30 15:00:00, 20h ago; not alerted (muteAlert)",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := gateLine(tc.g, tc.now); got != tc.want {
+				t.Errorf("gateLine\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestReleaseJSON(t *testing.T) {
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Annotations: map[string]string{

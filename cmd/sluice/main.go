@@ -25,12 +25,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/sluice-dev/sluice/certs"
+	"github.com/sluice-dev/sluice/providers/alerts"
 	"github.com/sluice-dev/sluice/providers/builtin"
+	"github.com/sluice-dev/sluice/providers/hooks"
 	"github.com/sluice-dev/sluice/providers/metrics"
 	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
 	"github.com/sluice-dev/sluice/providers/metrics/redact"
@@ -129,10 +132,24 @@ func run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
+	// Hooks and alerts: one Caller (its connection pool) for hook rounds and event hooks; the
+	// Dispatcher runs on every replica, since the webhook's Events are notices too.
+	caller := hooks.New()
+	defaultAlerts, err := o.DefaultAlertList()
+	if err != nil {
+		return err
+	}
+	dispatcher := alerts.NewDispatcher(mgr.GetAPIReader(), caller, alerts.DispatcherOptions{
+		Defaults: defaultAlerts, DedupeWindow: o.AlertDedupeWindow, Log: ctrl.Log.WithName("notify"),
+	})
+	if err := mgr.Add(dispatcher); err != nil {
+		return err
+	}
 	if !o.DisableWebhook {
 		mgr.GetWebhookServer().Register(webhook.Path, &crwebhook.Admission{Handler: &webhook.Handler{
 			ControllerIdentity: o.ControllerIdentity, Defaults: defaults,
 			RestartBypass: o.RestartBypass, Recorder: recorder, AllowCrossNamespaceTemplates: o.AllowCrossNamespaceTemplates,
+			Notify: dispatcher.Notify,
 		}})
 		// Ready once a TLS handshake with the webhook port succeeds: the certificate is served
 		// (self-managed: GetCertificate fails every handshake until the Secret is read).
@@ -156,10 +173,12 @@ func run(ctx context.Context, o Options) error {
 			Backends: backends, DefaultAddresses: map[string]string{prometheus.Backend.Type: o.PrometheusAddress},
 			Secrets: mgr.GetAPIReader(), Timeout: o.QueryTimeout, AllowControllerCloudIdentity: o.AllowControllerCloudIdentity,
 		}
+		runner := hooks.NewRunner(ctx, caller, o.HookConcurrency)
 		r := &rollout.Reconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Defaults: defaults, Routers: routerReg,
-			Analyzer: analyzer, Excluded: o.ExcludedNamespaces,
+			Analyzer: analyzer, Excluded: o.ExcludedNamespaces, Hooks: runner, Notifier: dispatcher,
 		}
+		runner.Wake = r.Wake
 		if err := r.SetupWithManager(mgr, o.Concurrency); err != nil {
 			return fmt.Errorf("set up rollout worker: %w", err)
 		}
@@ -179,11 +198,18 @@ func run(ctx context.Context, o Options) error {
 		"controllerIdentity", o.ControllerIdentity, "prometheus", redact.URL(o.PrometheusAddress), "certSecret", o.CertSecret,
 		"leaderElection", o.LeaderElect && !o.DisableReconciler, "leaseDuration", o.LeaseDuration,
 		"watchNamespaces", o.WatchNamespaces,
-		"allowCrossNamespaceTemplates", o.AllowCrossNamespaceTemplates, "allowControllerCloudIdentity", o.AllowControllerCloudIdentity)
+		"allowCrossNamespaceTemplates", o.AllowCrossNamespaceTemplates, "allowControllerCloudIdentity", o.AllowControllerCloudIdentity,
+		"hookConcurrency", o.HookConcurrency, "defaultAlerts", len(defaultAlerts), "alertDedupeWindow", o.AlertDedupeWindow)
 	return mgr.Start(ctx)
 }
 
-var _ admission.Handler = (*webhook.Handler)(nil)
+var (
+	_ admission.Handler              = (*webhook.Handler)(nil)
+	_ rollout.HookRunner             = (*hooks.Runner)(nil)
+	_ rollout.Notifier               = (*alerts.Dispatcher)(nil)
+	_ manager.Runnable               = (*alerts.Dispatcher)(nil)
+	_ manager.LeaderElectionRunnable = (*alerts.Dispatcher)(nil)
+)
 
 // cacheOptions scope the informer cache to what Sluice manages, so objects it does not manage
 // cost it no memory: opted-in Deployments and Sluice's canary copies of them, and Sluice's own

@@ -10,8 +10,11 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/sluice-dev/sluice/providers/alerts"
 	"github.com/sluice-dev/sluice/providers/builtin"
+	"github.com/sluice-dev/sluice/providers/hooks"
 	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
@@ -52,6 +55,13 @@ type Options struct {
 	// AllowControllerCloudIdentity lets a cloudwatch template without keys use the
 	// controller's own AWS identity (its default credential chain).
 	AllowControllerCloudIdentity bool
+	// HookConcurrency bounds the hook calls in flight at once, across all releases.
+	HookConcurrency int
+	// DefaultAlerts is a YAML list of alert targets every release posts to (the shape of
+	// sluice.dev/alerts, each naming its AlertProvider's namespace).
+	DefaultAlerts string
+	// AlertDedupeWindow: the same alert is posted at most once per window.
+	AlertDedupeWindow time.Duration
 
 	// Namespace is Sluice's own namespace: the certificate Secret, and the leader-election
 	// Lease unless LeaderElectionNS says otherwise.
@@ -104,6 +114,13 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.AllowControllerCloudIdentity, "allow-controller-cloud-identity", false,
 		"let a cloudwatch MetricTemplate without keys in its Secret use the controller's own AWS identity (default credential chain); refused as a failed check otherwise")
 
+	fs.IntVar(&o.HookConcurrency, "hook-concurrency", hooks.DefaultConcurrency,
+		"hook calls in flight at once, across all releases (a call beyond waits for a slot; a hook that hangs holds one for its timeout)")
+	fs.StringVar(&o.DefaultAlerts, "default-alerts", "",
+		"alert targets of every release, besides its own "+spec.AnnAlerts+": a YAML or JSON list in that annotation's shape, each providerRef naming its namespace, "+
+			`e.g. '[{name: ops, severity: error, providerRef: {name: ops-slack, namespace: sluice-system}}]'`)
+	fs.DurationVar(&o.AlertDedupeWindow, "alert-dedupe-window", alerts.DefaultDedupeWindow,
+		"the same alert (Deployment, revision, phase, weight, reason, check, target) is posted at most once per window; a release waiting at a closed gate alerts once, then once a window")
 	fs.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "Sluice's own namespace: the certificate Secret and the leader-election Lease (default: $POD_NAMESPACE)")
 	fs.StringVar(&o.CertSecret, "cert-secret", "", "self-managed webhook certificates: keep a CA and the serving certificate in this Secret of --namespace, "+
 		"inject the CA into --webhook-configuration, rotate before expiry (empty: serve tls.crt/tls.key from --cert-dir)")
@@ -197,5 +214,34 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(msgs, "; ")))
 		}
 	}
+	if o.HookConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("--hook-concurrency must be at least 1, got %d", o.HookConcurrency))
+	}
+	if o.AlertDedupeWindow <= 0 {
+		errs = append(errs, fmt.Errorf("--alert-dedupe-window must be positive, got %s", o.AlertDedupeWindow))
+	}
+	if _, err := o.DefaultAlertList(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// DefaultAlertList parses --default-alerts: sluice.dev/alerts' shape, each providerRef with
+// its namespace (there is no Deployment's namespace to default to).
+func (o *Options) DefaultAlertList() ([]spec.Alert, error) {
+	if strings.TrimSpace(o.DefaultAlerts) == "" {
+		return nil, nil
+	}
+	const flag = "--default-alerts"
+	as, errList := spec.ParseAlerts(flag, o.DefaultAlerts)
+	for i, a := range as {
+		if a.ProviderRef.Namespace == "" {
+			errList = append(errList, field.Required(field.NewPath(flag).Index(i).Child("providerRef", "namespace"),
+				"a default alert names its AlertProvider's namespace"))
+		}
+	}
+	if len(errList) > 0 {
+		return nil, errors.New(spec.FormatErrors(errList))
+	}
+	return as, nil
 }

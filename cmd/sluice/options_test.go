@@ -114,3 +114,37 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// Hooks and alerts: the defaults, and --default-alerts parsed like sluice.dev/alerts with each
+// provider's namespace required.
+func TestHookAndAlertFlags(t *testing.T) {
+	o := parse(t)
+	if o.HookConcurrency != 64 || o.AlertDedupeWindow != time.Hour || o.DefaultAlerts != "" {
+		t.Errorf("defaults: --hook-concurrency=%d --alert-dedupe-window=%s --default-alerts=%q", o.HookConcurrency, o.AlertDedupeWindow, o.DefaultAlerts)
+	}
+	o = parse(t, "--default-alerts=[{name: ops, severity: error, providerRef: {name: ops-slack, namespace: sluice-system}}]")
+	if err := o.Validate(); err != nil {
+		t.Fatalf("valid --default-alerts: %v", err)
+	}
+	as, err := o.DefaultAlertList()
+	if err != nil || len(as) != 1 || as[0].ProviderRef.Namespace != "sluice-system" || as[0].Severity != "error" {
+		t.Errorf("parsed %+v, %v", as, err)
+	}
+	o = parse(t, `--default-alerts=[{"name":"ops","providerRef":{"name":"p","namespace":"x"}}]`)
+	if as, err := o.DefaultAlertList(); err != nil || len(as) != 1 {
+		t.Errorf("JSON --default-alerts: %+v, %v", as, err)
+	}
+	for args, want := range map[string]string{
+		"--default-alerts=[{name: ops, providerRef: {name: ops-slack}}]":                         "--default-alerts[0].providerRef.namespace: required: a default alert names its AlertProvider's namespace",
+		"--default-alerts=[{name: ops, severity: loud, providerRef: {name: p, namespace: x}}]":   `--default-alerts[0].severity: must be info, warn or error`,
+		"--default-alerts=[{name: ops, providerRef: {name: p, namespace: x}, channel: general}]": "--default-alerts: not a valid YAML list of alerts",
+		"--hook-concurrency=0":     "--hook-concurrency must be at least 1, got 0",
+		"--alert-dedupe-window=0s": "--alert-dedupe-window must be positive",
+	} {
+		o := parse(t, args)
+		err := o.Validate()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want it to contain %q", args, err, want)
+		}
+	}
+}

@@ -15,5 +15,11 @@
 //     credential, so both come from a Secret and are scrubbed from whatever a service answers.
 //   - No redirect is followed, at most 64 KiB of an answer are read.
 //
-// Like every provider it imports neither controller-runtime nor the rollout worker.
+// Dispatcher is what the rollout worker talks to (rollout.Notifier): it turns each step's
+// notice into posts — every Event to the release's event hooks, the Events that alert
+// (Severity) to its alert targets and the controller's defaults — each receiver with its own
+// bounded queue, so a slow or failing one costs only its own posts. It reads AlertProviders
+// and their Secrets through a controller-runtime client.Reader (as routers write through a
+// client) and counts on controller-runtime's metrics registry; it never imports the rollout
+// worker, which gets it through the interface from cmd/sluice.
 package alerts

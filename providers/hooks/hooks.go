@@ -9,6 +9,10 @@
 // of an answer are read; and the result is typed — Passed, Refused (with the status and an
 // excerpt of the body) or Unreachable — with the URL's user info never in its text.
 //
+// Runner makes those calls for the rollout worker: in the background, at most --hook-concurrency
+// at once, each round of a release's hooks called once however often the worker asks, and the
+// release woken when a round has answered (see Runner).
+//
 // Deciding what a result means for the release is the planner's job; this package only calls.
 package hooks
 

@@ -105,18 +105,25 @@ func violation(s plan.Snapshot, now time.Time, d plan.Decision) string {
 	return ""
 }
 
-// justified: the run's analysis passed at the last step (or iteration), or a promote control
-// names the release's revision.
+// justified: the run's analysis passed at the last step (or iteration) — its checks and its
+// rollout hooks — or a promote control names the release's revision (progressing, or waiting
+// at a gate, where analysis goes on).
 func justified(s plan.Snapshot) bool {
 	st := s.State
-	if st.Revision != "" && s.Controls.Promote == st.Revision && st.Phase == spec.PhaseProgressing {
+	stepping := st.Phase == spec.PhaseProgressing || st.Phase == spec.PhaseWaiting
+	if st.Revision != "" && s.Controls.Promote == st.Revision && stepping {
 		return true
 	}
-	if s.Analysis == nil || st.Plan == nil || st.Phase != spec.PhaseProgressing {
+	if s.Analysis == nil || st.Plan == nil || !stepping {
 		return false
 	}
 	for _, r := range s.Analysis {
 		if !r.DryRun && r.Verdict != spec.VerdictPass {
+			return false
+		}
+	}
+	for _, r := range s.Hooks[spec.HookRollout] {
+		if !r.Passed() {
 			return false
 		}
 	}

@@ -50,8 +50,8 @@ func TestPause(t *testing.T) {
 		"Failed with an invalid retry configuration: not paused again": {
 			state: atStep(1, failed), parent: parent(unpaused), controls: plan.Controls{Retry: rev}, badConfig: true, want: nil,
 		},
-		"Waiting (no confirm gates in this version): untouched": {
-			state: atStep(1, phase(spec.PhaseWaiting)), parent: parent(unpaused), want: nil,
+		"Waiting at a gate, resumed past the webhook: paused again": {
+			state: atStep(1, phase(spec.PhaseWaiting)), parent: parent(unpaused), want: ptr(true),
 		},
 		"a release without a plan (Failed now): untouched": {
 			state: atStep(1, noPlan), parent: parent(unpaused), want: nil,

@@ -30,7 +30,7 @@ type Workload struct {
 // annotation names ("" when it is absent). A control acts only on the release of the revision
 // it names (a retry: the Failed release's template); any other value is stale and cleared.
 type Controls struct {
-	Promote, Abort, Pause, Retry string
+	Promote, Abort, Pause, Retry, Approve, Halt string
 }
 
 // Snapshot is what the planner sees of one release.
@@ -50,6 +50,9 @@ type Snapshot struct {
 	// RoutingErr says why the routing object could not be set as the state asks ("" when it
 	// is); the release waits for it like for an unready canary.
 	RoutingErr string
+	// Hooks are the answers of the hook rounds HooksDue asked for, by type; a type it listed
+	// that is missing here has not answered yet, and the step waits for it.
+	Hooks map[spec.HookType][]spec.HookResult
 }
 
 // CanaryAction is what to do with the canary Deployment.
@@ -115,7 +118,7 @@ func settling(st *spec.State, now time.Time, d *Decision) bool {
 // canary has been ready and at its weight for a whole interval.
 func AnalysisDue(s Snapshot, now time.Time) bool {
 	st := s.State
-	if st.Phase != spec.PhaseProgressing || st.Plan == nil || !st.CanaryReady || st.AbortReason != "" || s.RoutingErr != "" {
+	if st.Plan == nil || !analysing(st) || !st.CanaryReady || st.AbortReason != "" || s.RoutingErr != "" {
 		return false
 	}
 	if names(s.Controls.Abort, st.Revision) || names(s.Controls.Pause, st.Revision) || !canaryReady(s, wantCanary(s, &st)) {
@@ -137,7 +140,7 @@ func PodHashNeeded(s Snapshot) bool {
 	case spec.PhaseProgressing:
 		return st.StablePod == ""
 	case spec.PhasePromoting:
-		return st.PromoteStep == spec.PromoteRollout && rolled(s.Parent, st.Revision)
+		return st.PromoteStep == spec.PromoteRollout && rolled(s.Parent, &st)
 	}
 	return false
 }
@@ -147,7 +150,7 @@ func PodHashNeeded(s Snapshot) bool {
 // worker's queue puts ahead of polls and watch events so that many releases in flight do not
 // delay each other's schedule.
 func Scheduled(st spec.State, requeue time.Duration, now time.Time) bool {
-	if st.Phase != spec.PhaseProgressing || st.Plan == nil || !st.CanaryReady || requeue <= 0 {
+	if st.Plan == nil || !analysing(st) || !st.CanaryReady || requeue <= 0 {
 		return false
 	}
 	return !now.Add(requeue).Before(st.LastRunAt.Add(st.Plan.Interval.Duration))
@@ -174,7 +177,7 @@ func Plan(s Snapshot, now time.Time) Decision {
 func step(s Snapshot, now time.Time, d *Decision) {
 	st := &d.State
 	switch st.Phase {
-	case spec.PhaseProgressing:
+	case spec.PhaseProgressing, spec.PhaseWaiting:
 		progressing(s, now, d)
 	case spec.PhasePaused:
 		paused(s, now, d)
@@ -188,7 +191,9 @@ func step(s Snapshot, now time.Time, d *Decision) {
 		if s.Canary != nil {
 			d.Canary = CanaryDelete
 		}
-		settled(s, now, d)
+		if postRollout(s, d) {
+			settled(s, now, d)
+		}
 	}
 }
 
@@ -217,11 +222,10 @@ func pause(s Snapshot, out spec.State) *bool {
 	return ptr(true)
 }
 
-// runs reports whether st is a release the planner steps: one in flight with a plan (a Waiting
-// release has no confirm gate to wait for in this version, so nothing steps it).
+// runs reports whether st is a release the planner steps: one in flight with a plan.
 func runs(st spec.State) bool {
 	switch st.Phase {
-	case spec.PhaseProgressing, spec.PhasePaused, spec.PhasePromoting, spec.PhaseRollingBack:
+	case spec.PhaseProgressing, spec.PhaseWaiting, spec.PhasePaused, spec.PhasePromoting, spec.PhaseRollingBack:
 		return st.Plan != nil
 	}
 	return false
@@ -240,6 +244,8 @@ func clearStale(s Snapshot, d *Decision) {
 		{spec.AnnAbort, s.Controls.Abort, revisionIf(inFlight, st.Revision)},
 		{spec.AnnPause, s.Controls.Pause, revisionIf(inFlight, st.Revision)},
 		{spec.AnnRetry, s.Controls.Retry, revisionIf(st.Phase == spec.PhaseFailed, s.Parent.Revision)},
+		{spec.AnnApprove, s.Controls.Approve, revisionIf(inFlight, st.Revision)},
+		{spec.AnnHalt, s.Controls.Halt, revisionIf(inFlight, st.Revision)},
 	} {
 		if c.value == "" || c.value == c.target {
 			continue
@@ -326,14 +332,34 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 		return
 	}
 	plan := st.Plan
-	if st.StepAt.IsZero() {
+	if name, reason := rollbackAsked(s); name != "" {
+		d.warn(spec.ReasonRollbackRequested, fmt.Sprintf("rollback webhook %s answered yes (%s)", name, reason))
+		startRollback(d, now, "rollback requested by webhook "+name)
+		return
+	}
+	if hooksPending(s, now) {
+		// The hooks run in the background and wake the release when they have answered; until
+		// then nothing is decided (and nothing written).
+		d.RequeueAfter = plan.Interval.Duration
+		return
+	}
+	if !started(*st) {
+		if !confirmRollout(s, now, d) {
+			return
+		}
 		st.Step, st.StepAt = 0, now
 		if !plan.Iterative() {
 			st.Weight = plan.Steps[0]
 		}
 		st.Message = "starting canary"
 	}
-	deadline := st.StepAt.Add(plan.ProgressDeadline.Duration)
+	// The progress deadline does not run while a gate is closed: each check of the gate
+	// starts it again.
+	base := st.StepAt
+	if g := st.Gate; g != nil && g.CheckedAt.After(base) {
+		base = g.CheckedAt
+	}
+	deadline := base.Add(plan.ProgressDeadline.Duration)
 	if plan.Isolated() && st.StablePod == "" {
 		// <svc>-stable is pinned to the stable ReplicaSet before any traffic moves.
 		if s.Parent.PodHash == "" {
@@ -372,6 +398,9 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 		return
 	}
 	if !st.CanaryReady {
+		if !preRollout(s, now, d) {
+			return
+		}
 		st.CanaryReady, st.LastRunAt = true, now
 		st.Message = fmt.Sprintf("canary ready%s; first analysis in %s", atWeight(st), plan.Interval.Duration)
 		d.normal(spec.ReasonCanaryReady, fmt.Sprintf("canary %s ready with %d replicas%s", spec.CanaryName(s.Name), want, exposure(st)))
@@ -385,16 +414,72 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 	analyse(s, now, d)
 }
 
+// confirmRollout passes the confirm-rollout gate of a release that has not started: false
+// while it is closed (the release waits, asking again every interval).
+func confirmRollout(s Snapshot, now time.Time, d *Decision) bool {
+	st := &d.State
+	if g := st.Gate; g != nil && now.Before(g.CheckedAt.Add(st.Plan.Interval.Duration)) {
+		d.RequeueAfter = g.CheckedAt.Add(st.Plan.Interval.Duration).Sub(now)
+		return false
+	}
+	if g := gate(s, d, spec.HookConfirmRollout); g != nil {
+		wait(d, g, now)
+		d.RequeueAfter = st.Plan.Interval.Duration
+		return false
+	}
+	pass(s, d, spec.HookConfirmRollout, now)
+	return true
+}
+
+// preRollout runs the pre-rollout hooks of a release whose canary is ready before any traffic
+// is sent to it (for the replicas router, whose canary pods serve as soon as they are ready,
+// before its analysis clock starts): a refusal is a failed run, tried again an interval later.
+// It returns true once they have all said yes (or there are none).
+func preRollout(s Snapshot, now time.Time, d *Decision) bool {
+	st := &d.State
+	if len(spec.HooksOf(st.Plan.Hooks, spec.HookPreRollout)) == 0 {
+		return true
+	}
+	if !preRolloutDue(s, now) {
+		d.RequeueAfter = max(st.LastRunAt.Add(st.Plan.Interval.Duration).Sub(now), time.Second)
+		return false
+	}
+	failed := refusals(s, spec.HookPreRollout)
+	if len(failed) == 0 {
+		return true
+	}
+	st.LastRunAt = now
+	failedRun(d, now, failed)
+	d.RequeueAfter = st.Plan.Interval.Duration
+	return false
+}
+
+// failedRun counts a failed run (a check or a hook said no) towards the threshold, and rolls
+// back when it is reached.
+func failedRun(d *Decision, now time.Time, failed []string) {
+	st := &d.State
+	plan := st.Plan
+	st.FailedChecks++
+	st.Inconclusive = 0
+	msg := fmt.Sprintf("analysis failed (%d/%d) at weight %d%%: %s", st.FailedChecks, plan.Threshold, st.Weight, strings.Join(failed, "; "))
+	d.warn(spec.ReasonCheckFailed, msg)
+	st.Message = msg
+	if st.FailedChecks >= plan.Threshold {
+		startRollback(d, now, fmt.Sprintf("%d failed analysis runs reached the threshold of %d", st.FailedChecks, plan.Threshold))
+	}
+}
+
 // analyse applies one run's readings.
 func analyse(s Snapshot, now time.Time, d *Decision) {
 	st := &d.State
 	plan := st.Plan
-	st.Checks, st.LastRunAt = s.Analysis, now
+	readings := append(s.Analysis, hookChecks(s.Hooks[spec.HookRollout])...)
+	st.Checks, st.LastRunAt = readings, now
 	d.RequeueAfter = plan.Interval.Duration
 
 	var failed, aborted, inconclusive []string
 	limit := 0
-	for i, r := range s.Analysis {
+	for i, r := range readings {
 		if r.DryRun {
 			continue
 		}
@@ -419,14 +504,7 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 	case len(aborted) > 0:
 		startRollback(d, now, "abort range breached: "+strings.Join(aborted, "; "))
 	case len(failed) > 0:
-		st.FailedChecks++
-		st.Inconclusive = 0
-		msg := fmt.Sprintf("analysis failed (%d/%d) at weight %d%%: %s", st.FailedChecks, plan.Threshold, st.Weight, strings.Join(failed, "; "))
-		d.warn(spec.ReasonCheckFailed, msg)
-		st.Message = msg
-		if st.FailedChecks >= plan.Threshold {
-			startRollback(d, now, fmt.Sprintf("%d failed analysis runs reached the threshold of %d", st.FailedChecks, plan.Threshold))
-		}
+		failedRun(d, now, failed)
 	case len(inconclusive) > 0:
 		st.Inconclusive++
 		msg := fmt.Sprintf("analysis inconclusive (%d of %d allowed) at weight %d%%: %s", st.Inconclusive, limit, st.Weight, strings.Join(inconclusive, "; "))
@@ -443,12 +521,16 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		resetConsecutive(plan, st)
 		st.Iteration++
 		st.Message = fmt.Sprintf("analysis passed (%d/%d)", st.Iteration, plan.Iterations)
-		d.normal(spec.ReasonAnalysisPassed, fmt.Sprintf("analysis passed (%s); %s iteration %d/%d", summary(s.Analysis), plan.Strategy, st.Iteration, plan.Iterations))
+		d.normal(spec.ReasonAnalysisPassed, fmt.Sprintf("analysis passed (%s); %s iteration %d/%d", summary(readings), plan.Strategy, st.Iteration, plan.Iterations))
+	case !gatePassed(s, d, now):
+		// A passing run at a closed gate: the release waits there, analysis going on.
+		st.Inconclusive = 0
+		resetConsecutive(plan, st)
 	case plan.Iterative():
 		st.Iteration++
 		st.Inconclusive = 0
 		resetConsecutive(plan, st)
-		startPromotion(d, now, fmt.Sprintf("analysis passed %d %s iterations (%s)", st.Iteration, plan.Strategy, summary(s.Analysis)))
+		startPromotion(d, now, fmt.Sprintf("analysis passed %d %s iterations (%s)", st.Iteration, plan.Strategy, summary(readings)))
 	case st.Step+1 < len(plan.Steps):
 		st.Inconclusive = 0
 		resetConsecutive(plan, st)
@@ -457,12 +539,23 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		want := wantCanary(s, st)
 		d.CanaryReplicas = want
 		st.Message = fmt.Sprintf("analysis passed; weight %d%%", st.Weight)
-		d.normal(spec.ReasonWeightAdvanced, fmt.Sprintf("analysis passed (%s); advancing canary weight to %d%% (%d replicas)", summary(s.Analysis), st.Weight, want))
+		d.normal(spec.ReasonWeightAdvanced, fmt.Sprintf("analysis passed (%s); advancing canary weight to %d%% (%d replicas)", summary(readings), st.Weight, want))
 	default:
 		st.Inconclusive = 0
 		resetConsecutive(plan, st)
-		startPromotion(d, now, fmt.Sprintf("analysis passed at the final weight %d%% (%s)", st.Weight, summary(s.Analysis)))
+		startPromotion(d, now, fmt.Sprintf("analysis passed at the final weight %d%% (%s)", st.Weight, summary(readings)))
 	}
+}
+
+// gatePassed passes the gate a passing run meets (nextGate), or makes the release wait at it.
+func gatePassed(s Snapshot, d *Decision, now time.Time) bool {
+	t := nextGate(&d.State)
+	if g := gate(s, d, t); g != nil {
+		wait(d, g, now)
+		return false
+	}
+	pass(s, d, t, now)
+	return true
 }
 
 // resetConsecutive clears the failed-run count after a passing run when a check asks for
@@ -490,8 +583,12 @@ func paused(s Snapshot, now time.Time, d *Decision) {
 			st.Phase = spec.PhaseProgressing
 		}
 		st.PausedFrom = ""
-		// Resume with a fresh interval and deadline: time spent paused says nothing of the canary.
-		st.LastRunAt, st.StepAt = now, now
+		// Resume with a fresh interval and deadline: time spent paused says nothing of the canary
+		// (a release paused before it started still has its confirm-rollout gate ahead).
+		st.LastRunAt = now
+		if !st.StepAt.IsZero() {
+			st.StepAt = now
+		}
 		st.Message = "resumed"
 		d.normal(spec.ReasonResumed, fmt.Sprintf("release %s resumed at weight %d%%", st.Revision, st.Weight))
 		d.RequeueAfter = time.Second
@@ -540,11 +637,12 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		}
 	}
 	p := s.Parent
-	if !rolled(p, st.Revision) {
+	if !rolled(p, st) {
 		if now.After(deadline) {
 			st.Phase, st.FinishedAt = spec.PhaseFailed, now
 			st.Message = fmt.Sprintf("promoted Deployment not fully rolled out within the progress deadline of %s", st.Plan.ProgressDeadline.Duration)
 			d.Canary = CanaryDelete
+			ended(st)
 			d.warn(spec.ReasonPromotionFailed, st.Message)
 			return
 		}
@@ -555,12 +653,35 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		return
 	}
 	if st.Plan.Isolated() && st.PromoteStep == spec.PromoteRollout {
-		// Re-pin <svc>-stable to the rolled ReplicaSet and move traffic back to it; the canary
-		// goes only after that.
-		st.PromoteStep, st.StablePod, st.Weight, st.StepAt = spec.PromoteCleanup, p.PodHash, 0, now
+		// Re-pin <svc>-stable to the rolled ReplicaSet and move traffic back to it (in steps of
+		// stepWeightPromotion, one per interval, when set); the canary goes only after that.
+		st.PromoteStep, st.StablePod, st.Weight, st.StepAt = spec.PromoteCleanup, p.PodHash, backWeight(st.Plan, 100), now
+		svc := spec.StableServiceName(st.Plan.ServiceFor(s.Name))
+		if st.Weight > 0 {
+			st.Message = fmt.Sprintf("rolled out; traffic moving back to the stable Service (%d%% still on the canary)", st.Weight)
+			d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); %d%% of the traffic back to it", svc, p.PodHash, 100-st.Weight))
+			d.RequeueAfter = st.Plan.Interval.Duration
+			return
+		}
 		st.Message = "rolled out; traffic back to the stable Service"
-		d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); all traffic back to it", spec.StableServiceName(st.Plan.ServiceFor(s.Name)), p.PodHash))
+		d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("%s re-pinned to the rolled ReplicaSet (%s); all traffic back to it", svc, p.PodHash))
 		d.RequeueAfter = time.Second
+		return
+	}
+	if st.Plan.Isolated() && st.PromoteStep == spec.PromoteCleanup && st.Weight > 0 {
+		// stepWeightPromotion: the next step back to stable, an interval after the last.
+		if left := st.StepAt.Add(st.Plan.Interval.Duration).Sub(now); left > 0 {
+			d.RequeueAfter = left
+			return
+		}
+		st.Weight, st.StepAt = backWeight(st.Plan, st.Weight), now
+		st.Message = fmt.Sprintf("rolled out; traffic moving back to the stable Service (%d%% still on the canary)", st.Weight)
+		d.normal(spec.ReasonTrafficShifted, fmt.Sprintf("%d%% of the traffic back on the stable Service", 100-st.Weight))
+		d.RequeueAfter = st.Plan.Interval.Duration
+		if st.Weight == 0 {
+			st.Message = "rolled out; traffic back to the stable Service"
+			d.RequeueAfter = time.Second
+		}
 		return
 	}
 	if s.Canary != nil {
@@ -573,6 +694,7 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 	}
 	st.Phase, st.FinishedAt = spec.PhaseSucceeded, now
 	st.Stable, st.Weight, st.CanaryReady, st.PromoteStep = st.Revision, 0, false, ""
+	ended(st)
 	st.Message = fmt.Sprintf("promoted %s", st.Image)
 	d.normal(spec.ReasonPromoted, fmt.Sprintf("revision %s (%s) promoted and fully rolled out; canary removed", st.Revision, st.Image))
 }
@@ -580,11 +702,13 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 // rollingOut is the message of a promotion while the Deployment rolls.
 const rollingOut = "promoting: rolling out the Deployment"
 
-// rolled reports whether the parent p has rolled out revision rev: unpaused on it, observed,
-// and every replica updated and available with no old one left.
-func rolled(p Workload, rev string) bool {
-	return !p.Paused && p.Revision == rev && p.ObservedGeneration >= p.Generation &&
-		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas && p.AvailableReplicas == p.Replicas
+// rolled reports whether the parent p has rolled out the revision of st: unpaused on it,
+// observed, every replica updated with no old one left, and enough of them available (the
+// plan's primaryReadyThreshold).
+func rolled(p Workload, st *spec.State) bool {
+	return !p.Paused && p.Revision == st.Revision && p.ObservedGeneration >= p.Generation &&
+		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas &&
+		p.AvailableReplicas >= spec.ReadyCount(p.Replicas, st.Plan.PrimaryReadyThreshold)
 }
 
 func rollingBack(s Snapshot, now time.Time, d *Decision) {
@@ -598,6 +722,7 @@ func rollingBack(s Snapshot, now time.Time, d *Decision) {
 		d.Canary = CanaryDelete
 	}
 	st.Weight, st.CanaryReady, st.FinishedAt = 0, false, now
+	ended(st)
 	if st.Revert {
 		// The template is the stable one again: releasing the hold changes no pod.
 		st.Phase, st.Revert, st.AbortReason = spec.PhaseIdle, false, ""
@@ -614,6 +739,9 @@ func failed(s Snapshot, now time.Time, d *Decision) {
 	st := &d.State
 	if s.Canary != nil {
 		d.Canary = CanaryDelete
+	}
+	if !postRollout(s, d) {
+		return
 	}
 	if !names(s.Controls.Retry, s.Parent.Revision) {
 		settled(s, now, d)
@@ -635,7 +763,7 @@ func failed(s Snapshot, now time.Time, d *Decision) {
 func startRollback(d *Decision, now time.Time, reason string) {
 	st := &d.State
 	st.Phase, st.AbortReason, st.Message = spec.PhaseRollingBack, reason, "rolling back: "+reason
-	st.PromoteStep = ""
+	st.PromoteStep, st.Gate = "", nil
 	// The canary goes in the next step, once RollingBack is recorded: deleted in this one, a
 	// crash before the state patch would leave a Progressing release without its canary, and
 	// the restarted worker would create the failed version's pods again.
@@ -652,7 +780,7 @@ func startRollback(d *Decision, now time.Time, reason string) {
 func startPromotion(d *Decision, now time.Time, reason string) {
 	st := &d.State
 	st.Phase, st.PromotingAt, st.Message = spec.PhasePromoting, now, "promoting: "+reason
-	st.PromoteStep = spec.PromoteScale
+	st.PromoteStep, st.Gate = spec.PromoteScale, nil
 	d.Canary = CanaryKeep
 	d.RequeueAfter = poll
 	d.normal(spec.ReasonPromoting, fmt.Sprintf("promoting revision %s: %s", st.Revision, reason))
@@ -720,16 +848,33 @@ func CanaryReplicas(parent int32, weight int) int32 { return canaryReplicas(pare
 
 func canaryReady(s Snapshot, want int32) bool {
 	c := s.Canary
+	threshold := 0
+	if s.State.Plan != nil {
+		threshold = s.State.Plan.CanaryReadyThreshold
+	}
 	return c != nil && c.Revision == s.State.Revision && c.Replicas == want &&
-		c.ObservedGeneration >= c.Generation && c.UpdatedReplicas >= want && c.AvailableReplicas >= want
+		c.ObservedGeneration >= c.Generation && c.UpdatedReplicas >= want && c.AvailableReplicas >= spec.ReadyCount(want, threshold)
+}
+
+// backWeight is the canary's weight after the next step of traffic back to the stable Service
+// at the end of an isolated promotion, from weight: down by stepWeightPromotion, or to 0 at
+// once when it is not set.
+func backWeight(plan *spec.Config, weight int) int {
+	if plan.StepWeightPromotion <= 0 {
+		return 0
+	}
+	return max(weight-plan.StepWeightPromotion, 0)
 }
 
 func summary(rs []spec.CheckResult) string {
 	parts := make([]string, 0, len(rs))
 	for _, r := range rs {
 		v := "no data"
-		if r.Value != nil {
+		switch {
+		case r.Value != nil:
 			v = fmt.Sprintf("%.4g", *r.Value)
+		case r.Verdict == spec.VerdictPass:
+			v = "ok"
 		}
 		parts = append(parts, r.Name+"="+v)
 	}

@@ -67,6 +67,29 @@ type Config struct {
 	Metrics          []Metric         `json:"metrics"`
 	ProgressDeadline metav1.Duration  `json:"progressDeadline"`
 	SkipAnalysis     bool             `json:"skipAnalysis,omitempty"`
+	// Hooks are the release's webhooks (`sluice.dev/webhooks` or the analysis block's), Flagger's
+	// types and semantics.
+	Hooks []Hook `json:"hooks,omitempty"`
+	// Alerts are where the release's alerts go (`sluice.dev/alerts` or the analysis block's).
+	Alerts []Alert `json:"alerts,omitempty"`
+	// StepWeightPromotion, when set, moves the traffic back from the canary to the re-pinned
+	// stable Service at the end of an isolated promotion in steps of this many percent, one per
+	// interval (Flagger's analysis field); unset, all of it at once.
+	StepWeightPromotion int `json:"stepWeightPromotion,omitempty"`
+	// PrimaryReadyThreshold is the percent of the parent's pods that must be available for its
+	// promotion to count as rolled out, CanaryReadyThreshold the percent of the canary's for it
+	// to count as ready (Flagger's fields); 0 means 100.
+	PrimaryReadyThreshold int `json:"primaryReadyThreshold,omitempty"`
+	CanaryReadyThreshold  int `json:"canaryReadyThreshold,omitempty"`
+}
+
+// ReadyCount is how many of want pods must be available for a Deployment to count as ready
+// with threshold percent (0: all of them): Flagger's rounding down, but at least one.
+func ReadyCount(want int32, threshold int) int32 {
+	if threshold <= 0 || threshold >= 100 {
+		return want
+	}
+	return max(want*int32(threshold)/100, min(want, 1))
 }
 
 // Metric is one analysis check, shaped like Flagger's `analysis.metrics` entries plus Sluice's
@@ -85,6 +108,9 @@ type Metric struct {
 	AbortRange *Range `json:"abortRange,omitempty"`
 	// Interval is the query window, default the release interval.
 	Interval string `json:"interval,omitempty"`
+	// Threshold is Flagger's deprecated maximum of a reading: read as thresholdRange.max when no
+	// thresholdRange is given (and then dropped), ignored with a warning when one is.
+	Threshold *float64 `json:"threshold,omitempty"`
 	// InconclusiveLimit turns that many consecutive "no data" runs into a rollback; 0 means
 	// DefaultInconclusiveLimit: no release waits for data forever.
 	InconclusiveLimit int `json:"inconclusiveLimit,omitempty"`

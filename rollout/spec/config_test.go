@@ -480,13 +480,17 @@ func TestParseInvalid(t *testing.T) {
 			ann:  map[string]string{spec.AnnSkipAnalysis: "yes"},
 			want: `sluice.dev/skip-analysis: must be "true" or "false", got "yes"`,
 		},
-		"webhooks are not available": {
-			ann:  map[string]string{spec.AnnWebhooks: "[]"},
-			want: `sluice.dev/webhooks: webhooks are not available in this version of Sluice`,
+		"webhook without a url names the entry": {
+			ann:  map[string]string{spec.AnnWebhooks: "- name: smoke\n- name: gate\n  type: confirm-rollout\n  url: ftp://x/"},
+			want: `sluice.dev/webhooks[0].url: required: every webhook needs a url; sluice.dev/webhooks[1].url: must be an http or https URL, got "ftp://x/"`,
 		},
-		"alerts are not available": {
-			ann:  map[string]string{spec.AnnAlerts: "[]"},
-			want: `sluice.dev/alerts: alerts are not available in this version of Sluice`,
+		"webhooks not a YAML list": {
+			ann:  map[string]string{spec.AnnWebhooks: "name: x"},
+			want: `sluice.dev/webhooks: not a valid YAML list of webhooks: json: cannot unmarshal object into Go value of type []spec.Hook`,
+		},
+		"alert with an unknown severity names the entry": {
+			ann:  map[string]string{spec.AnnAlerts: "- name: on-call\n  severity: critical\n  providerRef: {name: slack}"},
+			want: `sluice.dev/alerts[0].severity: must be info, warn or error (empty means info), got "critical"`,
 		},
 		"metrics not YAML": {
 			ann:  map[string]string{spec.AnnMetrics: "- name: [x"},
@@ -497,8 +501,8 @@ func TestParseInvalid(t *testing.T) {
 			want: `sluice.dev/metrics: not a valid YAML list of checks: json: cannot unmarshal object into Go value of type []spec.Metric`,
 		},
 		"metrics with an unknown field": {
-			ann:  map[string]string{spec.AnnMetrics: "- name: request-duration\n  threshold: {max: 500}\n"},
-			want: `sluice.dev/metrics: not a valid YAML list of checks: json: unknown field "threshold"`,
+			ann:  map[string]string{spec.AnnMetrics: "- name: request-duration\n  tresholdRange: {max: 500}\n"},
+			want: `sluice.dev/metrics: not a valid YAML list of checks: json: unknown field "tresholdRange"`,
 		},
 		"metric without a name": {
 			ann:  map[string]string{spec.AnnMetrics: "- thresholdRange: {min: 1}"},
@@ -561,8 +565,8 @@ func TestParseInvalid(t *testing.T) {
 			want: `sluice.dev/analysis: not a valid analysis block: yaml: line 1: did not find expected ',' or ']'`,
 		},
 		"analysis block with an unknown field": {
-			ann:  map[string]string{spec.AnnAnalysis: "stepWeightPromotion: 100"},
-			want: `sluice.dev/analysis: not a valid analysis block: json: unknown field "stepWeightPromotion"`,
+			ann:  map[string]string{spec.AnnAnalysis: "canaryReadyTreshold: 50"},
+			want: `sluice.dev/analysis: not a valid analysis block: json: unknown field "canaryReadyTreshold"`,
 		},
 		"analysis block interval too short": {
 			ann:  map[string]string{spec.AnnAnalysis: "interval: 1s"},
@@ -587,10 +591,12 @@ func TestParseInvalid(t *testing.T) {
 			ann:  map[string]string{spec.AnnAnalysis: "metrics:\n- name: errors\n  thresholdRange: {max: 1}\n"},
 			want: `sluice.dev/analysis metrics[errors].query: required: a custom check needs a query or a templateRef (builtins are request-success-rate and request-duration)`,
 		},
-		"analysis block features that are not available": {
+		"analysis block webhooks and alerts are validated, naming the entry": {
 			ann: map[string]string{spec.AnnAnalysis: "webhooks: [{}]\nalerts: [{}]\nmirror: true"},
-			want: `sluice.dev/analysis webhooks: webhooks are not available in this version of Sluice; ` +
-				`sluice.dev/analysis alerts: alerts are not available in this version of Sluice; ` +
+			want: `sluice.dev/analysis webhooks[0].name: required: every webhook needs a name; ` +
+				`sluice.dev/analysis webhooks[0].url: required: every webhook needs a url; ` +
+				`sluice.dev/analysis alerts[0].name: required: every alert needs a name; ` +
+				`sluice.dev/analysis alerts[0].providerRef.name: required: the AlertProvider to post to; ` +
 				`sluice.dev/analysis mirror: the replicas router cannot do mirror releases (it can do canary, bluegreen), got "mirror"`,
 		},
 		"every problem is reported, in a fixed order": {

@@ -10,11 +10,12 @@ import (
 // the revision it acts on, so an approval given for one release can never act on another: a
 // leftover `sluice.dev/promote` from last week's release, or one committed to Git, names a
 // revision that is not in flight and does nothing.
-var ControlAnnotations = []string{AnnPromote, AnnAbort, AnnPause, AnnRetry}
+var ControlAnnotations = []string{AnnPromote, AnnAbort, AnnPause, AnnRetry, AnnApprove, AnnHalt}
 
 // controlCommand is the kubectl sluice verb that writes each control with its revision.
 var controlCommand = map[string]string{
 	AnnPromote: "promote", AnnAbort: "abort", AnnPause: "pause", AnnRetry: "retry",
+	AnnApprove: "approve", AnnHalt: "halt",
 }
 
 var revisionPattern = regexp.MustCompile(`^[0-9a-f]{10}$`)

@@ -19,11 +19,13 @@
 //	                            │    ▼
 //	Idle ──────────┐
 //	Succeeded ─────┼──held──▶ Progressing (H) ──promote──▶ Promoting ──rolled──▶ Succeeded
-//	Failed (H) ────┘ or retry   │  ▲   │                     │   │
-//	                            │  └───┘ next                │   └──late──▶ Failed
-//	                   rollback │                     revert │
-//	                            ▼                            │
-//	                     RollingBack (H) ◀───────────────────┘
+//	Failed (H) ────┘ or retry   │  ▲ │  ▲   │                 │   │
+//	                            │  └─┘  │   │closed      ┌────┘   └──late──▶ Failed
+//	                            │  next │ open  ▼        │
+//	                            │       Waiting (H) ──promote
+//	                   rollback │            │           │revert
+//	                            ▼            ▼rollback   │
+//	                     RollingBack (H) ◀───────────────┘
 //	                            │
 //	                            ├──canary gone──▶ Failed (H)
 //	                            └──canary gone, template back on stable──▶ Idle (unpaused)
@@ -32,8 +34,16 @@
 //	          release in flight is replaced the same way, from any phase
 //	next      a run passed: the next weight, or the next iteration (bluegreen, ab, mirror)
 //	promote   a run passed at the last weight or iteration, or sluice.dev/promote names the revision
-//	pause     sluice.dev/pause names the revision; resume: it was removed
-//	rollback  failed runs reach threshold, a reading outside abortRange, inconclusiveLimit,
+//	closed    a confirm gate is closed (a confirm hook did not answer 2xx, or sluice.dev/halt names
+//	          the revision): confirm-rollout before the canary exists, confirm-traffic-increase
+//	          before the next weight, confirm-promotion before promotion; analysis goes on while
+//	          the release waits at the later two (a failing run counts, and rolls back), and the
+//	          progress deadline does not run
+//	open      the gate's hooks answer 2xx at the next check (every interval; for the later two, at
+//	          the next passing run), or sluice.dev/approve names the revision (consumed)
+//	pause     sluice.dev/pause names the revision; resume: it was removed (back to the phase paused)
+//	rollback  failed runs reach threshold (a refused pre-rollout or rollout hook is a failed run), a
+//	          reading outside abortRange, inconclusiveLimit, a rollback hook answering 2xx,
 //	          sluice.dev/abort, canary or routing not ready by the progress deadline, the template
 //	          no longer the release's, or [webhook] set back to stable or to the last failed one;
 //	          from Paused too (abort, or the webhook's)
@@ -44,8 +54,9 @@
 //	          rolling update would freeze half done)
 //
 // Besides: [webhook] sluice.dev/skip-analysis takes any phase to Idle, unpaused, and a template
-// set back to stable while Failed goes to Idle, unpaused. Waiting (H) is reserved for confirm
-// gates, which this version does not have.
+// set back to stable while Failed goes to Idle, unpaused. A release that ends (Succeeded,
+// Failed, Idle after a revert) with post-rollout hooks records State.PostRollout; the next step
+// calls them and clears it.
 //
 // Promoting an isolated canary (every router but replicas, and blue/green on any) moves
 // traffic before pods:

@@ -311,7 +311,7 @@ func CrossNamespaceAlerts(key string, as []Alert, namespace string) field.ErrorL
 	for i, a := range as {
 		if ns := a.ProviderRef.Namespace; ns != "" && ns != namespace {
 			errs = append(errs, field.Forbidden(field.NewPath(key).Index(i).Child("providerRef", "namespace"),
-				fmt.Sprintf("AlertProvider %s/%s is in another namespace than the Deployment (%s)", ns, a.ProviderRef.Name, namespace)))
+				fmt.Sprintf("AlertProvider %s/%s is in another namespace than the Deployment (%s); the controller allows that only with --allow-cross-namespace-templates", ns, a.ProviderRef.Name, namespace)))
 		}
 	}
 	return errs

@@ -349,7 +349,7 @@ func TestCrossNamespaceAlerts(t *testing.T) {
 		{Name: "same", ProviderRef: spec.AlertProviderRef{Name: "p", Namespace: "app"}},
 		{Name: "other", ProviderRef: spec.AlertProviderRef{Name: "on-call", Namespace: "ops"}},
 	}
-	want := `sluice.dev/alerts[2].providerRef.namespace: AlertProvider ops/on-call is in another namespace than the Deployment (app)`
+	want := `sluice.dev/alerts[2].providerRef.namespace: AlertProvider ops/on-call is in another namespace than the Deployment (app); the controller allows that only with --allow-cross-namespace-templates`
 	if got := spec.FormatErrors(spec.CrossNamespaceAlerts(spec.AnnAlerts, as, "app")); got != want {
 		t.Errorf("errors\n got %s\nwant %s", got, want)
 	}

@@ -50,6 +50,13 @@ const (
 	AnnAbort   = "sluice.dev/abort"
 	AnnPause   = "sluice.dev/pause"
 	AnnRetry   = "sluice.dev/retry"
+	// AnnApprove opens, once, the confirm gate the release of the revision it names waits at
+	// (Sluice's own gate: no hook server needed).
+	AnnApprove = "sluice.dev/approve"
+	// AnnHalt closes every confirm gate of the release of the revision it names, whether or not
+	// it has confirm hooks: the release waits (phase Waiting) before its next traffic increase
+	// and before promotion, analysis going on, until the annotation is removed.
+	AnnHalt = "sluice.dev/halt"
 )
 
 // Sluice's own state. Only Sluice writes these; the webhook restores them on foreign writes.

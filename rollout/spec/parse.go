@@ -12,15 +12,23 @@ import "k8s.io/apimachinery/pkg/util/validation/field"
 // needs them all: the steps, the default checks, every check, match and cookie on its own,
 // and what the router can do (finish, parse_defaults.go; routing.go).
 func Parse(ann map[string]string, d Defaults) (Config, field.ErrorList) {
+	c, _, errs := ParseWarn(ann, d)
+	return c, errs
+}
+
+// ParseWarn is Parse that also says what the configuration asks for that has no effect (a
+// Flagger field Sluice's design makes meaningless here): each warning names the field and why,
+// for an admission warning. There are warnings only when there are no errors.
+func ParseWarn(ann map[string]string, d Defaults) (Config, []string, field.ErrorList) {
 	p := parser{ann: ann, errs: unknownKeys(ann)}
 	c := defaults(d)
 	p.analysisBlock(&c)
 	p.flat(&c)
 	p.finish(&c)
 	if len(p.errs) > 0 {
-		return Config{}, p.errs
+		return Config{}, nil, p.errs
 	}
-	return c.Config, nil
+	return c.Config, p.warns, nil
 }
 
 // draft is a Config being parsed, with what Parse needs beyond it: the linear step settings

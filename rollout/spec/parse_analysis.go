@@ -12,13 +12,20 @@ type analysisBlock struct {
 	Iterations  *int     `json:"iterations,omitempty"`
 	Match       []Match  `json:"match,omitempty"`
 	Metrics     []Metric `json:"metrics,omitempty"`
-	Webhooks    []any    `json:"webhooks,omitempty"`
-	Alerts      []any    `json:"alerts,omitempty"`
+	Webhooks    []Hook   `json:"webhooks,omitempty"`
+	Alerts      []Alert  `json:"alerts,omitempty"`
 	Mirror      *bool    `json:"mirror,omitempty"`
 	// MirrorWeight is the percent of requests mirrored (Flagger's field).
 	MirrorWeight *int `json:"mirrorWeight,omitempty"`
 	// SessionAffinity is Flagger's field: cookieName and maxAge in seconds.
 	SessionAffinity *SessionAffinity `json:"sessionAffinity,omitempty"`
+	// StepWeightPromotion moves the traffic back from the canary to the rolled stable pods in
+	// steps of this many percent, one per interval, at the end of an isolated promotion.
+	StepWeightPromotion *int `json:"stepWeightPromotion,omitempty"`
+	// PrimaryReadyThreshold and CanaryReadyThreshold are the percent of a Deployment's pods that
+	// must be available for it to count as ready (Flagger's; default 100).
+	PrimaryReadyThreshold *int `json:"primaryReadyThreshold,omitempty"`
+	CanaryReadyThreshold  *int `json:"canaryReadyThreshold,omitempty"`
 }
 
 // analysisBlock reads `sluice.dev/analysis`, so a Flagger user can paste their
@@ -56,16 +63,27 @@ func (p *parser) analysisBlock(c *draft) {
 		c.Matches, c.matchKey = block.Match, AnnAnalysis+" match"
 	}
 	if len(block.Webhooks) > 0 {
-		p.unsupported(AnnAnalysis+" webhooks", "webhooks")
+		hs := DefaultHooks(block.Webhooks)
+		p.errs = append(p.errs, ValidateHooks(AnnAnalysis+" webhooks", hs)...)
+		c.Hooks = hs
 	}
 	if len(block.Alerts) > 0 {
-		p.unsupported(AnnAnalysis+" alerts", "alerts")
+		p.errs = append(p.errs, ValidateAlerts(AnnAnalysis+" alerts", block.Alerts)...)
+		c.Alerts = block.Alerts
 	}
 	if block.Mirror != nil && *block.Mirror {
 		c.Strategy, c.strategyKey = StrategyMirror, AnnAnalysis+" mirror"
 	}
-	p.bounded(AnnAnalysis+" mirrorWeight", block.MirrorWeight, 1, 100, &c.MirrorPercent)
+	if mirror := block.Mirror != nil && *block.Mirror; mirror || block.MirrorWeight == nil {
+		p.bounded(AnnAnalysis+" mirrorWeight", block.MirrorWeight, 1, 100, &c.MirrorPercent)
+	}
 	if block.SessionAffinity != nil {
 		c.SessionAffinity, c.affinityKey = block.SessionAffinity, AnnAnalysis+" sessionAffinity"
+	}
+	p.bounded(AnnAnalysis+" stepWeightPromotion", block.StepWeightPromotion, 1, 100, &c.StepWeightPromotion)
+	p.bounded(AnnAnalysis+" primaryReadyThreshold", block.PrimaryReadyThreshold, 1, 100, &c.PrimaryReadyThreshold)
+	p.bounded(AnnAnalysis+" canaryReadyThreshold", block.CanaryReadyThreshold, 1, 100, &c.CanaryReadyThreshold)
+	if block.MirrorWeight != nil && (block.Mirror == nil || !*block.Mirror) {
+		p.noEffect(AnnAnalysis + " mirrorWeight: no effect without mirror: true (as in Flagger)")
 	}
 }

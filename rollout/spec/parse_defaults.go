@@ -51,6 +51,7 @@ func (p *parser) finish(c *draft) {
 	if len(c.Metrics) == 0 {
 		c.Metrics = DefaultMetrics()
 	}
+	p.flaggerThresholds(c.metricsKey, c.Metrics)
 	p.metrics(c.metricsKey, c.Metrics)
 	p.matches(c.matchKey, c.Matches)
 	p.sessionAffinity(c.affinityKey, c.SessionAffinity)
@@ -60,5 +61,25 @@ func (p *parser) finish(c *draft) {
 	}
 	if c.Strategy == StrategyMirror && c.MirrorPercent == 0 {
 		c.MirrorPercent = 100
+	}
+	if c.StepWeightPromotion > 0 && !c.Isolated() {
+		p.noEffect(AnnAnalysis + " stepWeightPromotion: no effect with the replicas router and the canary strategy: promotion is the Deployment's own rolling update (Flagger ignores it for its kubernetes provider too)")
+	}
+}
+
+// flaggerThresholds reads Flagger's deprecated `threshold` of a check (its maximum) as
+// thresholdRange.max, unless the check gives a thresholdRange, which wins as in Flagger.
+func (p *parser) flaggerThresholds(key string, ms []Metric) {
+	for i := range ms {
+		m := &ms[i]
+		if m.Threshold == nil {
+			continue
+		}
+		if m.ThresholdRange == nil {
+			m.ThresholdRange = &Range{Max: m.Threshold}
+		} else {
+			p.noEffect(fmt.Sprintf("%s[%s].threshold: ignored, the check gives a thresholdRange (Flagger's rule)", key, m.Name))
+		}
+		m.Threshold = nil
 	}
 }

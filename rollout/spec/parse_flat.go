@@ -88,8 +88,8 @@ func (p *parser) flatSchedule(c *draft) {
 	}
 }
 
-// flatAnalysis reads what the release analyses and how: A/B matches, hooks and alerts (not in
-// this version), the checks, and the break-glass switch.
+// flatAnalysis reads what the release analyses and how: A/B matches, hooks and alerts (each
+// annotation replaces the analysis block's list), the checks, and the break-glass switch.
 func (p *parser) flatAnalysis(c *draft) {
 	if v, ok := p.ann[AnnMatch]; ok {
 		var ms []Match
@@ -99,11 +99,15 @@ func (p *parser) flatAnalysis(c *draft) {
 			c.Matches, c.matchKey = ms, AnnMatch
 		}
 	}
-	if _, ok := p.ann[AnnWebhooks]; ok {
-		p.unsupported(AnnWebhooks, "webhooks")
+	if v, ok := p.ann[AnnWebhooks]; ok {
+		hs, errs := ParseHooks(AnnWebhooks, v)
+		p.errs = append(p.errs, errs...)
+		c.Hooks = hs
 	}
-	if _, ok := p.ann[AnnAlerts]; ok {
-		p.unsupported(AnnAlerts, "alerts")
+	if v, ok := p.ann[AnnAlerts]; ok {
+		as, errs := ParseAlerts(AnnAlerts, v)
+		p.errs = append(p.errs, errs...)
+		c.Alerts = as
 	}
 	p.metricsAnnotation(c)
 	if v, ok := p.ann[AnnSkipAnalysis]; ok {

@@ -21,7 +21,7 @@ func TestParseErrorOrder(t *testing.T) {
 		spec.AnnPort:             "70000",
 		spec.AnnInterval:         "1s",
 		spec.AnnIterations:       "0",
-		spec.AnnWebhooks:         "[]",
+		spec.AnnWebhooks:         "- name: x",
 		spec.AnnSkipAnalysis:     "maybe",
 		spec.AnnStepWeight:       "60",
 		spec.AnnMaxWeight:        "50",
@@ -38,7 +38,7 @@ func TestParseErrorOrder(t *testing.T) {
 		"sluice.dev/analysis interval", "sluice.dev/analysis threshold",
 		spec.AnnStrategy, spec.AnnPort,
 		spec.AnnInterval, spec.AnnIterations,
-		spec.AnnWebhooks, spec.AnnSkipAnalysis,
+		"sluice.dev/webhooks[0].url", spec.AnnSkipAnalysis,
 		spec.AnnStepWeight, "sluice.dev/metrics[x].thresholdRange",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

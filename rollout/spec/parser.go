@@ -12,13 +12,17 @@ import (
 // parser collects every problem Parse finds, each naming its annotation, so one admission
 // refusal lists them all.
 type parser struct {
-	ann  map[string]string
-	errs field.ErrorList
+	ann   map[string]string
+	errs  field.ErrorList
+	warns []string
 }
 
 func (p *parser) invalid(key, value, detail string) {
 	p.errs = append(p.errs, field.Invalid(field.NewPath(key), value, detail))
 }
+
+// noEffect notes something the configuration says that has no effect, for an admission warning.
+func (p *parser) noEffect(msg string) { p.warns = append(p.warns, msg) }
 
 func (p *parser) unsupported(key, what string) {
 	p.errs = append(p.errs, field.Forbidden(field.NewPath(key), what+" are not available in this version of Sluice"))

@@ -15,13 +15,20 @@ type Event struct {
 	Type    string
 	Reason  Reason
 	Message string
+	// MuteAlert keeps the Event from alert targets (a gate whose hook sets muteAlert); event
+	// hooks still receive it.
+	MuteAlert bool `json:",omitempty"`
 }
 
 // NormalEvent is an Event of type Normal.
-func NormalEvent(r Reason, msg string) Event { return Event{corev1.EventTypeNormal, r, msg} }
+func NormalEvent(r Reason, msg string) Event {
+	return Event{Type: corev1.EventTypeNormal, Reason: r, Message: msg}
+}
 
 // WarningEvent is an Event of type Warning.
-func WarningEvent(r Reason, msg string) Event { return Event{corev1.EventTypeWarning, r, msg} }
+func WarningEvent(r Reason, msg string) Event {
+	return Event{Type: corev1.EventTypeWarning, Reason: r, Message: msg}
+}
 
 // Event reasons. Each doc says when the reason is emitted and with which type: TestReasonsDeclared
 // checks the type of every emission whose type it can see against it.
@@ -69,6 +76,17 @@ const (
 	ReasonRolledBack Reason = "RolledBack"
 	// ReasonRetrying (Normal): `sluice.dev/retry` started a new release of the failed revision.
 	ReasonRetrying Reason = "Retrying"
+	// ReasonWaiting (Warning): a confirm gate is closed (a confirm hook said no, or
+	// `sluice.dev/halt`); the release waits in phase Waiting.
+	ReasonWaiting Reason = "Waiting"
+	// ReasonGateOpened (Normal): the gate a Waiting release waited at opened (its hooks said yes,
+	// or `sluice.dev/approve`).
+	ReasonGateOpened Reason = "GateOpened"
+	// ReasonHookFailed (Warning): a pre-rollout or rollout hook said no (a failed run), or a
+	// post-rollout hook did (reported only).
+	ReasonHookFailed Reason = "HookFailed"
+	// ReasonRollbackRequested (Warning): a rollback hook answered yes.
+	ReasonRollbackRequested Reason = "RollbackRequested"
 
 	// The planner: what it refuses or reports.
 

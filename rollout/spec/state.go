@@ -218,6 +218,11 @@ type State struct {
 	StablePod string `json:"stablePod,omitempty"`
 	// PromoteStep is where the promotion of an isolated canary stands (PromoteScale …).
 	PromoteStep PromoteStep `json:"promoteStep,omitempty"`
+	// Gate is the confirm gate a Waiting release waits at.
+	Gate *Gate `json:"gate,omitempty"`
+	// PostRollout is set when the release ended and its post-rollout hooks are still to be
+	// called (the step after the end calls them, so a restart in between still does).
+	PostRollout bool `json:"postRollout,omitempty"`
 	// Unanalysed is a revision the worker found running on the pods with no release in flight
 	// and no analysis (the hold was bypassed); it is reported once and never becomes Stable.
 	Unanalysed   string    `json:"unanalysed,omitempty"`
