@@ -223,8 +223,20 @@ func render(r results, svg string) (string, error) {
 				none = c
 			}
 		}
+		var noop, sluice admissionLatency
 		for _, c := range a.Cases {
 			p("| %s | %.2f | %.2f | %s | %s |\n", c.Webhook, c.P50, c.P99, ratio(c.P50, none.P50), ratio(c.P99, none.P99))
+			switch c.Webhook {
+			case caseNoop:
+				noop = c
+			case caseSluice:
+				sluice = c
+			}
+		}
+		if noop.Webhook != "" && sluice.Webhook != "" {
+			p("\nLatency a webhook adds at p99 (its p99 minus none's): no-op %.2f ms, Sluice %.2f ms — Sluice's is\n", noop.P99-none.P99, sluice.P99-none.P99)
+			p("%s× the no-op's (issue 14's target: ≤ 1.2×; p99s of %d requests on a shared machine are noisy).\n",
+				ratio(sluice.P99-none.P99, noop.P99-none.P99), a.Requests)
 		}
 	}
 

@@ -114,6 +114,7 @@ func TestRenderedResultsReadBack(t *testing.T) {
 		"| sluice | 4.00 | 9.00 | 2.00 | 1.80 |",
 		"| 9.0 | 14.0 / 9.0 | 7 |",
 		"| 10 | 15.0 | 0.004 | 0.050 | 0.001 | 0.1 | 7 | 12 |",
+		"no-op 2.00 ms, Sluice 4.00 ms — Sluice's is\n2.00× the no-op's",
 		"| empty | 50.0 | 40.0 | 31.0 |",
 		"| 10000 unmanaged of each | 52.0 | 41.0 | 31.0 |",
 		"| ratio | 1.04 | 1.02 | |",
