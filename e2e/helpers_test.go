@@ -44,7 +44,7 @@ func fastAnnotations(extra ...string) map[string]string {
 func newApp(t *testing.T, name string, ann map[string]string) *app {
 	t.Helper()
 	ctx := t.Context()
-	ns := fmt.Sprintf("%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano()%100000)
+	ns := fmt.Sprintf("%s-%d", dnsLabel(t.Name()), time.Now().UnixNano()%100000)
 	if len(ns) > 50 {
 		ns = ns[len(ns)-50:]
 		ns = strings.TrimLeft(ns, "-")
@@ -244,4 +244,18 @@ func writeFile(t *testing.T, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// dnsLabel turns a test's name into a DNS label's characters: lower case, anything but letters
+// and digits a dash.
+func dnsLabel(s string) string {
+	return strings.Trim(strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r - 'A' + 'a'
+		}
+		return '-'
+	}, s), "-")
 }
