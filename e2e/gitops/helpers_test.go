@@ -172,13 +172,23 @@ func stateOf(t *testing.T, d *appsv1.Deployment) spec.State {
 // waitFor polls the parent Deployment until cond holds.
 func (a *app) waitFor(timeout time.Duration, what string, cond func(*appsv1.Deployment) (bool, string)) *appsv1.Deployment {
 	a.t.Helper()
+	var d *appsv1.Deployment
+	a.poll(timeout, what, func() (bool, string) {
+		d = a.get()
+		return cond(d)
+	})
+	return d
+}
+
+// poll calls cond until it holds, logging each new detail it gives.
+func (a *app) poll(timeout time.Duration, what string, cond func() (bool, string)) {
+	a.t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
 	for {
-		d := a.get()
-		ok, detail := cond(d)
+		ok, detail := cond()
 		if ok {
-			return d
+			return
 		}
 		if detail != last {
 			a.t.Logf("waiting for %s: %s", what, detail)
