@@ -1,7 +1,6 @@
 package gitops
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -364,7 +363,7 @@ func ownsRules(t *testing.T, route *unstructured.Unstructured, when string) {
 			continue
 		}
 		set := &fieldpath.Set{}
-		if err := set.FromJSON(bytes.NewReader(mf.FieldsV1.Raw)); err != nil {
+		if err := set.FromJSON(mf.FieldsV1.GetRawReader()); err != nil {
 			t.Fatal(err)
 		}
 		if set.Has(fieldpath.MakePathOrDie("spec", "rules")) {
@@ -398,7 +397,7 @@ func argoManagedFieldsNormalize(t *testing.T, live, git *unstructured.Unstructur
 			continue
 		}
 		set := &fieldpath.Set{}
-		if err := set.FromJSON(bytes.NewReader(mf.FieldsV1.Raw)); err != nil {
+		if err := set.FromJSON(mf.FieldsV1.GetRawReader()); err != nil {
 			t.Fatal(err)
 		}
 		if both := set.Intersection(cmp.Modified); !both.Empty() {

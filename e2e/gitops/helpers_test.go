@@ -298,7 +298,7 @@ func (a *app) auditedWrites(agent string) []string {
 	if err != nil {
 		a.t.Fatalf("open audit log: %v", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var out []string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
