@@ -118,7 +118,7 @@ func (a *app) object(doc string) *unstructured.Unstructured {
 func (a *app) wantNoKubectlDiff(what, path string) {
 	a.t.Helper()
 	for _, args := range [][]string{{"diff"}, {"diff", "--server-side", "--force-conflicts"}} {
-		a.whileStateStill(what+": kubectl "+strings.Join(args, " "), func() string {
+		a.workerRace(what+": kubectl "+strings.Join(args, " "), func() string {
 			out, stderr, err := a.tryKubectl(append(args, "-f", path)...)
 			// kubectl diff exits 1 when it found differences, above 1 on an error.
 			var exit *exec.ExitError
@@ -128,7 +128,7 @@ func (a *app) wantNoKubectlDiff(what, path string) {
 			return ""
 		})
 	}
-	a.whileStateStill(what+": kubectl apply --server-side --dry-run=server", func() string {
+	a.workerRace(what+": kubectl apply --server-side --dry-run=server", func() string {
 		out, _ := a.kubectl("apply", "--server-side", "--force-conflicts", "--dry-run=server", "-o", "json", "-f", path)
 		live, _ := a.kubectl("get", "-o", "json", "-f", path)
 		dry, got := items(a.t, out), items(a.t, live)
@@ -236,7 +236,7 @@ func TestGatewayAPIRouteUnderFlux(t *testing.T) {
 	// Without ignore rules, Flux's drift detection finds the route, and only its rule 0's
 	// backendRefs.
 	routeSubject := "HTTPRoute/" + a.ns + "/web"
-	a.whileStateStill("flux diff without ignore rules", func() string {
+	a.workerRace("flux diff without ignore rules", func() string {
 		actions, drifted := f.diff(v2)
 		var out []string
 		for subject, action := range actions {
@@ -261,8 +261,8 @@ func TestGatewayAPIRouteUnderFlux(t *testing.T) {
 	for _, rule := range []jsondiff.IgnoreRule{fluxIgnoreWeights, fluxIgnoreRules} {
 		f.ignore = []jsondiff.IgnoreRule{rule}
 		at := fmt.Sprintf("ignoring %v", rule.Paths)
-		a.whileStateStill("flux diff "+at, func() string { return f.drift(v2) })
-		a.whileStateStill("flux reconcile "+at, func() string { return notAll(f.apply(v2), ssa.UnchangedAction) })
+		a.workerRace("flux diff "+at, func() string { return f.drift(v2) })
+		a.workerRace("flux reconcile "+at, func() string { return notAll(f.apply(v2), ssa.UnchangedAction) })
 		if o := a.observeRoute(); !o.Managed || o.Weight == 0 {
 			t.Errorf("%s: after Flux's reconcile the route is %+v, want Sluice's split kept", at, o)
 		}

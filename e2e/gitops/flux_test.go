@@ -48,6 +48,8 @@ type flux struct {
 func newFlux(t *testing.T) *flux {
 	t.Helper()
 	cfg := env.Cluster.RESTConfig()
+	// kustomize-controller's client limits (--kube-api-qps, --kube-api-burst defaults).
+	cfg.QPS, cfg.Burst = 50, 300
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +146,12 @@ func (f *flux) healthCheck(manifest []byte, timeout time.Duration) error {
 	return f.manager.WaitForSetWithContext(f.t.Context(), set, ssa.WaitOptions{Interval: time.Second, Timeout: timeout, FailFast: true})
 }
 
+// healthTimeout is the spec.timeout of the health checks that must time out. It is not a
+// multiple of the 1 s poll interval: a poll sent at the deadline fails in client-go's rate
+// limiter ("would exceed context deadline"), which the status poller reports as an error in
+// place of the timeout.
+const healthTimeout = 3500 * time.Millisecond
+
 // kstatusOf computes kstatus of the live Deployment.
 func kstatusOf(t *testing.T, d *appsv1.Deployment) *kstatus.Result {
 	t.Helper()
@@ -237,8 +245,8 @@ func TestFluxReconcilesDuringARelease(t *testing.T) {
 	// InProgress, and the stable pods stay.
 	reconcile := func(at string) {
 		t.Helper()
-		a.whileStateStill("reconcile "+at, func() string { return notAll(f.apply(v2), ssa.UnchangedAction) })
-		a.whileStateStill("drift detection "+at, func() string { return f.drift(v2) })
+		a.workerRace("reconcile "+at, func() string { return notAll(f.apply(v2), ssa.UnchangedAction) })
+		a.workerRace("drift detection "+at, func() string { return f.drift(v2) })
 		d := a.get()
 		if res := kstatusOf(t, d); res.Status != kstatus.InProgressStatus {
 			t.Errorf("%s: kstatus %s (%s), want InProgress", at, res.Status, res.Message)
@@ -253,7 +261,7 @@ func TestFluxReconcilesDuringARelease(t *testing.T) {
 	// A Kustomization with wait: true reports the health check failed when its timeout passes
 	// during a release.
 	start := time.Now()
-	err := f.healthCheck(v2, 3*time.Second)
+	err := f.healthCheck(v2, healthTimeout)
 	if err == nil || !strings.Contains(err.Error(), "timeout waiting for") || !strings.Contains(err.Error(), "InProgress") {
 		t.Errorf("health check during the release: %v, want a timeout with the Deployment InProgress", err)
 	}
@@ -332,7 +340,7 @@ func TestFluxAfterARollback(t *testing.T) {
 	if res.Status != kstatus.InProgressStatus || !d.Spec.Paused {
 		t.Errorf("after the rollback: paused=%v kstatus %s (%s), want paused and InProgress", d.Spec.Paused, res.Status, res.Message)
 	}
-	if err := f.healthCheck(v2, 3*time.Second); err == nil || !strings.Contains(err.Error(), "InProgress") {
+	if err := f.healthCheck(v2, healthTimeout); err == nil || !strings.Contains(err.Error(), "InProgress") {
 		t.Errorf("health check after the rollback: %v, want a timeout with the Deployment InProgress", err)
 	}
 	if again := stateOf(t, a.get()); again.Phase != spec.PhaseFailed || !again.StartedAt.Equal(st.StartedAt) {

@@ -69,14 +69,14 @@ func (a *app) helmManifest(release string, revision int) string {
 	return out
 }
 
-// helmWrites are the writes of the Deployment release that Helm sent, as the API server's audit
-// log recorded them (Helm's user agent is Helm/<version>).
+// helmWrites are the writes to the release's Deployment that Helm sent (its user agent is
+// Helm/<version>), as "verb name".
 func (a *app) helmWrites() []string {
 	a.t.Helper()
 	var out []string
-	for _, w := range a.auditedWrites("Helm/") {
-		if strings.HasSuffix(w, " "+a.name) {
-			out = append(out, w)
+	for _, w := range a.auditedWrites() {
+		if strings.HasPrefix(w.UserAgent, "Helm/") && w.Name == a.name {
+			out = append(out, w.Verb+" "+w.Name)
 		}
 	}
 	return out

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/e2e/demoapp"
+	"github.com/sluice-dev/sluice/e2e/stack"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -232,25 +233,27 @@ func (a *app) waitCanaryReady(timeout time.Duration) spec.State {
 	return stateOf(a.t, d)
 }
 
-// whileStateStill runs try, which returns what differs ("" for nothing), until nothing differs
-// or it ran while Sluice's worker left the Deployment's annotations alone. A GitOps tool
-// compares the live object it read with the result of a dry run: when the worker writes its
-// state between the two (once per step), the tool sees that write as drift and applies again,
-// which changes nothing (the webhook keeps the state). A difference found while the annotations
-// stayed as they were is real, and is reported.
-func (a *app) whileStateStill(what string, try func() string) {
+// workerRace runs try, which returns what differs ("" for nothing), again while Sluice's
+// worker wrote the Deployment meanwhile, and reports a difference found when it did not. A
+// GitOps tool compares the live object it read with the result of a dry run: when the worker
+// writes its state between the two (once per step), the tool sees that write as drift, applies
+// once more, and that apply changes nothing (the webhook keeps the state). Who wrote is read
+// from the API server's audit log, so a difference the tool's own write caused is never taken
+// for the worker's.
+func (a *app) workerRace(what string, try func() string) {
 	a.t.Helper()
 	for attempt := 1; ; attempt++ {
-		before := a.get().Annotations
+		before := a.workerWrites()
 		diff := try()
 		if diff == "" {
 			return
 		}
-		if maps.Equal(before, a.get().Annotations) || attempt == 5 {
+		time.Sleep(300 * time.Millisecond) // the audit log is written as requests complete
+		if a.workerWrites() == before || attempt == 5 {
 			a.t.Errorf("%s: %s", what, diff)
 			return
 		}
-		a.t.Logf("%s: the worker wrote its state meanwhile (try %d: %s); again", what, attempt, diff)
+		a.t.Logf("%s: Sluice's worker wrote the Deployment meanwhile (try %d: %s); again", what, attempt, diff)
 	}
 }
 
@@ -289,17 +292,21 @@ func (a *app) replicaSets() []string {
 	return out
 }
 
-// auditedWrites returns the Deployment writes in the app's namespace that the API server
-// logged (auditPolicy) for requests whose user agent starts with agent: "verb name" each, in
-// order, dry runs marked.
-func (a *app) auditedWrites(agent string) []string {
+// write is one write to a Deployment the API server's audit log recorded (auditPolicy).
+type write struct {
+	Verb, Name, User, UserAgent string
+	DryRun                      bool
+}
+
+// auditedWrites returns the writes to Deployments in the app's namespace, in order.
+func (a *app) auditedWrites() []write {
 	a.t.Helper()
 	f, err := os.Open(env.Cluster.AuditLog)
 	if err != nil {
 		a.t.Fatalf("open audit log: %v", err)
 	}
 	defer func() { _ = f.Close() }()
-	var out []string
+	var out []write
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -307,7 +314,10 @@ func (a *app) auditedWrites(agent string) []string {
 			Verb       string `json:"verb"`
 			RequestURI string `json:"requestURI"`
 			UserAgent  string `json:"userAgent"`
-			ObjectRef  *struct {
+			User       struct {
+				Username string `json:"username"`
+			} `json:"user"`
+			ObjectRef *struct {
 				Namespace string `json:"namespace"`
 				Name      string `json:"name"`
 			} `json:"objectRef"`
@@ -315,19 +325,28 @@ func (a *app) auditedWrites(agent string) []string {
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			a.t.Fatalf("audit log: %v", err)
 		}
-		if ev.ObjectRef == nil || ev.ObjectRef.Namespace != a.ns || !strings.HasPrefix(ev.UserAgent, agent) {
+		if ev.ObjectRef == nil || ev.ObjectRef.Namespace != a.ns {
 			continue
 		}
-		w := ev.Verb + " " + ev.ObjectRef.Name
-		if strings.Contains(ev.RequestURI, "dryRun=All") {
-			w += " (dry run)"
-		}
-		out = append(out, w)
+		out = append(out, write{Verb: ev.Verb, Name: ev.ObjectRef.Name, User: ev.User.Username, UserAgent: ev.UserAgent,
+			DryRun: strings.Contains(ev.RequestURI, "dryRun=All")})
 	}
 	if err := sc.Err(); err != nil {
 		a.t.Fatalf("read audit log: %v", err)
 	}
 	return out
+}
+
+// workerWrites counts the writes Sluice's worker sent to the parent Deployment.
+func (a *app) workerWrites() int {
+	a.t.Helper()
+	n := 0
+	for _, w := range a.auditedWrites() {
+		if w.User == stack.Identity && w.Name == a.name && !w.DryRun {
+			n++
+		}
+	}
+	return n
 }
 
 func mustJSON(v any) string {
