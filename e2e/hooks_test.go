@@ -302,7 +302,7 @@ func TestFlaggerLoadtesterAsHookTarget(t *testing.T) {
 	t.Parallel()
 	lt := startFlaggerLoadtester(t)
 
-	t.Run("gate, cmd and rollback", func(t *testing.T) {
+	t.Run("gate cmd and rollback", func(t *testing.T) {
 		t.Parallel()
 		marker := filepath.Join(t.TempDir(), "ran")
 		a := newApp(t, "web", fastAnnotations(spec.AnnWebhooks, hooksAnnotation(lt.url,
