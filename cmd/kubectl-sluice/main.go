@@ -11,6 +11,9 @@
 //	kubectl sluice pause NAME       stop stepping and analysing; resume continues
 //	kubectl sluice resume NAME
 //	kubectl sluice retry NAME       start again the release of the template that failed
+//	kubectl sluice import FILE|-    convert Flagger's Canary, MetricTemplate and AlertProvider
+//	                                manifests to Sluice's (stdout) and report what has no
+//	                                equivalent (stderr)
 //
 // The verbs that read (status, list, history) print kubectl-style tables, or -o json|yaml.
 // See docs/plugin.md.
@@ -45,6 +48,8 @@ verbs:
   pause NAME     pause the release in flight
   resume NAME    resume a paused release
   retry NAME     release again the template that failed
+  import FILE|-  convert Flagger Canary, MetricTemplate and AlertProvider manifests to Sluice's:
+                 objects on stdout, one line per field without an equivalent on stderr
 
 flags:
 `
@@ -66,6 +71,8 @@ type options struct {
 	output        string
 	timeout       time.Duration
 	verb, name    string
+	// import
+	deployment, meshProvider string
 }
 
 func (o *options) addFlags(fs *pflag.FlagSet) {
@@ -75,6 +82,8 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.context, "context", "", "kubeconfig context")
 	fs.StringVarP(&o.output, "output", "o", "", "status, list, history: json or yaml instead of a table")
 	fs.DurationVar(&o.timeout, "timeout", 0, "watch: give up after this long with exit code 2 (0: wait until the release ends)")
+	fs.StringVar(&o.deployment, "deployment", "", "import: a file with your Deployment manifest(s), written out whole with Sluice's label and annotations")
+	fs.StringVar(&o.meshProvider, "mesh-provider", "istio", "import: the provider of a Canary that names none (Flagger's -mesh-provider)")
 }
 
 func (o *options) validate() error {
@@ -86,6 +95,10 @@ func (o *options) validate() error {
 		if o.name == "" {
 			return fmt.Errorf("%s needs a Deployment name", o.verb)
 		}
+	case "import":
+		if o.name == "" {
+			return fmt.Errorf("import needs a file name, or - for stdin")
+		}
 	default:
 		return fmt.Errorf("unknown verb %q", o.verb)
 	}
@@ -95,6 +108,9 @@ func (o *options) validate() error {
 	if o.allNamespaces && o.verb != "list" {
 		return fmt.Errorf("-A is for list only")
 	}
+	if (o.deployment != "" || o.meshProvider != "istio") && o.verb != "import" {
+		return fmt.Errorf("--deployment and --mesh-provider are for import only")
+	}
 	if o.timeout < 0 {
 		return fmt.Errorf("--timeout must not be negative")
 	}
@@ -102,11 +118,11 @@ func (o *options) validate() error {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // run executes one command line and returns the exit code.
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var o options
 	fs := pflag.NewFlagSet("kubectl-sluice", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -132,6 +148,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := o.validate(); err != nil {
 		fmt.Fprintf(stderr, "kubectl sluice: %v\n%s", err, usage+fs.FlagUsages())
 		return exitError
+	}
+
+	if o.verb == "import" {
+		// Needs no cluster.
+		return importFlagger(o.name, o, stdin, stdout, stderr)
 	}
 
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
