@@ -116,6 +116,7 @@ func (c *canary) chooseRouter(p node) {
 	c.provider = p.str()
 	if c.provider == "" {
 		c.provider = c.opts.MeshProvider
+		node{d: c.d, path: p.path}.report("absent: converted for Flagger's -mesh-provider, %s here (kubectl sluice import --mesh-provider)", c.provider)
 	} else {
 		p.to(spec.AnnRouter)
 	}
@@ -415,6 +416,7 @@ func (c *canary) validate() {
 			c.refused(e)
 		}
 	}
+	c.crossNamespaceTemplates()
 	if raw, ok := c.ann[spec.AnnWebhooks]; ok {
 		if _, errs := spec.ParseHooks(spec.AnnWebhooks, raw); len(errs) > 0 {
 			for _, e := range errs {
@@ -431,6 +433,21 @@ func (c *canary) validate() {
 			for _, e := range spec.CrossNamespaceAlerts(spec.AnnAlerts, as, c.ns) {
 				c.refused(e)
 			}
+		}
+	}
+}
+
+// crossNamespaceTemplates refuses, as admission does without --allow-cross-namespace-templates,
+// a templateRef to another namespace than the Deployment's.
+func (c *canary) crossNamespaceTemplates() {
+	var ms []spec.Metric
+	if c.ns == "" || yaml.Unmarshal([]byte(c.ann[spec.AnnMetrics]), &ms) != nil {
+		return
+	}
+	for _, m := range ms {
+		if r := m.TemplateRef; r != nil && r.Namespace != "" && r.Namespace != c.ns {
+			c.refused(field.Forbidden(field.NewPath(fmt.Sprintf("%s[%s].templateRef.namespace", spec.AnnMetrics, m.Name)),
+				fmt.Sprintf("MetricTemplate %s/%s is in another namespace than the Deployment (%s); the controller allows that only with --allow-cross-namespace-templates", r.Namespace, r.Name, c.ns)))
 		}
 	}
 }

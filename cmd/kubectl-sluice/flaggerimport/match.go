@@ -45,6 +45,29 @@ func (c *canary) matches(ms node, strategy spec.Strategy) {
 		}
 		out = append(out, match)
 	}
+	if c.router == spec.RouterNginx && len(out) > 1 {
+		// ingress-nginx routes to the canary by a header or a cookie, whichever the request
+		// has: Flagger's separate matches are one canary Ingress, as in Sluice's single match.
+		merged := spec.Match{}
+		for _, m := range out {
+			for k, v := range m.Headers {
+				if merged.Headers == nil {
+					merged.Headers = map[string]spec.StringMatch{}
+				}
+				merged.Headers[k] = v
+			}
+			for k, v := range m.Cookies {
+				addCookie(&merged, k, v)
+			}
+			for k, v := range m.QueryParams {
+				if merged.QueryParams == nil {
+					merged.QueryParams = map[string]spec.StringMatch{}
+				}
+				merged.QueryParams[k] = v
+			}
+		}
+		out = []spec.Match{merged}
+	}
 	b, _ := yaml.Marshal(out)
 	c.ann[spec.AnnMatch] = string(b)
 	c.origin[spec.AnnMatch] = ms.path

@@ -221,3 +221,23 @@ func (d *doc) uncovered() []string {
 	}
 	return out
 }
+
+// Covered reports whether leaf of the object traced by tr was mapped or is named (itself or an
+// ancestor) by one of findings about that object. It reads only the trace's Mapped set and the
+// findings, not the conversion's internal state.
+func Covered(tr Trace, leaf string, findings []Finding) bool {
+	named := map[string]bool{}
+	for _, f := range findings {
+		if f.Source == tr.Source {
+			named[f.Field] = true
+		}
+	}
+	for p := leaf; ; p = parentPath(p) {
+		if _, ok := tr.Mapped[p]; ok || named[p] {
+			return true
+		}
+		if p == "" {
+			return false
+		}
+	}
+}
