@@ -83,7 +83,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.output, "output", "o", "", "status, list, history: json or yaml instead of a table")
 	fs.DurationVar(&o.timeout, "timeout", 0, "watch: give up after this long with exit code 2 (0: wait until the release ends)")
 	fs.StringVar(&o.deployment, "deployment", "", "import: a file with your Deployment manifest(s), written out whole with Sluice's label and annotations")
-	fs.StringVar(&o.meshProvider, "mesh-provider", "", "import: the provider of a Canary that names none, as Flagger's -mesh-provider (default istio)")
+	fs.StringVar(&o.meshProvider, "mesh-provider", "", "import: the provider of a Canary that names none, as Flagger's -mesh-provider (default: gatewayapi with gatewayRefs, nginx with an ingressRef, else istio)")
 }
 
 func (o *options) validate() error {

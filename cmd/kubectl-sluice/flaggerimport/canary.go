@@ -54,7 +54,7 @@ func (c *canary) convert() []Object {
 		s.report("not converted: Sluice releases Deployments only, configured on the Deployment itself")
 		return nil
 	}
-	c.chooseRouter(s.key("provider"))
+	c.chooseRouter(s.key("provider"), s)
 	c.service(s.key("service"), s)
 	analysis := s.key("analysis")
 	if !analysis.exists() {
@@ -112,12 +112,25 @@ func (c *canary) targetRef(t node) bool {
 }
 
 // Routers Flagger's providers become.
-func (c *canary) chooseRouter(p node) {
+func (c *canary) chooseRouter(p, s node) {
 	c.provider = p.str()
-	if c.provider == "" {
+	switch {
+	case c.provider != "":
+	case len(s.key("service").key("gatewayRefs").items()) > 0 && c.opts.MeshProvider == "":
+		// Only Flagger's Gateway API router reads gatewayRefs (and requires them).
+		c.provider = "gatewayapi:v1"
+		node{d: c.d, path: p.path}.report("absent: converted for Flagger's gatewayapi provider, the only one that reads spec.service.gatewayRefs (kubectl sluice import --mesh-provider sets another)")
+	case s.key("ingressRef").exists() && c.opts.MeshProvider == "":
+		c.provider = "nginx"
+		node{d: c.d, path: p.path}.report("absent: converted for Flagger's nginx provider, which reads spec.ingressRef (kubectl sluice import --mesh-provider sets another)")
+	default:
 		c.provider = c.opts.MeshProvider
+		if c.provider == "" {
+			c.provider = "istio"
+		}
 		node{d: c.d, path: p.path}.report("absent: converted for Flagger's -mesh-provider, %s here (kubectl sluice import --mesh-provider)", c.provider)
-	} else {
+	}
+	if p.exists() {
 		p.to(spec.AnnRouter)
 	}
 	switch pr := c.provider; {

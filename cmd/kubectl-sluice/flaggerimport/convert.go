@@ -21,7 +21,8 @@ type Options struct {
 	// label and annotations merged in; otherwise only those are written, as a patch.
 	Deployments []byte
 	// MeshProvider is the provider of a Canary that names none: Flagger's -mesh-provider
-	// flag (Flagger's default: istio).
+	// flag. Empty: gatewayapi for a Canary with gatewayRefs, nginx for one with an ingressRef,
+	// else istio (Flagger's default).
 	MeshProvider string
 	// Routers is the catalog the annotations are validated against (the routers Sluice
 	// offers).
@@ -83,9 +84,6 @@ func Convert(input []byte, opts Options) (*Result, error) {
 	deployments, err := decodeStream(opts.Deployments)
 	if err != nil {
 		return nil, fmt.Errorf("--deployment: %w", err)
-	}
-	if opts.MeshProvider == "" {
-		opts.MeshProvider = "istio"
 	}
 	var users []map[string]any
 	for _, d := range append(deployments, docs...) {
