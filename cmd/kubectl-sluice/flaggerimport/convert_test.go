@@ -3,6 +3,7 @@ package flaggerimport
 import (
 	"bytes"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,4 +100,34 @@ func TestEveryFieldMappedOrReported(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzConvert: any input either is refused as unreadable or converts without a panic, and
+// every leaf of every input object is mapped or reported; the output renders as YAML.
+func FuzzConvert(f *testing.F) {
+	inputs, _ := filepath.Glob("testdata/*.yaml")
+	for _, in := range inputs {
+		b, err := os.ReadFile(in)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	routers := builtin.Routers().Catalog()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		res, err := Convert(in, Options{Routers: routers})
+		if err != nil {
+			return
+		}
+		for _, tr := range res.Traces {
+			for _, leaf := range Leaves(tr.Object) {
+				if !Covered(tr, leaf, res.Findings) {
+					t.Errorf("%s: %s neither mapped nor reported", tr.Source, leaf)
+				}
+			}
+		}
+		if err := Write(io.Discard, res.Objects); err != nil {
+			t.Errorf("Write: %v", err)
+		}
+	})
 }
