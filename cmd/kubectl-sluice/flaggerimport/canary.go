@@ -215,6 +215,7 @@ func (c *canary) rest(s node) {
 // analysis converts spec.analysis into annotations.
 func (c *canary) analysis(a node) {
 	if !a.exists() {
+		node{d: c.d, path: "spec.analysis"}.report("absent: Flagger then promotes every change without analysis; Sluice analyses with its defaults unless the Deployment sets %s: \"true\"", spec.AnnSkipAnalysis)
 		return
 	}
 	if v := a.key("interval"); v.exists() {
