@@ -228,3 +228,5 @@ func moduleDir(repo string) (dir, version string, err error) {
 	}
 	return mod.Dir, version, nil
 }
+
+var execCommand = exec.CommandContext
