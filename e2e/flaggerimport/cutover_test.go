@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -278,7 +279,7 @@ func (w *endpointWatch) stop() (int, []string) {
 // runPlugin runs kubectl-sluice and returns stdout and stderr apart.
 func runPlugin(ctx context.Context, args ...string) (string, string, error) {
 	var out, errOut strings.Builder
-	cmd := execCommand(ctx, env.PluginBinary, args...)
+	cmd := exec.CommandContext(ctx, env.PluginBinary, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	if err != nil {

@@ -228,5 +228,3 @@ func moduleDir(repo string) (dir, version string, err error) {
 	}
 	return mod.Dir, version, nil
 }
-
-var execCommand = exec.CommandContext
