@@ -35,11 +35,11 @@ const defaultNamespace = "flagger-import"
 
 // tally is what the test prints at the end.
 type tally struct {
-	canaries, snippets, notYAML                 int
-	clean, withReport, notConverted             int
-	objects, dryRunOK, refusedReported, pending int
-	notServed                                   map[string]int
-	reportLines                                 int
+	canaries, snippets, notYAML        int
+	clean, withReport, notConverted    int
+	objects, dryRunOK, refusedReported int
+	notServed                          map[string]int
+	reportLines                        int
 }
 
 // TestImportEveryPublishedCanary (issue 12, acceptance 1): every Canary manifest in Flagger's
@@ -221,14 +221,10 @@ func TestImportEveryPublishedCanary(t *testing.T) {
 				tl.dryRunOK++
 				continue
 			}
-			pending, unexplained := explain(err.Error(), report)
-			switch {
-			case len(unexplained) > 0:
+			if unexplained := explain(err.Error(), report); len(unexplained) > 0 {
 				t.Errorf("%s: %s %s/%s refused by the API server and no report line names why:\n  %s\nreport:\n%s",
 					s.where, u.GetKind(), ns, u.GetName(), strings.Join(unexplained, "\n  "), report)
-			case pending:
-				tl.pending++
-			default:
+			} else {
 				tl.refusedReported++
 			}
 		}
@@ -236,8 +232,8 @@ func TestImportEveryPublishedCanary(t *testing.T) {
 	t.Logf("flagger %s: %d Canary manifests in %d YAML streams (%d more streams are documentation fragments that are not YAML); "+
 		"%d converted without a report line, %d with report lines (%d lines), %d Canaries not convertible (reported: not a Deployment, or no target)",
 		version, tl.canaries, tl.snippets-tl.notYAML, tl.notYAML, tl.clean, tl.withReport, tl.reportLines, tl.notConverted)
-	t.Logf("objects written: %d; server-side dry-run: %d accepted, %d refused for a reason the report names, %d refused only for hooks/alerts (not run by this version yet), not served by this API server: %v",
-		tl.objects, tl.dryRunOK, tl.refusedReported, tl.pending, tl.notServed)
+	t.Logf("objects written: %d; server-side dry-run: %d accepted, %d refused for a reason the report names, not served by this API server: %v",
+		tl.objects, tl.dryRunOK, tl.refusedReported, tl.notServed)
 	if tl.canaries == 0 || tl.dryRunOK == 0 {
 		t.Errorf("found %d Canaries, %d objects accepted: the scan or the dry-run found nothing", tl.canaries, tl.dryRunOK)
 	}
@@ -245,28 +241,18 @@ func TestImportEveryPublishedCanary(t *testing.T) {
 
 // explain matches an API server refusal against import's report: each line of a denial by
 // Sluice's webhook must appear in the report (import runs the same parser and reports its
-// message against the input field). pending: the only refusals are hooks or alerts, which this
-// version of Sluice does not run yet.
-func explain(msg, report string) (pending bool, unexplained []string) {
+// message against the input field). It returns the lines the report does not name.
+func explain(msg, report string) (unexplained []string) {
 	_, denial, ok := strings.Cut(msg, "denied the request: ")
 	if !ok {
-		return false, []string{msg}
+		return []string{msg}
 	}
-	pending = true
 	for _, line := range strings.Split(denial, "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "":
-		case strings.Contains(line, "are not available in this version of Sluice") &&
-			(strings.HasPrefix(line, "sluice.dev/webhooks") || strings.HasPrefix(line, "sluice.dev/alerts")):
-		case strings.Contains(report, line):
-			pending = false
-		default:
-			pending = false
+		if line = strings.TrimSpace(line); line != "" && !strings.Contains(report, line) {
 			unexplained = append(unexplained, line)
 		}
 	}
-	return pending, unexplained
+	return unexplained
 }
 
 // targetDeployments is a Deployment for every Canary target of objs: Flagger's podinfo,
