@@ -422,11 +422,6 @@ func (c *canary) validate() {
 			}
 		}
 		for _, e := range kept {
-			// Hooks and alerts are being wired into releases; until then the parser refuses
-			// them as unavailable, which is not a problem of the input.
-			if (e.Field == spec.AnnWebhooks || e.Field == spec.AnnAlerts) && e.Type == field.ErrorTypeForbidden {
-				continue
-			}
 			c.refused(e)
 		}
 	}
