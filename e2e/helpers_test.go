@@ -63,7 +63,14 @@ func newApp(t *testing.T, name string, ann map[string]string) *app {
 	go func() { _ = load.Run(runCtx); done <- struct{}{} }()
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	_ = ctx
-	return &app{t: t, ns: ns, name: name, ann: ann, load: load, manifests: t.TempDir()}
+	// Not t.TempDir(): its path holds the test's name, and kubectl -f reads a comma in a
+	// subtest's name as a list of files.
+	manifests, err := os.MkdirTemp("", "sluice-e2e-app-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(manifests) })
+	return &app{t: t, ns: ns, name: name, ann: ann, load: load, manifests: manifests}
 }
 
 // manifest renders the app's Deployment, opted in, as a user would keep it in Git.
