@@ -285,9 +285,9 @@ func TestHookFailuresRollBack(t *testing.T) {
 			hook("promote", spec.HookConfirmPromotion), hook("smoke", spec.HookRollout))))
 		a.deploy("demo:v1")
 		a.kubectl("set", "image", "deployment/web", "app=demo:v2")
-		st := a.waitGate(60*time.Second, spec.HookConfirmPromotion)
+		a.waitGate(60*time.Second, spec.HookConfirmPromotion)
 		h.set("/smoke", http.StatusInternalServerError) // the rollout hook is a check: now failing
-		st = a.waitPhase(40*time.Second, spec.PhaseFailed)
+		st := a.waitPhase(40*time.Second, spec.PhaseFailed)
 		if !strings.Contains(st.AbortReason, "failed analysis runs reached the threshold") {
 			t.Errorf("rolled back for %q, want the failed runs at the gate", st.AbortReason)
 		}
