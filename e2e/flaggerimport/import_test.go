@@ -239,17 +239,23 @@ func TestImportEveryPublishedCanary(t *testing.T) {
 	}
 }
 
-// explain matches an API server refusal against import's report: each line of a denial by
-// Sluice's webhook must appear in the report (import runs the same parser and reports its
-// message against the input field). It returns the lines the report does not name.
+// explain matches an API server refusal against import's report: every error of a denial by
+// Sluice's webhook (one per field, joined by "; ") must be quoted by a report line (import runs
+// the same parser and reports its message against the input field). It returns what of the
+// denial no report line quotes.
 func explain(msg, report string) (unexplained []string) {
 	_, denial, ok := strings.Cut(msg, "denied the request: ")
 	if !ok {
 		return []string{msg}
 	}
-	for _, line := range strings.Split(denial, "\n") {
-		if line = strings.TrimSpace(line); line != "" && !strings.Contains(report, line) {
-			unexplained = append(unexplained, line)
+	for _, line := range strings.Split(report, "\n") {
+		if _, quoted, ok := strings.Cut(line, "Sluice would refuse this at kubectl apply: "); ok {
+			denial = strings.ReplaceAll(denial, strings.TrimSpace(quoted), "")
+		}
+	}
+	for _, rest := range strings.Split(denial, "\n") {
+		if rest = strings.Trim(rest, "; \t"); rest != "" && !strings.Contains(report, rest) {
+			unexplained = append(unexplained, rest)
 		}
 	}
 	return unexplained
