@@ -16,8 +16,11 @@ import (
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
-// Analyzer runs a release's checks concurrently against one metrics provider, with a bound on
-// the queries in flight across all releases.
+// Analyzer runs a release's checks concurrently, with two bounds on the queries in flight
+// across all releases: per backend (an address of a provider type) and in all. A query takes
+// its backend's place first and only then one of all, so queries waiting for a slow or hanging
+// backend hold no place that another backend's queries could use: they wait for their own
+// backend alone, and each fails at --query-timeout.
 //
 // A templateRef names a MetricTemplate in the Deployment's namespace; one in another namespace
 // is refused (a failed check saying so) unless AllowCrossNamespaceTemplates: a template carries
@@ -35,12 +38,79 @@ type Analyzer struct {
 	AllowCrossNamespaceTemplates bool
 	// Routers are the routers the controller offers; the builtin checks run their queries.
 	Routers spec.Routers
-	sem     chan struct{}
+	// BackendParallelism bounds the queries in flight to one backend
+	// (--query-parallelism-per-backend); 0 means a quarter of the total.
+	BackendParallelism int
+
+	sem      chan struct{}
+	mu       sync.Mutex
+	backends map[string]*backendSlots
 }
 
-// NewAnalyzer bounds the queries in flight at once to parallelism.
+// backendSlots are the places of one backend's queries, shared by the queries that use them
+// (and dropped when none does).
+type backendSlots struct {
+	sem   chan struct{}
+	users int
+}
+
+// NewAnalyzer bounds the queries in flight at once to parallelism in all.
 func NewAnalyzer(p metrics.Provider, parallelism int) *Analyzer {
 	return &Analyzer{Provider: p, sem: make(chan struct{}, max(parallelism, 1))}
+}
+
+// slot takes a place for one query to backend, then one of all (see Analyzer); release gives
+// both back.
+func (a *Analyzer) slot(ctx context.Context, backend string) (release func(), err error) {
+	a.mu.Lock()
+	if a.backends == nil {
+		a.backends = map[string]*backendSlots{}
+	}
+	b := a.backends[backend]
+	if b == nil {
+		n := a.BackendParallelism
+		if n <= 0 {
+			n = cap(a.sem) / 4
+		}
+		b = &backendSlots{sem: make(chan struct{}, max(n, 1))}
+		a.backends[backend] = b
+	}
+	b.users++
+	a.mu.Unlock()
+	done := func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if b.users--; b.users == 0 {
+			delete(a.backends, backend)
+		}
+	}
+	select {
+	case b.sem <- struct{}{}:
+	case <-ctx.Done():
+		done()
+		return nil, ctx.Err()
+	}
+	select {
+	case a.sem <- struct{}{}:
+	case <-ctx.Done():
+		<-b.sem
+		done()
+		return nil, ctx.Err()
+	}
+	return func() { <-a.sem; <-b.sem; done() }, nil
+}
+
+// backendKey names the backend a query goes to: its provider type, address and region. The
+// builtin checks and inline queries go to the default Prometheus.
+func (a *Analyzer) backendKey(p *spec.ProviderSpec) string {
+	typ, addr, region := "prometheus", "", ""
+	if p != nil {
+		typ, addr, region = p.Type, p.Address, p.Region
+	}
+	if addr == "" && a.Providers != nil {
+		addr = a.Providers.DefaultAddresses[typ]
+	}
+	return typ + " " + addr + " " + region
 }
 
 // Run evaluates every check of the plan for the release of Deployment name.
@@ -57,7 +127,7 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 	results := make([]spec.CheckResult, len(plan.Metrics))
 	var wg sync.WaitGroup
 	for i, m := range plan.Metrics {
-		prov, m, err := a.resolve(ctx, namespace, m)
+		prov, backend, m, err := a.resolve(ctx, namespace, m)
 		if err != nil {
 			results[i] = analysis.Judge(m, 0, err)
 			continue
@@ -70,13 +140,12 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 			continue
 		}
 		wg.Go(func() {
-			select {
-			case a.sem <- struct{}{}:
-				defer func() { <-a.sem }()
-			case <-ctx.Done():
-				results[i] = analysis.Judge(m, 0, fmt.Errorf("%w: %w", metrics.ErrUnreachable, ctx.Err()))
+			release, err := a.slot(ctx, backend)
+			if err != nil {
+				results[i] = analysis.Judge(m, 0, fmt.Errorf("%w: %w", metrics.ErrUnreachable, err))
 				return
 			}
+			defer release()
 			results[i] = a.check(ctx, prov, router, plan, m, vars, canaryQ)
 		})
 	}
@@ -90,37 +159,46 @@ func (a *Analyzer) Run(ctx context.Context, namespace, name string, plan *spec.C
 // templateTimeout bounds the wait for the MetricTemplate informer (e.g. when the CRD is missing).
 const templateTimeout = 10 * time.Second
 
-// resolve finds the provider of check m, and for a templateRef check the template's query: its
-// MetricTemplate's provider, else the default one.
-func (a *Analyzer) resolve(ctx context.Context, namespace string, m spec.Metric) (metrics.Provider, spec.Metric, error) {
+// resolve finds the provider of check m and the backend it queries (backendKey), and for a
+// templateRef check the template's query: its MetricTemplate's provider, else the default one.
+func (a *Analyzer) resolve(ctx context.Context, namespace string, m spec.Metric) (metrics.Provider, string, spec.Metric, error) {
 	if m.TemplateRef == nil {
-		return a.Provider, m, nil
+		return a.Provider, a.backendKey(nil), m, nil
 	}
+	prov, t, m, err := a.template(ctx, namespace, m)
+	if err != nil {
+		return nil, "", m, err
+	}
+	return prov, a.backendKey(&t.Spec.Provider), m, nil
+}
+
+// template finds the MetricTemplate of templateRef check m and builds its provider.
+func (a *Analyzer) template(ctx context.Context, namespace string, m spec.Metric) (metrics.Provider, *spec.MetricTemplate, spec.Metric, error) {
 	ns := m.TemplateRef.Namespace
 	if ns == "" {
 		ns = namespace
 		m.TemplateRef = &spec.TemplateRef{Name: m.TemplateRef.Name, Namespace: ns}
 	}
 	if ns != namespace && !a.AllowCrossNamespaceTemplates {
-		return nil, m, withTemplate(m, fmt.Errorf("refused: the template is in namespace %s, not the Deployment's (%s); "+
+		return nil, nil, m, withTemplate(m, fmt.Errorf("refused: the template is in namespace %s, not the Deployment's (%s); "+
 			"a template uses its own namespace's Secret, so a templateRef to another namespace needs the controller flag --allow-cross-namespace-templates "+
 			"(or copy the template into %s)", ns, namespace, namespace))
 	}
 	if a.Templates == nil || a.Providers == nil {
-		return nil, m, fmt.Errorf("MetricTemplates are not enabled in this controller")
+		return nil, nil, m, fmt.Errorf("MetricTemplates are not enabled in this controller")
 	}
 	tctx, cancel := context.WithTimeout(ctx, templateTimeout)
 	defer cancel()
 	t := &spec.MetricTemplate{}
 	if err := a.Templates.Get(tctx, types.NamespacedName{Namespace: ns, Name: m.TemplateRef.Name}, t); err != nil {
-		return nil, m, withTemplate(m, err)
+		return nil, nil, m, withTemplate(m, err)
 	}
 	prov, err := a.Providers.For(ctx, ns, t.Spec.Provider)
 	if err != nil {
-		return nil, m, withTemplate(m, err)
+		return nil, nil, m, withTemplate(m, err)
 	}
 	m.Query = t.Spec.Query
-	return prov, m, nil
+	return prov, t, m, nil
 }
 
 // check runs one check: the canary query, and where asked the same query on the stable pods

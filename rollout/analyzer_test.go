@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -142,5 +143,73 @@ func TestProviderErrorsNeverCarryTheSecret(t *testing.T) {
 	}
 	if errors.Is(err, metrics.ErrNoData) {
 		t.Errorf("a refused key reads as no data: %v", err)
+	}
+}
+
+// hanging is a backend that answers no query until released (or the query's context ends).
+type hanging struct {
+	started atomic.Int32
+	release chan struct{}
+}
+
+func (h *hanging) Query(ctx context.Context, _ string) (float64, error) {
+	h.started.Add(1)
+	select {
+	case <-h.release:
+		return 100, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// One backend that hangs does not delay another's queries: its queries take at most their
+// backend's places (--query-parallelism-per-backend), and wait for them before taking one of all
+// (--query-parallelism), so the places left serve the other backends at once.
+func TestHangingBackendDoesNotDelayAnother(t *testing.T) {
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"7"]}]}}`))
+	}))
+	defer prom.Close()
+	reader := fakeReader(t, promTemplate("app", "fast", prom.URL),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "prom"}, Data: map[string][]byte{"token": []byte("t")}}).Build()
+
+	slow := &hanging{release: make(chan struct{})}
+	a := NewAnalyzer(slow, 8)
+	a.BackendParallelism = 2
+	a.Templates, a.Providers = reader, &Providers{Backends: catalogtest.Backends(), Secrets: reader, Timeout: 5 * time.Second}
+
+	// More releases on the hanging backend than there are places in all.
+	done := make(chan struct{})
+	const stuck = 10
+	for i := range stuck {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			a.Run(t.Context(), "app", fmt.Sprintf("slow-%d", i), checkPlan(spec.Metric{Name: "inline", Query: "up"}))
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for slow.started.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	res := a.Run(ctx, "app", "web", checkPlan(templateCheck("fast", "app")))
+	if took := time.Since(start); res[0].Verdict != spec.VerdictPass || took > time.Second {
+		t.Errorf("the other backend's check = %+v after %s; want it passed at once", res[0], took)
+	}
+	if n := slow.started.Load(); n != 2 {
+		t.Errorf("%d queries reached the hanging backend at once, want its 2 places", n)
+	}
+	close(slow.release)
+	for range stuck {
+		<-done
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.backends) != 0 {
+		t.Errorf("%d backends' places kept after every query ended", len(a.backends))
 	}
 }

@@ -53,7 +53,7 @@ func (r *Reconciler) gather(ctx context.Context, parent *appsv1.Deployment, now 
 		// An isolated canary is reached only through the routing object and the Sluice-owned
 		// Services: what they need is read here, and a missing Service or port is planner
 		// input (the release waits for it), not an error found while writing.
-		if o.traffic, err = r.traffic(ctx, parent, st.Plan); err != nil {
+		if o.traffic, err = r.traffic(ctx, parent, o.snap); err != nil {
 			return nil, err
 		}
 		o.snap.Parent.PodHash = o.traffic.podHash

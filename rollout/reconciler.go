@@ -53,8 +53,9 @@ type Reconciler struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	lag     lagTracker
-	routing failureLog
+	lag      lagTracker
+	routing  failureLog
+	services releaseServices
 
 	wakeOnce sync.Once
 	wake     chan event.GenericEvent

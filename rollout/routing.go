@@ -8,6 +8,8 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/sluice-dev/sluice/providers/routers"
+	"github.com/sluice-dev/sluice/rollout/plan"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -78,9 +81,11 @@ func servicePort(svc *corev1.Service, want string) (corev1.ServicePort, error) {
 	return corev1.ServicePort{}, fmt.Errorf("Service %s has no port %q (%s)", klog.KObj(svc), want, spec.AnnPort)
 }
 
+// userService reads the user's Service from the API server: the cache holds only Sluice's own
+// Services, so that Services Sluice does not manage cost it no memory.
 func (r *Reconciler) userService(ctx context.Context, namespace, name string) (*corev1.Service, error) {
 	svc := &corev1.Service{}
-	err := r.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, svc)
+	err := r.uncached().Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, svc)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -90,12 +95,65 @@ func (r *Reconciler) userService(ctx context.Context, namespace, name string) (*
 	return svc, nil
 }
 
+// releaseServices remembers, per Deployment, the user's Service as read for its release in
+// flight, so a release reads it from the API server once rather than at every step: when the
+// release starts, again where `<svc>-stable` is re-pinned at promotion (so the pinned selector
+// is the Service's current one), and at every step while it cannot be used (missing, or
+// without the port), so the release goes on once the user fixes it. An edit of the Service in
+// between reaches Sluice's Services at that re-pin, or at the next release. Entries go when the
+// release ends or the Deployment leaves Sluice's hands, so the memory follows the releases in
+// flight, not the Services of the cluster.
+type releaseServices struct {
+	mu   sync.Mutex
+	byID map[types.NamespacedName]releaseService
+}
+
+type releaseService struct {
+	release string // releaseID of the release it was read for
+	svc     *corev1.Service
+}
+
+// releaseID names a release and the Service its frozen plan routes: a new release (a new
+// template, a retry) reads the Service again.
+func releaseID(st spec.State) string {
+	return st.Revision + "/" + st.StartedAt.Format(time.RFC3339Nano) + "/" + st.Plan.Service
+}
+
+func (m *releaseServices) get(key types.NamespacedName, release string) *corev1.Service {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.byID[key]; ok && e.release == release {
+		return e.svc
+	}
+	return nil
+}
+
+// set remembers svc for key's release; nil forgets it.
+func (m *releaseServices) set(key types.NamespacedName, release string, svc *corev1.Service) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if svc == nil {
+		delete(m.byID, key)
+		return
+	}
+	if m.byID == nil {
+		m.byID = map[types.NamespacedName]releaseService{}
+	}
+	m.byID[key] = releaseService{release: release, svc: svc}
+}
+
 // newestPodHash is the pod-template-hash of the parent's newest ReplicaSet (by the Deployment
-// controller's revision annotation), read from the metadata-only cache.
+// controller's revision annotation). The ReplicaSets are listed from the API server, selected
+// by the Deployment's selector and metadata only: the cache holds no ReplicaSets, and only the
+// steps that pin `<svc>-stable` ask (plan.PodHashNeeded), about twice per release.
 func (r *Reconciler) newestPodHash(ctx context.Context, parent *appsv1.Deployment) (string, error) {
+	sel, err := metav1.LabelSelectorAsSelector(parent.Spec.Selector)
+	if err != nil {
+		return "", fmt.Errorf("selector of %s: %w", klog.KObj(parent), err)
+	}
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSetList"))
-	if err := r.Client.List(ctx, list, client.InNamespace(parent.Namespace)); err != nil {
+	if err := r.uncached().List(ctx, list, client.InNamespace(parent.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return "", fmt.Errorf("list ReplicaSets of %s: %w", klog.KObj(parent), err)
 	}
 	best, hash := int64(-1), ""
@@ -183,13 +241,19 @@ func (r *Reconciler) ensureService(ctx context.Context, parent *appsv1.Deploymen
 	have := &corev1.Service{}
 	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), have)
 	if apierrors.IsNotFound(err) {
-		if err := r.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
+		err = r.Client.Create(ctx, want)
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create Service %s: %w", klog.KObj(want), err)
 		}
-		return nil
+		// The cache holds only Sluice's Services (or has not shown a new one yet): read what
+		// holds the name.
+		err = r.uncached().Get(ctx, client.ObjectKeyFromObject(want), have)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("get Service %s: %w", klog.KObj(want), err)
 	}
 	if have.Labels[routers.LabelManagedBy] != routers.ManagedBy || have.Labels[spec.LabelParent] != parent.Name {
 		return fmt.Errorf("Service %s exists and is not Sluice's; rename it or set %s", klog.KObj(have), spec.AnnService)
@@ -295,7 +359,8 @@ func isGone(err error) bool {
 	return errors.As(err, &nf) || apierrors.IsNotFound(err) || meta.IsNoMatchError(err)
 }
 
-// traffic is what routing a release needs, read once per reconcile from the cache.
+// traffic is what routing a release needs, read once per reconcile. svc is nil outside a
+// release in flight: nothing then needs it but the port, which `<svc>-canary` records.
 type traffic struct {
 	svc       *corev1.Service
 	target    routers.Target
@@ -303,17 +368,64 @@ type traffic struct {
 	podHash   string
 }
 
-func (r *Reconciler) traffic(ctx context.Context, parent *appsv1.Deployment, plan *spec.Config) (*traffic, error) {
-	hash, err := r.newestPodHash(ctx, parent)
-	if err != nil {
-		return nil, err
+// traffic reads what routing the release in snap needs: the user's Service (once per release,
+// releaseServices) and, for the steps that pin `<svc>-stable`, the newest ReplicaSet's pod
+// hash. Outside a release in flight it reads nothing from the API server: resetting the routing
+// object needs only the target `<svc>-canary` recorded (cached, as Sluice's own Service).
+func (r *Reconciler) traffic(ctx context.Context, parent *appsv1.Deployment, snap plan.Snapshot) (*traffic, error) {
+	st, cfg := snap.State, snap.State.Plan
+	key := client.ObjectKeyFromObject(parent)
+	if !st.Phase.InFlight() {
+		r.services.set(key, "", nil)
+		t, terr := target(parent, cfg, nil)
+		if port, err := r.recordedPort(ctx, t); err != nil {
+			return nil, err
+		} else if port != 0 {
+			t.Port = port
+		}
+		return &traffic{target: t, targetErr: terr}, nil
 	}
-	svc, err := r.userService(ctx, parent.Namespace, plan.ServiceFor(parent.Name))
-	if err != nil {
-		return nil, err
+	tr := &traffic{}
+	pin := plan.PodHashNeeded(snap)
+	if pin {
+		hash, err := r.newestPodHash(ctx, parent)
+		if err != nil {
+			return nil, err
+		}
+		tr.podHash = hash
 	}
-	t, terr := target(parent, plan, svc)
-	return &traffic{svc: svc, target: t, targetErr: terr, podHash: hash}, nil
+	id := releaseID(st)
+	svc := r.services.get(key, id)
+	if svc == nil || pin {
+		var err error
+		if svc, err = r.userService(ctx, parent.Namespace, cfg.ServiceFor(parent.Name)); err != nil {
+			return nil, err
+		}
+	}
+	tr.svc = svc
+	tr.target, tr.targetErr = target(parent, cfg, svc)
+	if tr.targetErr != nil {
+		svc = nil // read again next step, until the user has fixed it
+	}
+	r.services.set(key, id, svc)
+	return tr, nil
+}
+
+// recordedPort is the Service port `<svc>-canary` records for t (0 when there is none).
+func (r *Reconciler) recordedPort(ctx context.Context, t routers.Target) (int32, error) {
+	svc := &corev1.Service{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: t.Namespace, Name: t.Canary()}, svc)
+	if apierrors.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("get Service %s/%s: %w", t.Namespace, t.Canary(), err)
+	}
+	var rec routers.Target
+	if raw, ok := svc.Annotations[annTarget]; !ok || json.Unmarshal([]byte(raw), &rec) != nil || rec.Service != t.Service {
+		return 0, nil
+	}
+	return rec.Port, nil
 }
 
 // selectors are those of `<svc>-stable` (the user's Service's, pinned to the stable
@@ -355,6 +467,7 @@ func (r *Reconciler) setTraffic(ctx context.Context, parent *appsv1.Deployment, 
 // abandon cleans up after a Deployment that left Sluice's hands (deleted or opted out): the
 // routing object goes back to the user's, then the canary and Sluice's Services go.
 func (r *Reconciler) abandon(ctx context.Context, namespace, name string) error {
+	r.services.set(types.NamespacedName{Namespace: namespace, Name: name}, "", nil)
 	if err := r.cleanupRouting(ctx, namespace, name); err != nil {
 		return err
 	}

@@ -31,11 +31,25 @@ type Release struct {
 	State  spec.State `json:"state"`
 	// StateError says why the state annotation could not be read ("" when it could).
 	StateError string `json:"stateError,omitempty"`
+	// Rollout is the Deployment's own rollout progress (its status), which Sluice's state
+	// message does not repeat: that message stays the same while the Deployment rolls.
+	Rollout Rollout `json:"rollout"`
+}
+
+// Rollout is what the Deployment controller reports of a Deployment's pods.
+type Rollout struct {
+	Replicas  int32 `json:"replicas"`
+	Updated   int32 `json:"updatedReplicas"`
+	Available int32 `json:"availableReplicas"`
 }
 
 // releaseOf reads the release of d.
 func releaseOf(d *appsv1.Deployment) Release {
-	r := Release{Namespace: d.Namespace, Name: d.Name, Template: spec.TemplateHash(&d.Spec.Template), Paused: d.Spec.Paused}
+	r := Release{Namespace: d.Namespace, Name: d.Name, Template: spec.TemplateHash(&d.Spec.Template), Paused: d.Spec.Paused,
+		Rollout: Rollout{Replicas: 1, Updated: d.Status.UpdatedReplicas, Available: d.Status.AvailableReplicas}}
+	if d.Spec.Replicas != nil {
+		r.Rollout.Replicas = *d.Spec.Replicas
+	}
 	st, err := spec.ReadState(d.Annotations)
 	r.State = st
 	if err != nil {
@@ -154,6 +168,9 @@ func writeStatus(w io.Writer, r Release, now time.Time) error {
 		fmt.Fprintf(tw, "Gate:\t%s\n", gateLine(*g, now))
 	}
 	fmt.Fprintf(tw, "Message:\t%s\n", orNone(message(r)))
+	if st.Phase == spec.PhasePromoting {
+		fmt.Fprintf(tw, "Rollout:\t%d/%d updated, %d available\n", r.Rollout.Updated, r.Rollout.Replicas, r.Rollout.Available)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -103,6 +103,25 @@ Checks:
 	}
 }
 
+// While the Deployment rolls, status shows its progress from the Deployment itself: Sluice's
+// state message does not carry the counts (it would be rewritten at every pod replaced).
+func TestWriteStatusRollout(t *testing.T) {
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Annotations: map[string]string{
+			spec.AnnState: spec.State{Phase: spec.PhasePromoting, Revision: "bbbbbbbbbb", Message: "promoting: rolling out the Deployment"}.Encode(),
+		}},
+		Spec:   appsv1.DeploymentSpec{Replicas: ptr(int32(3))},
+		Status: appsv1.DeploymentStatus{Replicas: 4, UpdatedReplicas: 2, AvailableReplicas: 3},
+	}
+	var b bytes.Buffer
+	if err := writeStatus(&b, releaseOf(d), t0); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Message:    promoting: rolling out the Deployment\nRollout:    2/3 updated, 3 available\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("status has no\n%s\ngot:\n%s", want, b.String())
+	}
+}
+
 // A Waiting release says which gate it waits at, who closed it and since when.
 func TestWriteStatusWaiting(t *testing.T) {
 	r := inFlight()

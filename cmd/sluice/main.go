@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
@@ -36,6 +37,7 @@ import (
 	"github.com/sluice-dev/sluice/providers/metrics"
 	"github.com/sluice-dev/sluice/providers/metrics/prometheus"
 	"github.com/sluice-dev/sluice/providers/metrics/redact"
+	"github.com/sluice-dev/sluice/providers/routers"
 	"github.com/sluice-dev/sluice/rollout"
 	"github.com/sluice-dev/sluice/rollout/spec"
 	"github.com/sluice-dev/sluice/webhook"
@@ -72,8 +74,7 @@ func run(ctx context.Context, o Options) error {
 	// flags for hundreds of releases at once rather than controller-runtime's 20/s.
 	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
 
-	// The cache holds only opted-in Deployments and Sluice's canary copies of them.
-	scope, err := labels.NewRequirement(spec.LabelEnabled, selection.In, []string{spec.ValueEnabled, spec.ValueCanary})
+	cacheOpts, err := cacheOptions(o)
 	if err != nil {
 		return err
 	}
@@ -96,31 +97,13 @@ func run(ctx context.Context, o Options) error {
 	if err := spec.AddToScheme(scheme); err != nil {
 		return err
 	}
-	cacheOpts := cache.Options{
-		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}: {Label: labels.NewSelector().Add(*scope)},
-		},
-		// Nothing Sluice does reads managedFields; they are often the larger half of an object,
-		// and the Services and ReplicaSets informers hold objects Sluice does not manage.
-		DefaultTransform: cache.TransformStripManagedFields(),
-	}
-	// Scoped to namespaces, every informer (Deployments, Services, routing objects,
-	// MetricTemplates) lists and watches in those namespaces only, which is all that RBAC
-	// granted as Roles there allows.
-	if len(o.WatchNamespaces) > 0 {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range o.WatchNamespaces {
-			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
-		}
-	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: scheme,
-		Cache:  cacheOpts,
-		// Routing objects (HTTPRoutes, VirtualServices …) are read as unstructured objects, from
-		// the cache like everything else; their informers start on first use.
-		Client:                  client.Options{Cache: &client.CacheOptions{Unstructured: true}},
+		Scheme:                  scheme,
+		Cache:                   cacheOpts,
+		Client:                  clientOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
+		PprofBindAddress:        o.PprofAddr,
 		LeaderElection:          o.LeaderElect && !o.DisableReconciler,
 		LeaderElectionID:        "sluice.dev",
 		LeaderElectionNamespace: o.LeaderElectionNS,
@@ -182,6 +165,7 @@ func run(ctx context.Context, o Options) error {
 			return err
 		}
 		analyzer := rollout.NewAnalyzer(prom, o.QueryParallelism)
+		analyzer.BackendParallelism = o.BackendParallelism
 		analyzer.Routers = defaults.Routers
 		analyzer.Templates = mgr.GetClient()
 		analyzer.AllowCrossNamespaceTemplates = o.AllowCrossNamespaceTemplates
@@ -226,6 +210,47 @@ var (
 	_ manager.Runnable               = (*alerts.Dispatcher)(nil)
 	_ manager.LeaderElectionRunnable = (*alerts.Dispatcher)(nil)
 )
+
+// cacheOptions scope the informer cache to what Sluice manages, so objects it does not manage
+// cost it no memory: opted-in Deployments and Sluice's canary copies of them, and Sluice's own
+// Services (`<svc>-stable`, `<svc>-canary`, by their managed-by label). A user's Service and a
+// Deployment's ReplicaSets are read from the API server at the few steps that need them
+// (rollout.Reconciler: about two reads of each per release).
+func cacheOptions(o Options) (cache.Options, error) {
+	scope, err := labels.NewRequirement(spec.LabelEnabled, selection.In, []string{spec.ValueEnabled, spec.ValueCanary})
+	if err != nil {
+		return cache.Options{}, err
+	}
+	opts := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}: {Label: labels.NewSelector().Add(*scope)},
+			&corev1.Service{}:    {Label: labels.SelectorFromSet(labels.Set{routers.LabelManagedBy: routers.ManagedBy})},
+		},
+		// Nothing Sluice does reads managedFields; they are often the larger half of an object.
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+	// Scoped to namespaces, every informer (Deployments, Services, routing objects,
+	// MetricTemplates) lists and watches in those namespaces only, which is all that RBAC
+	// granted as Roles there allows.
+	if len(o.WatchNamespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.WatchNamespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts, nil
+}
+
+// clientOptions: routing objects (HTTPRoutes, VirtualServices …) are read as unstructured
+// objects, from the cache like everything else; their informers start on first use. A read of
+// ReplicaSets never starts an informer (it would hold every ReplicaSet of the cluster): it goes
+// to the API server.
+func clientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{
+		Unstructured: true,
+		DisableFor:   []client.Object{&appsv1.ReplicaSet{}},
+	}}
+}
 
 func restConfig(path string) (*rest.Config, error) {
 	if path == "" {

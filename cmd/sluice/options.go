@@ -21,19 +21,22 @@ import (
 
 // Options are the sluice controller's flags.
 type Options struct {
-	Kubeconfig          string
-	ControllerIdentity  string
-	DefaultRouter       string
-	WebhookHost         string
-	WebhookPort         int
-	CertDir             string
-	MetricsAddr         string
-	ProbeAddr           string
-	LeaderElect         bool
-	LeaderElectionNS    string
-	PrometheusAddress   string
-	QueryTimeout        time.Duration
-	QueryParallelism    int
+	Kubeconfig         string
+	ControllerIdentity string
+	DefaultRouter      string
+	WebhookHost        string
+	WebhookPort        int
+	CertDir            string
+	MetricsAddr        string
+	PprofAddr          string
+	ProbeAddr          string
+	LeaderElect        bool
+	LeaderElectionNS   string
+	PrometheusAddress  string
+	QueryTimeout       time.Duration
+	QueryParallelism   int
+	// BackendParallelism bounds the queries in flight to one metrics backend.
+	BackendParallelism  int
 	Concurrency         int
 	KubeAPIQPS          float32
 	KubeAPIBurst        int
@@ -85,13 +88,16 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "webhook server port")
 	fs.StringVar(&o.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key (reloaded on change)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", `address of /metrics ("0" disables)`)
+	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "", `address of Go's /debug/pprof/ profiles, for measuring the controller (empty or "0": off)`)
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect a leader so that only one replica runs the rollout worker")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
 	fs.StringVar(&o.PrometheusAddress, "prometheus-address", "http://prometheus.monitoring:9090", "Prometheus used by the builtin checks and checks without a provider")
 	fs.DurationVar(&o.QueryTimeout, "query-timeout", 10*time.Second, "timeout of one metric query")
-	fs.IntVar(&o.QueryParallelism, "query-parallelism", 64, "metric queries in flight at once, across all releases")
-	fs.IntVar(&o.Concurrency, "concurrency", 16, "releases reconciled in parallel")
+	fs.IntVar(&o.QueryParallelism, "query-parallelism", 64, "metric queries in flight at once, across all releases and backends")
+	fs.IntVar(&o.BackendParallelism, "query-parallelism-per-backend", 16,
+		"metric queries in flight at once to one backend (provider type, address and region), so a slow or hanging backend holds at most these of --query-parallelism")
+	fs.IntVar(&o.Concurrency, "concurrency", 64, "release steps run in parallel; a step holds a worker while its analysis queries run (up to --query-timeout when a backend hangs)")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", 100, "requests per second to the API server, sustained (client-side limit; a release step costs a few writes, reads come from the cache)")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 250, "requests to the API server allowed in a burst above --kube-api-qps (e.g. hundreds of releases started by one commit)")
 	fs.BoolVar(&o.RestartBypass, "restart-bypass", true, "let `kubectl rollout restart` through without a canary")
@@ -163,8 +169,8 @@ func (o *Options) Validate() error {
 	if o.QueryTimeout <= 0 {
 		errs = append(errs, errors.New("--query-timeout must be positive"))
 	}
-	if o.QueryParallelism < 1 || o.Concurrency < 1 {
-		errs = append(errs, errors.New("--query-parallelism and --concurrency must be at least 1"))
+	if o.QueryParallelism < 1 || o.BackendParallelism < 1 || o.Concurrency < 1 {
+		errs = append(errs, errors.New("--query-parallelism, --query-parallelism-per-backend and --concurrency must be at least 1"))
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps must be positive and --kube-api-burst at least 1, got %g and %d", o.KubeAPIQPS, o.KubeAPIBurst))

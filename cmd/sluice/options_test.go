@@ -99,6 +99,7 @@ func TestValidate(t *testing.T) {
 		"renew not below lease":         {args: []string{"--leader-election-lease-duration=10s", "--leader-election-renew-deadline=10s"}, want: "lease-duration > --leader-election-renew-deadline"},
 		"retry too long":                {args: []string{"--leader-election-retry-period=9s"}, want: "1.2 × --leader-election-retry-period"},
 		"no leader election, any lease": {args: []string{"--leader-elect=false", "--leader-election-retry-period=0s"}},
+		"no query per backend":          {args: []string{"--query-parallelism-per-backend=0"}, want: "--query-parallelism-per-backend"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -17,9 +17,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -51,6 +53,9 @@ type harness struct {
 	tap    *tap
 	out    strings.Builder
 	router string
+	// woken names the Deployments whose status changed while the last step's writes converged:
+	// the worker's watch would wake it for them before its requeue (see run).
+	woken []string
 	// startPrometheus starts Prometheus again after stopPrometheus.
 	startPrometheus func() error
 }
@@ -131,7 +136,7 @@ func (h *harness) newReconciler() *rollout.Reconciler {
 	reg := registry()
 	analyzer.Routers = reg.Catalog()
 	return &rollout.Reconciler{
-		Client: h.tap, APIReader: h.direct, Recorder: h.events,
+		Client: h.tap, APIReader: &apiReads{Reader: h.direct, tap: h.tap}, Recorder: h.events,
 		Analyzer: analyzer,
 		Defaults: spec.Defaults{Router: spec.RouterReplicas, Routers: reg.Catalog()},
 		Routers:  reg,
@@ -194,12 +199,14 @@ func (h *harness) step() time.Duration {
 	h.t.Helper()
 	h.tap.reset()
 	h.events.reset()
+	before := h.watchedStatus()
 	res, err := h.r.Reconcile(h.t.Context(), reconcile.Request{NamespacedName: types.NamespacedName{Namespace: h.ns, Name: name}})
 	result := fmt.Sprintf("requeue=%s", res.RequeueAfter)
 	if err != nil {
 		result = "error: " + err.Error()
 	}
 	h.converge()
+	h.woken = changed(before, h.watchedStatus())
 	st := h.state()
 	p := h.parent()
 	canary := "-"
@@ -211,7 +218,7 @@ func (h *harness) step() time.Duration {
 		h.now.Sub(t0), st.Phase, st.Weight, canary, p.Spec.Paused, p.Status.UpdatedReplicas, *p.Spec.Replicas, h.route(), result)
 	fmt.Fprintf(&h.out, "    message: %s\n", stable(st.Message))
 	for _, w := range h.tap.writes() {
-		fmt.Fprintf(&h.out, "    write: %s\n", stable(w))
+		fmt.Fprintf(&h.out, "    %s\n", stable(w))
 	}
 	for _, e := range h.events.list() {
 		fmt.Fprintf(&h.out, "    event: %s\n", stable(e))
@@ -247,8 +254,49 @@ func (h *harness) route() string {
 	return fmt.Sprintf(" route=canary %d%%", o.Weight)
 }
 
+// wake is how long after a step the fake clock puts the step that a watched change wakes.
+const wake = time.Second
+
+// watchedStatus is, per Deployment of the namespace (the parent and its canary), the part of
+// its status whose change the worker's watch delivers (SetupWithManager maps both to the
+// parent): what the Deployment controller reports, never the worker's own writes.
+func (h *harness) watchedStatus() map[string]string {
+	h.t.Helper()
+	var list appsv1.DeploymentList
+	if err := h.direct.List(h.t.Context(), &list, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, d := range list.Items {
+		s := d.Status
+		out[d.Name] = fmt.Sprintf("observed=%d replicas=%d updated=%d ready=%d available=%d",
+			s.ObservedGeneration, s.Replicas, s.UpdatedReplicas, s.ReadyReplicas, s.AvailableReplicas)
+	}
+	return out
+}
+
+// changed names the Deployments whose watched status differs between a and b (created and
+// deleted ones included), sorted.
+func changed(a, b map[string]string) []string {
+	var out []string
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			out = append(out, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // run steps the release until it settles, calling before (when set) ahead of each step with the
-// step's index. The clock moves by each requeue; an error is retried after a second.
+// step's index. The clock moves by each requeue, or by wake when the step's writes made the
+// parent's or the canary's status change and the requeue is later (the watch wakes the worker
+// then: a wait for Kubernetes is not polled); an error is retried after a second.
 func (h *harness) run(before func(i int, st spec.State)) {
 	h.t.Helper()
 	for i := 0; ; i++ {
@@ -262,6 +310,10 @@ func (h *harness) run(before func(i int, st spec.State)) {
 		st := h.state()
 		if requeue == 0 && (st.Phase == spec.PhaseSucceeded || st.Phase == spec.PhaseFailed || st.Phase == spec.PhaseIdle) {
 			return
+		}
+		if len(h.woken) > 0 && (requeue == 0 || requeue > wake) {
+			fmt.Fprintf(&h.out, "    woken after %s: status of %s changed\n", wake, strings.Join(h.woken, ", "))
+			requeue = wake
 		}
 		if requeue == 0 {
 			requeue = time.Second
@@ -355,13 +407,75 @@ func (c *tap) record(verb string, obj client.Object, err error) {
 	case *corev1.ConfigMap:
 		kind = "ConfigMap"
 	}
-	line := fmt.Sprintf("%s %s %s", verb, kind, obj.GetName())
+	line := fmt.Sprintf("write: %s %s %s", verb, kind, obj.GetName())
 	if err != nil {
 		line += " failed: " + oneLine(err)
 	}
+	c.add(line)
+}
+
+func (c *tap) add(line string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.log = append(c.log, line)
+}
+
+// apiReads is the worker's APIReader: reads past the cache, each a request to the API server,
+// are rendered with the step's writes ("read: …"), so a golden shows what a release costs.
+type apiReads struct {
+	client.Reader
+	tap *tap
+}
+
+func (a *apiReads) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	err := a.Reader.Get(ctx, key, obj, opts...)
+	a.tap.add(fmt.Sprintf("read: get %s %s (API server)%s", kindOf(obj), key.Name, outcome(err)))
+	return err
+}
+
+func (a *apiReads) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	err := a.Reader.List(ctx, list, opts...)
+	lo := (&client.ListOptions{}).ApplyOptions(opts)
+	a.tap.add(fmt.Sprintf("read: list %s %s (API server)%s", strings.TrimSuffix(kindOf(list), "List"), lo.LabelSelector, outcome(err)))
+	return err
+}
+
+func kindOf(obj runtime.Object) string {
+	if k := obj.GetObjectKind().GroupVersionKind().Kind; k != "" {
+		return k
+	}
+	switch obj.(type) {
+	case *appsv1.Deployment:
+		return "Deployment"
+	case *corev1.Service:
+		return "Service"
+	}
+	return fmt.Sprintf("%T", obj)
+}
+
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case apierrors.IsNotFound(err):
+		return ": not found"
+	}
+	return " failed: " + oneLine(err)
+}
+
+// cached reports whether the controller's informer cache holds obj (cmd/sluice's
+// cacheOptions): opted-in Deployments and their canaries, and Sluice's own Services. The tap
+// answers reads of anything else as the cache would, not found, so a step that needs such an
+// object must read it past the cache (apiReads).
+func cached(obj client.Object) bool {
+	switch obj.(type) {
+	case *appsv1.Deployment:
+		v := obj.GetLabels()[spec.LabelEnabled]
+		return v == spec.ValueEnabled || v == spec.ValueCanary
+	case *corev1.Service:
+		return obj.GetLabels()[routers.LabelManagedBy] == routers.ManagedBy
+	}
+	return true
 }
 
 // stable replaces what differs between runs (Prometheus's port) in a rendered line.
@@ -388,7 +502,48 @@ func (c *tap) Get(ctx context.Context, key client.ObjectKey, obj client.Object, 
 		return nil
 	}
 	c.mu.Unlock()
-	return c.Client.Get(ctx, key, obj, opts...)
+	if err := c.refuseUncachable(obj); err != nil {
+		return err
+	}
+	if err := c.Client.Get(ctx, key, obj, opts...); err != nil {
+		return err
+	}
+	if !cached(obj) {
+		return apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(kindOf(obj)) + "s"}, key.Name)
+	}
+	return nil
+}
+
+// List serves what the cache holds of a list: the items cached selects.
+func (c *tap) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if err := c.refuseUncachable(list); err != nil {
+		return err
+	}
+	if err := c.Client.List(ctx, list, opts...); err != nil {
+		return err
+	}
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return err
+	}
+	kept := items[:0]
+	for _, it := range items {
+		if o, ok := it.(client.Object); !ok || cached(o) {
+			kept = append(kept, it)
+		}
+	}
+	return meta.SetList(list, kept)
+}
+
+// refuseUncachable fails the test when the worker reads through its cached client what the
+// controller never caches (cmd/sluice disables the cache for ReplicaSets: an informer would
+// hold every ReplicaSet of the cluster).
+func (c *tap) refuseUncachable(obj runtime.Object) error {
+	if strings.HasPrefix(obj.GetObjectKind().GroupVersionKind().Kind, "ReplicaSet") {
+		c.h.t.Errorf("the worker read %s through its cached client; the controller caches no ReplicaSets", obj.GetObjectKind().GroupVersionKind().Kind)
+		return errors.New("ReplicaSets are not cached")
+	}
+	return nil
 }
 
 func (c *tap) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
@@ -466,4 +621,20 @@ func (h *harness) apply(manifest string) {
 		h.t.Fatal(err)
 	}
 	fmt.Fprintf(&h.out, "t+%-6s created %s %s\n", h.now.Sub(t0), u.GetKind(), u.GetName())
+}
+
+// remove deletes obj (the user's doing) and waits until it is gone.
+func (h *harness) remove(obj client.Object) {
+	h.t.Helper()
+	if err := h.direct.Delete(h.t.Context(), obj); err != nil {
+		h.t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(h.t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		err := h.direct.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	fmt.Fprintf(&h.out, "t+%-6s deleted %s %s\n", h.now.Sub(t0), kindOf(obj), obj.GetName())
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluice-dev/sluice/e2e/stack"
 	"github.com/sluice-dev/sluice/rollout/spec"
@@ -51,6 +53,22 @@ func TestReleaseSequences(t *testing.T) {
 			before: func(h *harness, i int, _ spec.State) {
 				if i == 4 {
 					h.apply(userRoute)
+				}
+			},
+		},
+		// A Service the user owns already holds the name `web-stable`. The controller caches
+		// only Sluice's own Services, so the name is found taken when creating it: the release
+		// waits (RoutingFailed naming the Service) rather than route through someone else's
+		// Service, and goes on once the user has removed it.
+		"stable_service_name_taken": {
+			router: spec.RouterGatewayAPI,
+			setup: func(h *harness) {
+				h.apply(userRoute)
+				h.apply("apiVersion: v1\nkind: Service\nmetadata: {name: web-stable}\nspec: {selector: {app: other}, ports: [{port: 80}]}\n")
+			},
+			before: func(h *harness, i int, _ spec.State) {
+				if i == 3 {
+					h.remove(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web-stable", Namespace: h.ns}})
 				}
 			},
 		},

@@ -88,9 +88,17 @@ type Decision struct {
 	RoutingMayFail bool
 }
 
-// poll is how soon to look again while waiting for Kubernetes to converge; informer events
-// usually wake the reconciler sooner.
+// poll is how soon to look again while waiting for what no watch reports: a routing object
+// that could not be set, the Deployment's first ReplicaSet.
 const poll = 2 * time.Second
+
+// watched is the requeue of a wait that a watch ends: a change of the parent's or the canary's
+// Deployment wakes the release (rollout.Reconciler.SetupWithManager), so the only timer left
+// is the deadline, looked at a second after it passes. Nothing polls, and nothing is written
+// while the wait lasts (its message names no count that changes).
+func watched(deadline, now time.Time) time.Duration {
+	return max(deadline.Sub(now)+time.Second, time.Second)
+}
 
 // settle is how long a routing change is given to reach the proxies before the pods it moved
 // traffic away from go, or the parent it moved traffic off starts rolling.
@@ -117,6 +125,24 @@ func AnalysisDue(s Snapshot, now time.Time) bool {
 		return false
 	}
 	return !now.Before(st.LastRunAt.Add(st.Plan.Interval.Duration))
+}
+
+// PodHashNeeded reports whether the step planned on s reads Parent.PodHash: an isolated
+// release pins `<svc>-stable` to the stable ReplicaSet when it starts, and re-pins it to the
+// rolled one at promotion, once the Deployment has rolled. Only those steps make the gatherer
+// read the Deployment's ReplicaSets (from the API server: the cache holds none).
+func PodHashNeeded(s Snapshot) bool {
+	st := s.State
+	if st.Plan == nil || !st.Plan.Isolated() {
+		return false
+	}
+	switch st.Phase {
+	case spec.PhaseProgressing:
+		return st.StablePod == ""
+	case spec.PhasePromoting:
+		return st.PromoteStep == spec.PromoteRollout && rolled(s.Parent, &st)
+	}
+	return false
 }
 
 // Scheduled reports whether the step a decision asks for after requeue (from now) is a
@@ -368,7 +394,7 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 			return
 		}
 		st.Message = fmt.Sprintf("waiting for canary %s to be ready (%d replicas%s)", spec.CanaryName(s.Name), want, atWeight(st))
-		d.RequeueAfter = min(poll, deadline.Sub(now)+time.Second)
+		d.RequeueAfter = watched(deadline, now)
 		return
 	}
 	if !st.CanaryReady {
@@ -590,7 +616,7 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 					return
 				}
 				st.Message = fmt.Sprintf("promoting: scaling canary to %d replicas", want)
-				d.RequeueAfter = poll
+				d.RequeueAfter = watched(deadline, now)
 				return
 			}
 			st.PromoteStep, st.Weight, st.StepAt = spec.PromoteShift, 100, now
@@ -605,16 +631,13 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 				return
 			}
 			st.PromoteStep = spec.PromoteRollout
-			st.Message = "promoting: rolling out the Deployment"
-			d.RequeueAfter = poll
+			st.Message = rollingOut
+			d.RequeueAfter = watched(deadline, now)
 			return
 		}
 	}
 	p := s.Parent
-	rolled := !p.Paused && p.Revision == st.Revision && p.ObservedGeneration >= p.Generation &&
-		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas &&
-		p.AvailableReplicas >= spec.ReadyCount(p.Replicas, st.Plan.PrimaryReadyThreshold)
-	if !rolled {
+	if !rolled(p, st) {
 		if now.After(deadline) {
 			st.Phase, st.FinishedAt = spec.PhaseFailed, now
 			st.Message = fmt.Sprintf("promoted Deployment not fully rolled out within the progress deadline of %s", st.Plan.ProgressDeadline.Duration)
@@ -623,8 +646,10 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 			d.warn(spec.ReasonPromotionFailed, st.Message)
 			return
 		}
-		st.Message = fmt.Sprintf("rolling out: %d/%d replicas updated, %d available", p.UpdatedReplicas, p.Replicas, p.AvailableReplicas)
-		d.RequeueAfter = poll
+		// The counts are in the Deployment's status (kubectl sluice status shows them): a message
+		// that repeated them would be rewritten at every pod the rolling update replaces.
+		st.Message = rollingOut
+		d.RequeueAfter = watched(deadline, now)
 		return
 	}
 	if st.Plan.Isolated() && st.PromoteStep == spec.PromoteRollout {
@@ -672,6 +697,18 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 	ended(st)
 	st.Message = fmt.Sprintf("promoted %s", st.Image)
 	d.normal(spec.ReasonPromoted, fmt.Sprintf("revision %s (%s) promoted and fully rolled out; canary removed", st.Revision, st.Image))
+}
+
+// rollingOut is the message of a promotion while the Deployment rolls.
+const rollingOut = "promoting: rolling out the Deployment"
+
+// rolled reports whether the parent p has rolled out the revision of st: unpaused on it,
+// observed, every replica updated with no old one left, and enough of them available (the
+// plan's primaryReadyThreshold).
+func rolled(p Workload, st *spec.State) bool {
+	return !p.Paused && p.Revision == st.Revision && p.ObservedGeneration >= p.Generation &&
+		p.UpdatedReplicas == p.Replicas && p.StatusReplicas == p.Replicas &&
+		p.AvailableReplicas >= spec.ReadyCount(p.Replicas, st.Plan.PrimaryReadyThreshold)
 }
 
 func rollingBack(s Snapshot, now time.Time, d *Decision) {

@@ -147,7 +147,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Step, s.Weight, s.StepAt = 0, 10, t0.Add(time.Second)
 					s.Message = "waiting for canary web-canary to be ready (1 replicas at weight 10%)"
 				}),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 10*time.Minute + time.Second,
 			},
 		},
 		"first entry with explicit steps and more replicas": {
@@ -160,7 +160,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Step, s.Weight, s.StepAt = 0, 25, t0
 					s.Message = "waiting for canary web-canary to be ready (4 replicas at weight 25%)"
 				}),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 4, RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 4, RequeueAfter: 10*time.Minute + time.Second,
 			},
 		},
 		"an unpaused parent is held again": {
@@ -171,7 +171,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.Weight, s.StepAt = 10, t0
 					s.Message = "waiting for canary web-canary to be ready (1 replicas at weight 10%)"
 				}),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 1, Paused: ptr(true), RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 1, Paused: ptr(true), RequeueAfter: 10*time.Minute + time.Second,
 			},
 		},
 		"canary not ready: wait": {
@@ -182,7 +182,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.CanaryReady = false
 					s.Message = "waiting for canary web-canary to be ready (1 replicas at weight 10%)"
 				}),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 5*time.Minute + time.Second,
 			},
 		},
 		"canary at another revision is not ready": {
@@ -194,7 +194,7 @@ func TestPlanProgressing(t *testing.T) {
 					s.CanaryReady = false
 					s.Message = "waiting for canary web-canary to be ready (1 replicas at weight 10%)"
 				}),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 10 * time.Minute,
 			},
 		},
 		"canary not scaled to the step yet is not ready (generation not observed)": {
@@ -205,7 +205,7 @@ func TestPlanProgressing(t *testing.T) {
 				State: atStep(2, func(s *spec.State) {
 					s.Message = "waiting for canary web-canary to be ready (2 replicas at weight 30%)"
 				}),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 2, RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 2, RequeueAfter: 9*time.Minute + time.Second,
 			},
 		},
 		"canary not ready close to the deadline: look again at the deadline": {
@@ -704,8 +704,8 @@ func TestPlanPromoting(t *testing.T) {
 			snap: plan.Snapshot{Name: name, State: atStep(4, promoting), Parent: parent(), Canary: readyCanary(3)},
 			now:  now,
 			want: plan.Decision{
-				State:  atStep(4, promoting, func(s *spec.State) { s.Message = "rolling out: 0/3 replicas updated, 3 available" }),
-				Paused: ptr(false), RequeueAfter: 2 * time.Second,
+				State:  atStep(4, promoting, func(s *spec.State) { s.Message = "promoting: rolling out the Deployment" }),
+				Paused: ptr(false), RequeueAfter: 9*time.Minute + time.Second,
 			},
 		},
 		"rolling update under way: wait until the parent is fully rolled": {
@@ -714,24 +714,24 @@ func TestPlanPromoting(t *testing.T) {
 			}), Canary: readyCanary(3)},
 			now: now,
 			want: plan.Decision{
-				State:  atStep(4, promoting, func(s *spec.State) { s.Message = "rolling out: 1/3 replicas updated, 3 available" }),
-				Paused: ptr(false), RequeueAfter: 2 * time.Second,
+				State:  atStep(4, promoting, func(s *spec.State) { s.Message = "promoting: rolling out the Deployment" }),
+				Paused: ptr(false), RequeueAfter: 9*time.Minute + time.Second,
 			},
 		},
 		"unpause not yet observed by the Deployment controller: wait": {
 			snap: plan.Snapshot{Name: name, State: atStep(4, promoting), Parent: parent(rolledOut, func(w *plan.Workload) { w.ObservedGeneration = 2 }), Canary: readyCanary(3)},
 			now:  now,
 			want: plan.Decision{
-				State:  atStep(4, promoting, func(s *spec.State) { s.Message = "rolling out: 3/3 replicas updated, 3 available" }),
-				Paused: ptr(false), RequeueAfter: 2 * time.Second,
+				State:  atStep(4, promoting, func(s *spec.State) { s.Message = "promoting: rolling out the Deployment" }),
+				Paused: ptr(false), RequeueAfter: 9*time.Minute + time.Second,
 			},
 		},
 		"updated but not all available: wait": {
 			snap: plan.Snapshot{Name: name, State: atStep(4, promoting), Parent: parent(rolledOut, func(w *plan.Workload) { w.AvailableReplicas = 2 }), Canary: readyCanary(3)},
 			now:  now,
 			want: plan.Decision{
-				State:  atStep(4, promoting, func(s *spec.State) { s.Message = "rolling out: 3/3 replicas updated, 2 available" }),
-				Paused: ptr(false), RequeueAfter: 2 * time.Second,
+				State:  atStep(4, promoting, func(s *spec.State) { s.Message = "promoting: rolling out the Deployment" }),
+				Paused: ptr(false), RequeueAfter: 9*time.Minute + time.Second,
 			},
 		},
 		"fully rolled: the canary is deleted and Succeeded recorded in one step": {

@@ -69,9 +69,12 @@ func (w *world) step() plan.Decision {
 		s.Analysis = w.analysis(w.runs, w.state.Weight)
 		w.runs++
 	}
-	s.Parent.PodHash = "oldpods"
-	if !w.parent.Paused {
-		s.Parent.PodHash = "newpods"
+	// The gatherer reads the ReplicaSets only for the steps that need the pod hash.
+	if plan.PodHashNeeded(s) {
+		s.Parent.PodHash = "oldpods"
+		if !w.parent.Paused {
+			s.Parent.PodHash = "newpods"
+		}
 	}
 	d := plan.Plan(s, w.now)
 

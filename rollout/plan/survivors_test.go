@@ -89,7 +89,7 @@ func TestPlanEdges(t *testing.T) {
 			now:  promotingAt.Add(time.Minute),
 			want: plan.Decision{
 				State:  atStep(4, isolated, promoting, func(s *spec.State) { s.Message = "promoting: scaling canary to 3 replicas" }),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 3, RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 3, RequeueAfter: 9*time.Minute + time.Second,
 			},
 		},
 		"isolated promotion, canary not scaled within the progress deadline: roll back": {
@@ -137,7 +137,7 @@ func TestPlanEdges(t *testing.T) {
 					s.Weight, s.StepAt = 10, t0
 					s.Message = "waiting for canary web-canary to be ready (3 replicas at weight 10%)"
 				}),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 3, RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 3, RequeueAfter: 10*time.Minute + time.Second,
 			},
 		},
 		// A routing object the router cannot set holds the release like an unready canary.
@@ -180,7 +180,7 @@ func TestPlanEdges(t *testing.T) {
 			now:  promotingAt.Add(time.Minute),
 			want: plan.Decision{
 				State:  atStep(4, isolated, promoting, func(s *spec.State) { s.Message = "promoting: scaling canary to 3 replicas" }),
-				Canary: plan.CanaryEnsure, CanaryReplicas: 3, Paused: ptr(true), RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryEnsure, CanaryReplicas: 3, Paused: ptr(true), RequeueAfter: 9*time.Minute + time.Second,
 			},
 		},
 		"isolated promotion shifting, parent unpaused: held again until it settles": {
@@ -197,7 +197,7 @@ func TestPlanEdges(t *testing.T) {
 				State: atStep(4, isolated, promoting, shifted(now.Add(-3*time.Second)), func(s *spec.State) {
 					s.PromoteStep, s.Message = spec.PromoteRollout, "promoting: rolling out the Deployment"
 				}),
-				Paused: ptr(false), RequeueAfter: 2 * time.Second,
+				Paused: ptr(false), RequeueAfter: 9*time.Minute + time.Second,
 			},
 		},
 		// A passing run clears the inconclusive count, and the failed count of a consecutive
@@ -275,8 +275,8 @@ func TestPlanEdges(t *testing.T) {
 			snap: plan.Snapshot{Name: name, State: atStep(4, promoting), Parent: parent(rolledOut, func(w *plan.Workload) { w.Revision = "otherrev01" })},
 			now:  promotingAt.Add(time.Minute),
 			want: plan.Decision{
-				State:  atStep(4, promoting, func(s *spec.State) { s.Message = "rolling out: 3/3 replicas updated, 3 available" }),
-				Paused: ptr(false), RequeueAfter: 2 * time.Second,
+				State:  atStep(4, promoting, func(s *spec.State) { s.Message = "promoting: rolling out the Deployment" }),
+				Paused: ptr(false), RequeueAfter: 9*time.Minute + time.Second,
 			},
 		},
 	}

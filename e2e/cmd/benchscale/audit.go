@@ -10,15 +10,23 @@ import (
 	"time"
 )
 
-// auditPolicy logs every request of the two controllers' users once it is answered (the
-// RequestReceived stage is omitted; a watch is logged when it starts and again when it ends,
-// under one auditID) and nothing else, so the log stays small and the other clients pay nothing.
-const auditPolicy = `apiVersion: audit.k8s.io/v1
+// clusterControllers are the controller-manager's controllers whose work a release makes (each
+// runs under its own service account, with its own client at the controller-manager's default
+// 20 requests/s): they roll the canary and the parent out.
+var clusterControllers = []string{"deployment-controller", "replicaset-controller"}
+
+func serviceAccount(name string) string { return "system:serviceaccount:kube-system:" + name }
+
+// auditPolicy logs every request of the two controllers' users, and of the Deployment and
+// ReplicaSet controllers, once it is answered (the RequestReceived stage is omitted; a watch is
+// logged when it starts and again when it ends, under one auditID) and nothing else, so the log
+// stays small and the other clients pay nothing.
+var auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
 rules:
 - level: Metadata
-  users: ["` + sluiceUser + `", "` + flaggerUser + `"]
+  users: ["` + sluiceUser + `", "` + flaggerUser + `", "` + serviceAccount(clusterControllers[0]) + `", "` + serviceAccount(clusterControllers[1]) + `"]
 - level: None
 `
 
@@ -96,4 +104,18 @@ func requestsPerRelease(path, user string, from, to time.Time, n int) (map[strin
 		per[k] = float64(v) / float64(n)
 	}
 	return per, nil
+}
+
+// clusterRequestsPerRelease counts, per controller of clusterControllers, its requests in the
+// window (all verbs) divided by n.
+func clusterRequestsPerRelease(path string, from, to time.Time, n int) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, c := range clusterControllers {
+		per, err := requestsPerRelease(path, serviceAccount(c), from, to, n)
+		if err != nil {
+			return nil, err
+		}
+		out[c] = total(per)
+	}
+	return out, nil
 }

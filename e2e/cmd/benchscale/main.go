@@ -4,7 +4,8 @@
 //
 //	flock /tmp/sluice-e2e.lock go run ./e2e/cmd/benchscale [-n 10,50,200] [-only sluice|flagger]
 //	    [-out docs/benchmarks.md] [-svg docs/bench-scale.svg] [-note TEXT] [-timeout 30m]
-//	    [-admission 200] [-keep] [-reset]
+//	    [-admission 200] [-unmanaged 10000] [-sluice-args "--concurrency=64"] [-profile DIR]
+//	    [-keep] [-reset]
 //
 // For each controller it boots a control plane (e2e/cluster, the API server auditing the
 // controllers' requests), Prometheus and the controller (Sluice as e2e/stack starts it, built
@@ -12,8 +13,11 @@
 // each N: a fresh controller process, N Deployments with 2 replicas configured for blue/green
 // with 3 analysis runs at a 10 s interval and one Prometheus check `vector(100)`, then the
 // image of all N set at once. Then, on Sluice's control plane, the admission latency of
-// Deployment updates with Sluice's webhook, a no-op webhook and none. Rows already in the
-// report for other controllers or N stay (see results).
+// Deployment updates with Sluice's webhook, a no-op webhook and none; with -unmanaged, Sluice's
+// memory without and with that many Deployments, Services and ReplicaSets it does not manage
+// (memory.go). Sluice's runs also record its work queue from its own metrics (queue.go), and
+// with -profile its CPU and heap profiles. Rows already in the report for other controllers or
+// N stay (see results).
 package main
 
 import (
@@ -47,8 +51,13 @@ type options struct {
 	note      string
 	timeout   time.Duration
 	admission int
-	keep      bool
-	reset     bool
+	unmanaged int
+	// sluiceArgs are extra flags for sluice (e.g. --concurrency=64); profile, when set, is a
+	// directory for CPU and heap profiles of sluice in each run.
+	sluiceArgs []string
+	profile    string
+	keep       bool
+	reset      bool
 }
 
 func main() {
@@ -75,6 +84,9 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.note, "note", "", "a note kept with this run's rows (e.g. \"validation run\")")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "how long the releases of one N may take before the unfinished ones are reported as such")
 	fs.IntVar(&o.admission, "admission", 200, "dry-run updates per webhook setup for the admission latency (0: skip it); needs Sluice")
+	fs.IntVar(&o.unmanaged, "unmanaged", 0, "also measure Sluice's memory with this many Deployments, Services and ReplicaSets it does not manage (0: skip); runs last")
+	sluiceArgs := fs.String("sluice-args", "", "extra sluice flags, space-separated (e.g. \"--concurrency=64\"); the report's note should say so")
+	fs.StringVar(&o.profile, "profile", "", "directory for sluice's CPU profile (the first 2 minutes after set image) and heap profile (at the end) of each run")
 	fs.BoolVar(&o.keep, "keep", false, "keep the control planes' directories (logs, audit log)")
 	fs.BoolVar(&o.reset, "reset", false, "drop the rows of earlier runs from the report")
 	if err := fs.Parse(args); err != nil {
@@ -83,6 +95,7 @@ func parseFlags(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	o.sluiceArgs = strings.Fields(*sluiceArgs)
 	for _, f := range strings.Split(*n, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || v < 1 || v > 5000 {
@@ -103,6 +116,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.admission < 0 {
 		return o, fmt.Errorf("-admission %d: must not be negative", o.admission)
+	}
+	if o.unmanaged < 0 || o.unmanaged > 0 && o.only == "flagger" {
+		return o, fmt.Errorf("-unmanaged %d: must not be negative, and needs Sluice", o.unmanaged)
 	}
 	if o.out == "" || o.svg == "" {
 		return o, errors.New("-out and -svg must name files")
@@ -152,7 +168,7 @@ func run(ctx context.Context, o options) error {
 	var errs []error
 	stamp := func(s *summary) { s.Date, s.Commit, s.Note = date, commit, o.note }
 	if o.only != "flagger" {
-		runs, adm, err := benchSluice(ctx, o, copts, repo)
+		runs, adm, mem, err := benchSluice(ctx, o, copts, repo)
 		for i := range runs {
 			stamp(&runs[i])
 		}
@@ -160,6 +176,10 @@ func run(ctx context.Context, o options) error {
 		if adm != nil {
 			adm.Date, adm.Commit, adm.Note = date, commit, o.note
 			got.Admission = adm
+		}
+		if mem != nil {
+			mem.Date, mem.Commit, mem.Note = date, commit, o.note
+			got.Memory = mem
 		}
 		errs = append(errs, err)
 	}
@@ -171,7 +191,7 @@ func run(ctx context.Context, o options) error {
 		got.Runs = append(got.Runs, runs...)
 		errs = append(errs, err)
 	}
-	if len(got.Runs) > 0 || got.Admission != nil {
+	if len(got.Runs) > 0 || got.Admission != nil || got.Memory != nil {
 		if err := write(o, doc, prev.merge(got)); err != nil {
 			errs = append(errs, err)
 		}
@@ -202,34 +222,56 @@ func write(o options, doc string, r results) error {
 }
 
 // benchSluice boots a control plane with Prometheus and Sluice and runs every N, then the
-// admission latency.
-func benchSluice(ctx context.Context, o options, copts cluster.Options, repo string) ([]summary, *admissionResult, error) {
+// admission latency, then (asked for with -unmanaged) the memory beside unmanaged objects.
+func benchSluice(ctx context.Context, o options, copts cluster.Options, repo string) ([]summary, *admissionResult, *memoryResult, error) {
 	fmt.Println("== Sluice: booting a control plane, Prometheus and sluice (built from this checkout)")
 	c, err := cluster.Start(ctx, copts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer stopCluster(c)
-	s, err := stack.Up(ctx, c, stack.Options{Log: os.Stdout})
-	if err != nil {
-		return nil, nil, err
+	ctl := sluiceCtl{profile: o.profile}
+	args := o.sluiceArgs
+	if o.profile != "" {
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			return nil, nil, nil, err
+		}
+		ports, err := cluster.FreePorts(1)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		ctl.pprof = fmt.Sprintf("127.0.0.1:%d", ports[0])
+		args = append(slices.Clone(args), "--pprof-bind-address="+ctl.pprof)
 	}
-	b, err := newBench(c, sluiceCtl{s: s}, o)
+	if ctl.s, err = stack.Up(ctx, c, stack.Options{Log: os.Stdout, SluiceArgs: args}); err != nil {
+		return nil, nil, nil, err
+	}
+	b, err := newBench(c, ctl, o)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	runs, err := b.runAll(ctx)
-	if err != nil || o.admission == 0 {
-		return runs, nil, err
+	if err != nil {
+		return runs, nil, nil, err
 	}
-	adm := &admissionResult{Requests: o.admission, Load: loadAverage()}
-	if adm.Cases, err = measureAdmission(ctx, b.cs, repo, o.admission, b.logf); err != nil {
-		return runs, nil, fmt.Errorf("admission latency: %w", err)
+	var adm *admissionResult
+	if o.admission > 0 {
+		adm = &admissionResult{Requests: o.admission, Load: loadAverage()}
+		if adm.Cases, err = measureAdmission(ctx, b.cs, repo, o.admission, b.logf); err != nil {
+			return runs, nil, nil, fmt.Errorf("admission latency: %w", err)
+		}
+		for _, c := range adm.Cases {
+			b.logf("admission %s: p50 %.2f ms, p99 %.2f ms", c.Webhook, c.P50, c.P99)
+		}
 	}
-	for _, c := range adm.Cases {
-		b.logf("admission %s: p50 %.2f ms, p99 %.2f ms", c.Webhook, c.P50, c.P99)
+	if o.unmanaged == 0 {
+		return runs, adm, nil, nil
 	}
-	return runs, adm, nil
+	mem, err := b.measureMemory(ctx, o.unmanaged)
+	if err != nil {
+		return runs, adm, nil, fmt.Errorf("memory: %w", err)
+	}
+	return runs, adm, mem, nil
 }
 
 // benchFlagger boots a control plane with Prometheus and Flagger and runs every N.

@@ -46,31 +46,39 @@ func parseStatCPU(stat []byte) (float64, error) {
 }
 
 // peakRSSMiB is the process's peak resident set size (VmHWM) in MiB, from /proc/PID/status.
-func peakRSSMiB(pid int) (float64, error) {
+func peakRSSMiB(pid int) (float64, error) { return statusMiB(pid, "VmHWM") }
+
+// rssMiB is the process's resident set size now (VmRSS) in MiB.
+func rssMiB(pid int) (float64, error) { return statusMiB(pid, "VmRSS") }
+
+func statusMiB(pid int, field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
-	return parseVmHWM(b)
+	return parseStatusKB(b, field)
 }
 
-func parseVmHWM(status []byte) (float64, error) {
+func parseVmHWM(status []byte) (float64, error) { return parseStatusKB(status, "VmHWM") }
+
+// parseStatusKB reads a "Field:  N kB" line of /proc/PID/status, in MiB.
+func parseStatusKB(status []byte, field string) (float64, error) {
 	for line := range strings.Lines(string(status)) {
-		rest, ok := strings.CutPrefix(line, "VmHWM:")
+		rest, ok := strings.CutPrefix(line, field+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("parse VmHWM %q", strings.TrimSpace(line))
+			return 0, fmt.Errorf("parse %s %q", field, strings.TrimSpace(line))
 		}
 		kb, err := strconv.ParseUint(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("parse VmHWM: %w", err)
+			return 0, fmt.Errorf("parse %s: %w", field, err)
 		}
 		return float64(kb) / 1024, nil
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc status")
+	return 0, fmt.Errorf("no %s in /proc status", field)
 }
 
 // loadAverage is the 1-minute load average (how busy the shared machine was).

@@ -15,12 +15,16 @@ import (
 type results struct {
 	Runs      []summary        `json:"runs"`
 	Admission *admissionResult `json:"admission,omitempty"`
+	Memory    *memoryResult    `json:"memory,omitempty"`
 }
 
 // merge adds the runs of next to r, a run of the same controller and N replacing the earlier
-// one, and takes next's admission result if it has one.
+// one, and takes next's admission and memory results if it has them.
 func (r results) merge(next results) results {
-	out := results{Admission: r.Admission}
+	out := results{Admission: r.Admission, Memory: r.Memory}
+	if next.Memory != nil {
+		out.Memory = next.Memory
+	}
 	for _, s := range r.Runs {
 		if !slices.ContainsFunc(next.Runs, func(n summary) bool { return n.Controller == s.Controller && n.N == s.N }) {
 			out.Runs = append(out.Runs, s)
@@ -157,10 +161,37 @@ func render(r results, svg string) (string, error) {
 	p("release done (`/proc/PID/stat`). Peak RSS: its `VmHWM` (since the fresh process started, so\n")
 	p("including its start and the creation of the N Deployments). API requests: every request of the\n")
 	p("controller's user in the same window, from the API server's audit log, divided by N.\n\n")
-	p("| controller | N | window s | CPU s | CPU s per release | peak RSS MiB | API requests per release |\n|---|---|---|---|---|---|---|\n")
+	p("Deployment / ReplicaSet controller: the requests the controller-manager's two controllers sent\n")
+	p("in the window, per release (audit log): each has its own client at the controller-manager's\n")
+	p("default 20 requests/s, so N releases keep the busier one busy for at least N × that / 20 s.\n\n")
+	p("| controller | N | window s | CPU s | CPU s per release | peak RSS MiB | API requests per release | Deployment / ReplicaSet controller per release | their floor s |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Runs {
-		p("| %s | %d | %.0f | %.1f | %.3f | %.0f | %.1f |\n", s.Controller, s.N, s.WindowSeconds, s.CPUSeconds,
-			s.CPUSeconds/float64(s.N), s.PeakRSSMiB, total(s.Requests))
+		cm, floor := "–", "–"
+		if s.Cluster != nil {
+			d, rs := s.Cluster["deployment-controller"], s.Cluster["replicaset-controller"]
+			cm, floor = fmt.Sprintf("%.1f / %.1f", d, rs), fmt.Sprintf("%.0f", float64(s.N)*max(d, rs)/20)
+		}
+		p("| %s | %d | %.0f | %.1f | %.3f | %.0f | %.1f | %s | %s |\n", s.Controller, s.N, s.WindowSeconds, s.CPUSeconds,
+			s.CPUSeconds/float64(s.N), s.PeakRSSMiB, total(s.Requests), cm, floor)
+	}
+	var queued []summary
+	for _, s := range r.Runs {
+		if s.Queue != nil {
+			queued = append(queued, s)
+		}
+	}
+	if len(queued) > 0 {
+		p("\n### Sluice's work queue\n\n")
+		p("From Sluice's own metrics (controller-runtime's, scraped every second) over the same window:\n")
+		p("steps run (reconciles) per release, how long a step took, how long a due step waited in the\n")
+		p("queue (the histogram's buckets are powers of ten), and the most workers busy at once (of\n")
+		p("`--concurrency`) and items due at once.\n\n")
+		p("| N | steps per release | step p50 s | step p99 s | wait p50 s | wait p99 s | most workers busy | most items due |\n|---|---|---|---|---|---|---|---|\n")
+		for _, s := range queued {
+			q := s.Queue
+			p("| %d | %.1f | %.3f | %.3f | %.3g | %.3g | %.0f | %.0f |\n", s.N, q.Reconciles/float64(s.N), q.ReconcileP50, q.ReconcileP99,
+				q.WaitP50, q.WaitP99, q.MaxWorkers, q.MaxDepth)
+		}
 	}
 	if len(r.Runs) > 0 {
 		p("\n### API requests per release by verb and resource\n\n")
@@ -192,9 +223,34 @@ func render(r results, svg string) (string, error) {
 				none = c
 			}
 		}
+		var noop, sluice admissionLatency
 		for _, c := range a.Cases {
 			p("| %s | %.2f | %.2f | %s | %s |\n", c.Webhook, c.P50, c.P99, ratio(c.P50, none.P50), ratio(c.P99, none.P99))
+			switch c.Webhook {
+			case caseNoop:
+				noop = c
+			case caseSluice:
+				sluice = c
+			}
 		}
+		if noop.Webhook != "" && sluice.Webhook != "" {
+			p("\nLatency a webhook adds at p99 (its p99 minus none's): no-op %.2f ms, Sluice %.2f ms — Sluice's is\n", noop.P99-none.P99, sluice.P99-none.P99)
+			p("%s× the no-op's (issue 14's target: ≤ 1.2×; p99s of %d requests on a shared machine are noisy).\n",
+				ratio(sluice.P99-none.P99, noop.P99-none.P99), a.Requests)
+		}
+	}
+
+	if m := r.Memory; m != nil {
+		p("\n### Memory beside objects Sluice does not manage\n\n")
+		p("A fresh Sluice releases %d opted-in Deployments (this scenario) on the otherwise empty\n", m.Releases)
+		p("cluster; then %d Deployments (paused at 0 replicas), %d Services and %d bare ReplicaSets that\n", m.Unmanaged, m.Unmanaged, m.Unmanaged)
+		p("are not opted in are created, and another fresh Sluice releases %d more. Peak RSS is VmHWM from\n", m.Releases)
+		p("the process's start (its caches' first lists included) to the last release done; RSS is VmRSS\n")
+		p("then. Measured %s, %s, load %.1f%s.\n\n", m.Date, m.Commit, m.Load, noteSuffix(m.Note))
+		p("| cluster | peak RSS MiB | RSS at the end MiB | API requests per release |\n|---|---|---|---|\n")
+		p("| empty | %.1f | %.1f | %.1f |\n", m.Empty.PeakRSSMiB, m.Empty.RSSMiB, m.Empty.Requests)
+		p("| %d unmanaged of each | %.1f | %.1f | %.1f |\n", m.Unmanaged, m.With.PeakRSSMiB, m.With.RSSMiB, m.With.Requests)
+		p("| ratio | %s | %s | |\n", ratio(m.With.PeakRSSMiB, m.Empty.PeakRSSMiB), ratio(m.With.RSSMiB, m.Empty.RSSMiB))
 	}
 
 	p("\n### How it is measured\n\n")

@@ -38,6 +38,13 @@ func TestMergeReplacesTheSameControllerAndN(t *testing.T) {
 	if got.Admission == nil || got.Admission.Requests != 200 {
 		t.Errorf("admission = %+v, want the earlier one kept", got.Admission)
 	}
+	old.Memory = &memoryResult{Unmanaged: 10000}
+	if got := old.merge(next); got.Memory == nil || got.Memory.Unmanaged != 10000 {
+		t.Errorf("memory = %+v, want the earlier one kept", got.Memory)
+	}
+	if got := old.merge(results{Memory: &memoryResult{Unmanaged: 500}}); got.Memory == nil || got.Memory.Unmanaged != 500 {
+		t.Errorf("memory = %+v, want the new one", got.Memory)
+	}
 	if got := old.merge(results{Admission: &admissionResult{Requests: 5}}); got.Admission.Requests != 5 {
 		t.Errorf("admission = %+v, want the new one", got.Admission)
 	}
@@ -74,8 +81,15 @@ func TestReplaceSection(t *testing.T) {
 // What render writes, existingResults reads back, so a later run keeps the earlier rows.
 func TestRenderedResultsReadBack(t *testing.T) {
 	r := results{
-		Runs:      []summary{sampleRun("sluice", 10, 33), sampleRun("flagger", 10, 80)},
+		Runs: []summary{func() summary {
+			s := sampleRun("sluice", 10, 33)
+			s.Cluster = map[string]float64{"deployment-controller": 14, "replicaset-controller": 9}
+			s.Queue = &queueStats{Reconciles: 150, ReconcileP50: 0.004, ReconcileP99: 0.05, WaitP50: 0.001, WaitP99: 0.1, MaxWorkers: 7, MaxDepth: 12}
+			return s
+		}(), sampleRun("flagger", 10, 80)},
 		Admission: &admissionResult{Date: "2026-12-01", Commit: "abc1234", Requests: 200, Cases: []admissionLatency{{caseNone, 2, 5}, {caseNoop, 3, 7}, {caseSluice, 4, 9}}},
+		Memory: &memoryResult{Date: "2026-12-01", Commit: "abc1234", Unmanaged: 10000, Releases: 10,
+			Empty: memoryRun{PeakRSSMiB: 50, RSSMiB: 40, Requests: 31}, With: memoryRun{PeakRSSMiB: 52, RSSMiB: 41, Requests: 31}},
 	}
 	section, err := render(r, "bench-scale.svg")
 	if err != nil {
@@ -98,6 +112,12 @@ func TestRenderedResultsReadBack(t *testing.T) {
 		"| other | 0.01 | 0.01 |",
 		"| **total** | 9.01 | 9.01 |",
 		"| sluice | 4.00 | 9.00 | 2.00 | 1.80 |",
+		"| 9.0 | 14.0 / 9.0 | 7 |",
+		"| 10 | 15.0 | 0.004 | 0.050 | 0.001 | 0.1 | 7 | 12 |",
+		"no-op 2.00 ms, Sluice 4.00 ms — Sluice's is\n2.00× the no-op's",
+		"| empty | 50.0 | 40.0 | 31.0 |",
+		"| 10000 unmanaged of each | 52.0 | 41.0 | 31.0 |",
+		"| ratio | 1.04 | 1.02 | |",
 	} {
 		if !strings.Contains(section, want) {
 			t.Errorf("section lacks %q:\n%s", want, section)

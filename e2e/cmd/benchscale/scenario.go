@@ -68,6 +68,8 @@ type bench struct {
 	dyn  dynamic.Interface
 	ctl  controller
 	opts options
+	// noProfile skips the controller's profiles (the memory runs).
+	noProfile bool
 }
 
 // logf prints a progress line stamped with the wall clock (the control plane's own lines carry
@@ -125,6 +127,12 @@ func (b *bench) run(ctx context.Context, n int) (summary, error) {
 		return summary{}, err
 	}
 	from := time.Now()
+	profiled := func() {}
+	if p, ok := b.ctl.(interface {
+		startProfile(ctx context.Context, tag string, logf func(string, ...any)) func()
+	}); ok && !b.noProfile {
+		profiled = p.startProfile(ctx, fmt.Sprintf("%s-n%d", b.ctl.name(), n), logf)
+	}
 	b.setImages(ctx, t, ns, names)
 	err = t.wait(ctx, b.opts.timeout, "releases", logf, func() (bool, string) {
 		done := t.countReleases(func(r *release) bool { return !r.Done.IsZero() })
@@ -139,9 +147,20 @@ func (b *bench) run(ctx context.Context, n int) (summary, error) {
 	}
 	cpu1, cpuErr := cpuSeconds(pid)
 	rss, rssErr := peakRSSMiB(pid)
-	if err := errors.Join(cpuErr, rssErr); err != nil {
+	now, nowErr := rssMiB(pid)
+	if err := errors.Join(cpuErr, rssErr, nowErr); err != nil {
 		return summary{}, fmt.Errorf("read %s's /proc: %w", b.ctl.name(), err)
 	}
+	// The work queue's window ends now: read it before waiting for the profile.
+	var queue *queueStats
+	if q, ok := b.ctl.(interface {
+		queueStats(ctx context.Context, window time.Duration) (*queueStats, error)
+	}); ok {
+		if queue, err = q.queueStats(ctx, time.Since(from)); err != nil {
+			logf("work queue metrics: %v", err)
+		}
+	}
+	profiled()
 
 	t.mu.Lock()
 	rs := make([]*release, 0, n)
@@ -163,12 +182,22 @@ func (b *bench) run(ctx context.Context, n int) (summary, error) {
 	}
 	s := summary{
 		Controller: b.ctl.name(), N: n, Load: load, ScheduleSeconds: schedule.Seconds(),
-		CPUSeconds: cpu1 - cpu0, PeakRSSMiB: rss, WindowSeconds: to.Sub(from).Seconds(),
+		CPUSeconds: cpu1 - cpu0, PeakRSSMiB: rss, RSSMiB: now, WindowSeconds: to.Sub(from).Seconds(),
 	}
 	summarize(rs, interval, &s)
+	s.Queue = queue
 	if s.Requests, err = requestsPerRelease(b.c.AuditLog, b.ctl.user(), from, to, n); err != nil {
 		return summary{}, fmt.Errorf("count %s's API requests: %w", b.ctl.name(), err)
 	}
+	if s.Cluster, err = clusterRequestsPerRelease(b.c.AuditLog, from, to, n); err != nil {
+		return summary{}, fmt.Errorf("count the controller-manager's API requests: %w", err)
+	}
+	if q := s.Queue; q != nil {
+		logf("work queue: %.0f reconciles (p50 %.3f s, p99 %.3f s), wait p50 %.3g s p99 %.3g s, at most %.0f workers busy and %.0f items due",
+			q.Reconciles, q.ReconcileP50, q.ReconcileP99, q.WaitP50, q.WaitP99, q.MaxWorkers, q.MaxDepth)
+	}
+	logf("controller-manager requests per release: %.1f by the Deployment controller, %.1f by the ReplicaSet controller",
+		s.Cluster["deployment-controller"], s.Cluster["replicaset-controller"])
 	logf("done %d/%d: release p50 %.1f s (%.2f× schedule), max %.1f s; start p50 %.2f s; analysis from %.1f s; finish %.1f s; lag p50 %.3f s p99 %.3f s; CPU %.1f s; peak RSS %.0f MiB; %.0f API requests per release",
 		s.Done, n, s.Release.P50, s.Release.P50/s.ScheduleSeconds, s.Release.Max, s.Start.P50, s.ToAnalysis.P50, s.Finish.P50,
 		s.Lag.P50, s.Lag.P99, s.CPUSeconds, s.PeakRSSMiB, total(s.Requests))

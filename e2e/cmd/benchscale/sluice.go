@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -27,12 +31,65 @@ const sluiceMetrics = "- name: check\n  query: vector(100)\n  thresholdRange: {m
 // with the Service that Sluice's blue/green (an isolated canary) routes with.
 type sluiceCtl struct {
 	s *stack.Stack
+	// pprof is sluice's --pprof-bind-address and profile the directory its profiles go to
+	// (both empty: no profiles).
+	pprof, profile string
+}
+
+// profileSeconds is how long the CPU profile of a run records, from set image on.
+const profileSeconds = 120
+
+// startProfile records a CPU profile of sluice for profileSeconds into the profile directory
+// (named after tag), in the background; wait returns once it is written, then writes a heap
+// profile beside it.
+func (c sluiceCtl) startProfile(ctx context.Context, tag string, logf func(string, ...any)) (wait func()) {
+	if c.pprof == "" {
+		return func() {}
+	}
+	get := func(path, file string) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.pprof+path, nil)
+		if err != nil {
+			logf("profile %s: %v", file, err)
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			logf("profile %s: %v", file, err)
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(c.profile, file), b, 0o644)
+		}
+		if err != nil {
+			logf("profile %s: %v", file, err)
+			return
+		}
+		logf("profile written to %s (go tool pprof -top %s)", filepath.Join(c.profile, file), filepath.Join(c.profile, file))
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", profileSeconds), tag+".cpu.pprof")
+	}()
+	return func() {
+		<-done
+		get("/debug/pprof/heap", tag+".heap.pprof")
+	}
 }
 
 func (sluiceCtl) name() string                           { return "sluice" }
 func (sluiceCtl) user() string                           { return sluiceUser }
 func (sluiceCtl) watched() []schema.GroupVersionResource { return nil }
 func (c sluiceCtl) pid() (int, bool)                     { return c.s.Cluster.PID("sluice") }
+
+func (c sluiceCtl) queueStats(ctx context.Context, window time.Duration) (*queueStats, error) {
+	return readQueueStats(ctx, c.s.PrometheusURL, window)
+}
 
 func (c sluiceCtl) restart(ctx context.Context) error {
 	if c.s.Cluster.Running("sluice") {

@@ -71,6 +71,13 @@ type summary struct {
 	CPUSeconds float64 `json:"cpuSeconds"`
 	// PeakRSSMiB is the controller's VmHWM (since it started, before its objects were created).
 	PeakRSSMiB float64 `json:"peakRSSMiB"`
+	// RSSMiB is the controller's VmRSS once the releases are done.
+	RSSMiB float64 `json:"rssMiB,omitempty"`
+	// Cluster are the requests of the controller-manager's Deployment and ReplicaSet controllers
+	// in the window, per release (they roll the canaries and the parents out).
+	Cluster map[string]float64 `json:"cluster,omitempty"`
+	// Queue is Sluice's work queue in the window (nil for Flagger).
+	Queue *queueStats `json:"queue,omitempty"`
 	// Requests are the controller's API requests in the same window by "verb resource", divided by N.
 	Requests map[string]float64 `json:"requests"`
 	// WindowSeconds is the measured window: first set image to last release done.
