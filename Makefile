@@ -76,7 +76,7 @@ lint: ## golangci-lint (.golangci.yml): vet, staticcheck, errcheck, errorlint, i
 	@lint=$$($(GO) run ./e2e/cmd/cluster build golangci-lint) && echo "$$lint run ./..." && "$$lint" run ./...
 
 chart-sync: ## Copy deploy/crds and deploy/dashboards (the sources) into the Helm chart's files/
-	cp deploy/crds/metrictemplates.sluice.dev.yaml deploy/helm/sluice/files/
+	cp deploy/crds/metrictemplates.sluice.dev.yaml deploy/crds/alertproviders.sluice.dev.yaml deploy/helm/sluice/files/
 	if [ -f deploy/dashboards/sluice.json ]; then mkdir -p deploy/helm/sluice/files/dashboards && \
 		cp deploy/dashboards/sluice.json deploy/helm/sluice/files/dashboards/; fi
 

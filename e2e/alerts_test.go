@@ -105,7 +105,7 @@ func TestAlerts(t *testing.T) {
 			"apiVersion: sluice.dev/v1beta1\nkind: AlertProvider\nmetadata: {name: %s}\nspec:\n  type: generic\n  secretRef: {name: %s-address}\n", name, address, name, name))
 	}
 
-	t.Run("good release, failing release", func(t *testing.T) {
+	t.Run("good release then failing release", func(t *testing.T) {
 		t.Parallel()
 		a := newApp(t, "web", fastAnnotations(spec.AnnAlerts, "- name: everything\n  providerRef: {name: sink}\n- name: errors-only\n  severity: error\n  providerRef: {name: errors}"))
 		provider(a, "sink", sink.srv.URL+"/all")

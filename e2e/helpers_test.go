@@ -44,7 +44,7 @@ func fastAnnotations(extra ...string) map[string]string {
 func newApp(t *testing.T, name string, ann map[string]string) *app {
 	t.Helper()
 	ctx := t.Context()
-	ns := fmt.Sprintf("%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano()%100000)
+	ns := fmt.Sprintf("%s-%d", dnsLabel(t.Name()), time.Now().UnixNano()%100000)
 	if len(ns) > 50 {
 		ns = ns[len(ns)-50:]
 		ns = strings.TrimLeft(ns, "-")
@@ -63,7 +63,14 @@ func newApp(t *testing.T, name string, ann map[string]string) *app {
 	go func() { _ = load.Run(runCtx); done <- struct{}{} }()
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	_ = ctx
-	return &app{t: t, ns: ns, name: name, ann: ann, load: load, manifests: t.TempDir()}
+	// Not t.TempDir(): its path holds the test's name, and kubectl -f reads a comma in a
+	// subtest's name as a list of files.
+	manifests, err := os.MkdirTemp("", "sluice-e2e-app-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(manifests) })
+	return &app{t: t, ns: ns, name: name, ann: ann, load: load, manifests: manifests}
 }
 
 // manifest renders the app's Deployment, opted in, as a user would keep it in Git.
@@ -244,4 +251,18 @@ func writeFile(t *testing.T, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// dnsLabel turns a test's name into a DNS label's characters: lower case, anything but letters
+// and digits a dash.
+func dnsLabel(s string) string {
+	return strings.Trim(strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r - 'A' + 'a'
+		}
+		return '-'
+	}, s), "-")
 }

@@ -285,9 +285,9 @@ func TestHookFailuresRollBack(t *testing.T) {
 			hook("promote", spec.HookConfirmPromotion), hook("smoke", spec.HookRollout))))
 		a.deploy("demo:v1")
 		a.kubectl("set", "image", "deployment/web", "app=demo:v2")
-		st := a.waitGate(60*time.Second, spec.HookConfirmPromotion)
+		a.waitGate(60*time.Second, spec.HookConfirmPromotion)
 		h.set("/smoke", http.StatusInternalServerError) // the rollout hook is a check: now failing
-		st = a.waitPhase(40*time.Second, spec.PhaseFailed)
+		st := a.waitPhase(40*time.Second, spec.PhaseFailed)
 		if !strings.Contains(st.AbortReason, "failed analysis runs reached the threshold") {
 			t.Errorf("rolled back for %q, want the failed runs at the gate", st.AbortReason)
 		}
@@ -302,7 +302,7 @@ func TestFlaggerLoadtesterAsHookTarget(t *testing.T) {
 	t.Parallel()
 	lt := startFlaggerLoadtester(t)
 
-	t.Run("gate, cmd and rollback", func(t *testing.T) {
+	t.Run("gate cmd and rollback", func(t *testing.T) {
 		t.Parallel()
 		marker := filepath.Join(t.TempDir(), "ran")
 		a := newApp(t, "web", fastAnnotations(spec.AnnWebhooks, hooksAnnotation(lt.url,

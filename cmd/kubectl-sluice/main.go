@@ -14,6 +14,9 @@
 //	kubectl sluice approve NAME     open, once, the gate the revision in flight waits at
 //	kubectl sluice halt NAME        close every gate of the revision in flight; unhalt reopens
 //	kubectl sluice unhalt NAME
+//	kubectl sluice import FILE|-    convert Flagger's Canary, MetricTemplate and AlertProvider
+//	                                manifests to Sluice's (stdout) and report what has no
+//	                                equivalent (stderr)
 //
 // The verbs that read (status, list, history) print kubectl-style tables, or -o json|yaml.
 // See docs/plugin.md.
@@ -52,6 +55,8 @@ verbs:
   halt NAME      close every confirm gate of the revision in flight: it waits before its next
                  weight and before promotion, analysis going on, until unhalt
   unhalt NAME    remove the halt
+  import FILE|-  convert Flagger Canary, MetricTemplate and AlertProvider manifests to Sluice's:
+                 objects on stdout, one line per field without an equivalent on stderr
 
 flags:
 `
@@ -73,6 +78,8 @@ type options struct {
 	output        string
 	timeout       time.Duration
 	verb, name    string
+	// import
+	deployment, meshProvider string
 }
 
 func (o *options) addFlags(fs *pflag.FlagSet) {
@@ -82,6 +89,8 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.context, "context", "", "kubeconfig context")
 	fs.StringVarP(&o.output, "output", "o", "", "status, list, history: json or yaml instead of a table")
 	fs.DurationVar(&o.timeout, "timeout", 0, "watch: give up after this long with exit code 2 (0: wait until the release ends)")
+	fs.StringVar(&o.deployment, "deployment", "", "import: a file with your Deployment manifest(s), written out whole with Sluice's label and annotations")
+	fs.StringVar(&o.meshProvider, "mesh-provider", "", "import: the provider of a Canary that names none, as Flagger's -mesh-provider (default: gatewayapi with gatewayRefs, nginx with an ingressRef, else istio)")
 }
 
 func (o *options) validate() error {
@@ -93,6 +102,10 @@ func (o *options) validate() error {
 		if o.name == "" {
 			return fmt.Errorf("%s needs a Deployment name", o.verb)
 		}
+	case "import":
+		if o.name == "" {
+			return fmt.Errorf("import needs a file name, or - for stdin")
+		}
 	default:
 		return fmt.Errorf("unknown verb %q", o.verb)
 	}
@@ -102,6 +115,9 @@ func (o *options) validate() error {
 	if o.allNamespaces && o.verb != "list" {
 		return fmt.Errorf("-A is for list only")
 	}
+	if (o.deployment != "" || o.meshProvider != "") && o.verb != "import" {
+		return fmt.Errorf("--deployment and --mesh-provider are for import only")
+	}
 	if o.timeout < 0 {
 		return fmt.Errorf("--timeout must not be negative")
 	}
@@ -109,11 +125,11 @@ func (o *options) validate() error {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // run executes one command line and returns the exit code.
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var o options
 	fs := pflag.NewFlagSet("kubectl-sluice", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -139,6 +155,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := o.validate(); err != nil {
 		fmt.Fprintf(stderr, "kubectl sluice: %v\n%s", err, usage+fs.FlagUsages())
 		return exitError
+	}
+
+	if o.verb == "import" {
+		// Needs no cluster.
+		return importFlagger(o.name, o, stdin, stdout, stderr)
 	}
 
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()

@@ -272,7 +272,7 @@ func TestRunUsageErrorsExit2(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			if code := run(args, &out, &errOut); code != exitError {
+			if code := run(args, nil, &out, &errOut); code != exitError {
 				t.Errorf("run(%q) = %d, want %d; stderr %s", args, code, exitError, errOut.String())
 			}
 		})

@@ -71,19 +71,22 @@ func TestReadmeInstallCommand(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	crd, _, err := testCluster.Kubectl(ctx, "get", "crd", "metrictemplates.sluice.dev", "-o", "name")
-	if err != nil || strings.TrimSpace(crd) == "" {
-		t.Errorf("the MetricTemplate CRD is not kept after uninstall: %v", err)
+	for _, name := range []string{"metrictemplates.sluice.dev", "alertproviders.sluice.dev"} {
+		crd, _, err := testCluster.Kubectl(ctx, "get", "crd", name, "-o", "name")
+		if err != nil || strings.TrimSpace(crd) == "" {
+			t.Errorf("the CRD %s is not kept after uninstall: %v", name, err)
+		}
 	}
 	deleteCRD(t)
 }
 
-// deleteCRD removes the MetricTemplate CRD a chart install keeps, so the next test finds the
-// cluster as it was.
+// deleteCRD removes the CRDs a chart install keeps (MetricTemplate, AlertProvider), so the next
+// test finds the cluster as it was.
 func deleteCRD(t *testing.T) {
 	t.Helper()
-	if _, stderr, err := testCluster.Kubectl(context.Background(), "delete", "crd", "metrictemplates.sluice.dev", "--ignore-not-found", "--wait"); err != nil {
-		t.Errorf("delete the MetricTemplate CRD: %v\n%s", err, stderr)
+	if _, stderr, err := testCluster.Kubectl(context.Background(), "delete", "crd", "metrictemplates.sluice.dev", "alertproviders.sluice.dev",
+		"--ignore-not-found", "--wait"); err != nil {
+		t.Errorf("delete the kept CRDs: %v\n%s", err, stderr)
 	}
 }
 

@@ -23,6 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
 // The namespace the docs install into, and the watched namespaces of the scoped renders.
@@ -45,7 +47,9 @@ func TestHelmLint(t *testing.T) {
 		"watched namespaces": {"watchNamespaces={" + teamA + "," + teamB + "}"},
 		"everything on": {"namespace.create=true", "metrics.serviceMonitor.enabled=true",
 			"secrets.namespaces={monitoring}", "secrets.names={datadog}", "routers={replicas,istio}",
-			"loadtester.enabled=true", "loadtester.allowedNamespaces={test}", "loadtester.namespaceRegexp=^team-"},
+			"loadtester.enabled=true", "loadtester.allowedNamespaces={test}", "loadtester.namespaceRegexp=^team-",
+			"controller.defaultAlerts[0].name=ops", "controller.defaultAlerts[0].severity=error",
+			"controller.defaultAlerts[0].providerRef.name=ops-slack", "controller.defaultAlerts[0].providerRef.namespace=monitoring"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := []string{"lint", "--strict", chartDir(), "--namespace", sluiceNS}
@@ -62,7 +66,9 @@ func TestHelmLint(t *testing.T) {
 		})
 	}
 	// The schema refuses what the controller would refuse.
-	for _, bad := range []string{"webhook.failurePolicy=Sometimes", "routers={replicas,envoy}", "certs.validity=1year", "watchNamespaces={Team_A}", "loadtester.timeout=forever"} {
+	for _, bad := range []string{"webhook.failurePolicy=Sometimes", "routers={replicas,envoy}", "certs.validity=1year", "watchNamespaces={Team_A}", "loadtester.timeout=forever",
+		// A default alert names its AlertProvider's namespace (there is no Deployment's).
+		"controller.defaultAlerts[0].name=ops,controller.defaultAlerts[0].providerRef.name=p", "controller.alertDedupeWindow=hourly"} {
 		if out, stderr, err := tryHelm(t, "lint", chartDir(), "--set", bad); err == nil {
 			t.Errorf("helm lint --set %s passed, want a schema error:\n%s", bad, out)
 		} else if !strings.Contains(out+stderr, "schema") {
@@ -91,7 +97,8 @@ func TestRendersPassServerSideDryRun(t *testing.T) {
 		"chart, every option": renderChart(t, "sluice", sluiceNS, "namespace.create=true",
 			"metrics.serviceMonitor.enabled=true", "secrets.namespaces={"+teamA+"}", "secrets.names={datadog}",
 			"webhook.excludeNamespaces={legacy}", "podAntiAffinity=hard", "routers={replicas,istio}", "dashboard.enabled=true",
-			"loadtester.enabled=true"),
+			"loadtester.enabled=true", "controller.defaultAlerts[0].name=ops", "controller.defaultAlerts[0].providerRef.name=ops-slack",
+			"controller.defaultAlerts[0].providerRef.namespace="+teamB),
 	} {
 		t.Run(name, func(t *testing.T) {
 			dryRun(t, strings.NewReplacer(" ", "-", ",", "").Replace(name), r.raw)
@@ -178,27 +185,31 @@ func kustomizeBase(t *testing.T, r rendered) []byte {
 	return b.Bytes()
 }
 
-// The chart's copies of the MetricTemplate CRD and of the Grafana dashboard are the files in
-// deploy/ (`make chart-sync` copies them), and the dashboard ConfigMap carries that JSON.
+// The chart's copies of the CRDs (MetricTemplate, AlertProvider) and of the Grafana dashboard
+// are the files in deploy/ (`make chart-sync` copies them), and the dashboard ConfigMap carries
+// that JSON.
 func TestChartCopiesAreCurrent(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join(repo, "deploy", "crds", "metrictemplates.sluice.dev.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := os.ReadFile(filepath.Join(chartDir(), "files", "metrictemplates.sluice.dev.yaml"))
-	if err != nil || !bytes.Equal(src, cp) {
-		t.Errorf("deploy/helm/sluice/files/metrictemplates.sluice.dev.yaml differs from deploy/crds (run `make chart-sync`): %v", err)
-	}
-	crd := renderChart(t, "sluice", sluiceNS).one(t, "CustomResourceDefinition", "metrictemplates.sluice.dev")
-	var want map[string]any
-	if err := yaml.Unmarshal(src, &want); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(want["spec"], crd.Object["spec"]); diff != "" {
-		t.Errorf("rendered CRD spec differs from deploy/crds (-want +got):\n%s", diff)
-	}
-	if crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
-		t.Errorf("the CRD is not kept on uninstall: annotations %v", crd.GetAnnotations())
+	rendered := renderChart(t, "sluice", sluiceNS)
+	for _, name := range []string{"metrictemplates.sluice.dev", "alertproviders.sluice.dev"} {
+		src, err := os.ReadFile(filepath.Join(repo, "deploy", "crds", name+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := os.ReadFile(filepath.Join(chartDir(), "files", name+".yaml"))
+		if err != nil || !bytes.Equal(src, cp) {
+			t.Errorf("deploy/helm/sluice/files/%s.yaml differs from deploy/crds (run `make chart-sync`): %v", name, err)
+		}
+		crd := rendered.one(t, "CustomResourceDefinition", name)
+		var want map[string]any
+		if err := yaml.Unmarshal(src, &want); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want["spec"], crd.Object["spec"]); diff != "" {
+			t.Errorf("rendered CRD %s spec differs from deploy/crds (-want +got):\n%s", name, diff)
+		}
+		if crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("the CRD %s is not kept on uninstall: annotations %v", name, crd.GetAnnotations())
+		}
 	}
 
 	dash, srcErr := os.ReadFile(filepath.Join(repo, "deploy", "dashboards", "sluice.json"))
@@ -307,6 +318,8 @@ func TestChartDefaults(t *testing.T) {
 		// widens what a Deployment's annotations can reach.
 		"allow-cross-namespace-templates": "false",
 		"allow-controller-cloud-identity": "false",
+		"hook-concurrency":                "64",
+		"alert-dedupe-window":             "1h",
 	} {
 		if got, ok := flags[flag]; !ok || got != want {
 			t.Errorf("--%s=%q (rendered: %v), want %q", flag, got, ok, want)
@@ -314,6 +327,9 @@ func TestChartDefaults(t *testing.T) {
 	}
 	if _, ok := flags["watch-namespaces"]; ok {
 		t.Error("--watch-namespaces rendered without watchNamespaces")
+	}
+	if _, ok := flags["default-alerts"]; ok {
+		t.Error("--default-alerts rendered without controller.defaultAlerts")
 	}
 	if env := c.Env; len(env) != 1 || env[0].Name != "POD_NAMESPACE" || env[0].ValueFrom == nil ||
 		env[0].ValueFrom.FieldRef == nil || env[0].ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
@@ -484,7 +500,8 @@ func TestChartWatchedNamespaces(t *testing.T) {
 	}
 	for _, ns := range []string{teamA, teamB} {
 		role := into[rbacv1.Role](t, roleIn(t, r, "Role", "sluice", ns))
-		if !grants(role.Rules, "apps", "deployments", "patch") || !grants(role.Rules, "", "secrets", "get") {
+		if !grants(role.Rules, "apps", "deployments", "patch") || !grants(role.Rules, "", "secrets", "get") ||
+			!grants(role.Rules, "sluice.dev", "alertproviders", "get") {
 			t.Errorf("Role in %s: %s", ns, asYAML(role.Rules))
 		}
 		rb := into[rbacv1.RoleBinding](t, roleIn(t, r, "RoleBinding", "sluice", ns))
@@ -523,6 +540,47 @@ func TestChartSecretsScope(t *testing.T) {
 		return slices.Equal(p.Resources, []string{"secrets"}) && slices.Equal(p.ResourceNames, []string{"datadog"})
 	}) {
 		t.Errorf("secrets.names not applied: %s", asYAML(main.Rules))
+	}
+}
+
+// controller.defaultAlerts: the flag carries the list as the controller parses it, and each
+// namespace the list names gets a Role reading those AlertProviders (by name) and their
+// Secrets — also when Sluice watches other namespaces only.
+func TestChartDefaultAlerts(t *testing.T) {
+	r := renderChart(t, "sluice", sluiceNS, "watchNamespaces={"+teamA+"}", "secrets.names={ops-webhook}",
+		"controller.defaultAlerts[0].name=ops", "controller.defaultAlerts[0].severity=error",
+		"controller.defaultAlerts[0].providerRef.name=ops-slack", "controller.defaultAlerts[0].providerRef.namespace="+sluiceNS,
+		"controller.defaultAlerts[1].name=sre", "controller.defaultAlerts[1].providerRef.name=pager", "controller.defaultAlerts[1].providerRef.namespace="+sluiceNS,
+		"controller.defaultAlerts[2].name=audit", "controller.defaultAlerts[2].providerRef.name=ops-slack", "controller.defaultAlerts[2].providerRef.namespace="+teamB)
+	raw := args(t, r.deployment(t))["default-alerts"]
+	as, errs := spec.ParseAlerts("--default-alerts", raw)
+	if len(errs) > 0 {
+		t.Fatalf("--default-alerts=%s does not parse: %v", raw, errs)
+	}
+	want := []spec.Alert{
+		{Name: "ops", Severity: spec.SeverityError, ProviderRef: spec.AlertProviderRef{Name: "ops-slack", Namespace: sluiceNS}},
+		{Name: "sre", ProviderRef: spec.AlertProviderRef{Name: "pager", Namespace: sluiceNS}},
+		{Name: "audit", ProviderRef: spec.AlertProviderRef{Name: "ops-slack", Namespace: teamB}},
+	}
+	if diff := cmp.Diff(want, as); diff != "" {
+		t.Errorf("--default-alerts (-want +got):\n%s", diff)
+	}
+	for ns, names := range map[string][]string{sluiceNS: {"ops-slack", "pager"}, teamB: {"ops-slack"}} {
+		role := into[rbacv1.Role](t, roleIn(t, r, "Role", "sluice-alerts", ns))
+		wantRules := []rbacv1.PolicyRule{
+			{APIGroups: []string{"sluice.dev"}, Resources: []string{"alertproviders"}, Verbs: []string{"get"}, ResourceNames: names},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{"ops-webhook"}},
+		}
+		if diff := cmp.Diff(wantRules, role.Rules); diff != "" {
+			t.Errorf("Role sluice-alerts in %s (-want +got):\n%s", ns, diff)
+		}
+		rb := into[rbacv1.RoleBinding](t, roleIn(t, r, "RoleBinding", "sluice-alerts", ns))
+		if rb.RoleRef.Name != "sluice-alerts" || len(rb.Subjects) != 1 || rb.Subjects[0].Name != "sluice" || rb.Subjects[0].Namespace != sluiceNS {
+			t.Errorf("RoleBinding sluice-alerts in %s: %s", ns, asYAML(rb))
+		}
+	}
+	if n := len(r.all("Role")); n != 5 { // team-a, the two alert namespaces, leader election, webhook TLS
+		t.Errorf("%d Roles rendered, want 5", n)
 	}
 }
 

@@ -46,8 +46,6 @@ func waitingAt(t spec.HookType, since time.Time) func(*spec.State) {
 	}
 }
 
-func last(s *spec.State) { s.Step, s.Weight = len(s.Plan.Steps)-1, s.Plan.Steps[len(s.Plan.Steps)-1] }
-
 func TestHooksDue(t *testing.T) {
 	all := withHooks(spec.HookTypes...)
 	runDue := stepAt.Add(time.Minute)

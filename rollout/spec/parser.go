@@ -24,10 +24,6 @@ func (p *parser) invalid(key, value, detail string) {
 // noEffect notes something the configuration says that has no effect, for an admission warning.
 func (p *parser) noEffect(msg string) { p.warns = append(p.warns, msg) }
 
-func (p *parser) unsupported(key, what string) {
-	p.errs = append(p.errs, field.Forbidden(field.NewPath(key), what+" are not available in this version of Sluice"))
-}
-
 func (p *parser) int(key string, lo, hi int, dst *int) {
 	v, ok := p.ann[key]
 	if !ok {

@@ -98,8 +98,12 @@ a Role in each watched namespace. Router rules only for the routers in .Values.r
 - apiGroups: ["sluice.dev"]
   resources: ["metrictemplates"]
   verbs: ["get", "list", "watch"]
+# Alerts: an AlertProvider is read (uncached) when an alert is posted.
+- apiGroups: ["sluice.dev"]
+  resources: ["alertproviders"]
+  verbs: ["get"]
 {{- if $.secretsHere }}
-# A Secret named by a MetricTemplate is read when its provider client is built.
+# A Secret named by a MetricTemplate or an AlertProvider is read when its client is built.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
