@@ -164,7 +164,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, n spec.Notice) {
 		at = d.now()
 	}
 	deployment := klog.KRef(n.Namespace, n.Name)
-	rel := hooks.Release{Name: n.Name, Namespace: n.Namespace, Phase: string(n.Phase), Revision: n.Revision}
+	rel := spec.HookCall{Name: n.Name, Namespace: n.Namespace, Phase: n.Phase, Revision: n.Revision}
 	for _, h := range spec.HooksOf(n.Hooks, spec.HookEvent) {
 		for _, e := range n.Events {
 			p := hooks.NewEventPayload(h, rel, hooks.Event{Message: e.Message, Type: e.Type, Time: at})

@@ -47,11 +47,6 @@ type Payload struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
-// Release is what a payload says about the release.
-type Release struct {
-	Name, Namespace, Phase, Revision string
-}
-
 // Event is what an event hook is told: an event Sluice recorded.
 type Event struct {
 	Message string
@@ -61,8 +56,8 @@ type Event struct {
 }
 
 // NewPayload is the payload of hook h (any type but event) about r: the hook's metadata as is.
-func NewPayload(h spec.Hook, r Release) Payload {
-	p := Payload{Name: r.Name, Namespace: r.Namespace, Phase: r.Phase, Checksum: r.Revision, Type: h.HookKind()}
+func NewPayload(h spec.Hook, r spec.HookCall) Payload {
+	p := Payload{Name: r.Name, Namespace: r.Namespace, Phase: string(r.Phase), Checksum: r.Revision, Type: h.HookKind()}
 	if len(h.Metadata) > 0 {
 		p.Metadata = make(map[string]string, len(h.Metadata))
 		for k, v := range h.Metadata {
@@ -75,7 +70,7 @@ func NewPayload(h spec.Hook, r Release) Payload {
 // NewEventPayload is the payload of event hook h about e in r, as Flagger's: metadata
 // eventMessage, eventType and timestamp (Unix milliseconds), then the hook's own metadata
 // where it does not collide with those.
-func NewEventPayload(h spec.Hook, r Release, e Event) Payload {
+func NewEventPayload(h spec.Hook, r spec.HookCall, e Event) Payload {
 	p := NewPayload(h, r)
 	p.Type = spec.HookEvent
 	md := map[string]string{

@@ -20,7 +20,7 @@ import (
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
-var release = hooks.Release{Name: "web", Namespace: "shop", Phase: "Progressing", Revision: "5d8c7f9b4a"}
+var release = spec.HookCall{Name: "web", Namespace: "shop", Phase: spec.PhaseProgressing, Revision: "5d8c7f9b4a"}
 
 // caller is a Caller whose retries wait 1ms, recording the retry numbers it was asked about.
 func caller(waits *[]int) *hooks.Caller {

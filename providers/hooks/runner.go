@@ -105,9 +105,8 @@ func (r *Runner) start(key roundKey, c spec.HookCall, hs []spec.Hook, at time.Ti
 	ctx, cancel := context.WithCancel(r.ctx)
 	rd := &round{revision: c.Revision, at: at, answers: make([]*spec.HookResult, len(hs)), pending: len(hs), cancel: cancel}
 	r.rounds[key] = rd
-	rel := Release{Name: c.Name, Namespace: c.Namespace, Phase: string(c.Phase), Revision: c.Revision}
 	for i, h := range hs {
-		go r.call(ctx, key, rd, i, h, NewPayload(h, rel))
+		go r.call(ctx, key, rd, i, h, NewPayload(h, c))
 	}
 	return rd
 }

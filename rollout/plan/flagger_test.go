@@ -1,6 +1,7 @@
 package plan_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -73,22 +74,10 @@ func TestStepWeightPromotion(t *testing.T) {
 		st = d.State
 		now = now.Add(d.RequeueAfter)
 	}
-	if want := []int{60, 20, 0}; !equalInts(weights, want) {
+	if want := []int{60, 20, 0}; !slices.Equal(weights, want) {
 		t.Errorf("canary weights on the way back %v, want %v", weights, want)
 	}
 	if st.StablePod != "newhash" {
 		t.Errorf("stable Service pinned to %q, want the rolled ReplicaSet", st.StablePod)
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
