@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +17,8 @@ import (
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/sluice-dev/sluice/e2e/stack"
 	"github.com/sluice-dev/sluice/rollout/spec"
@@ -113,10 +118,17 @@ func TestAPIServerRestartMidRelease(t *testing.T) {
 // 429 to sluice: no seats of its own, none borrowed, no queue.
 const throttled = "faults-sluice"
 
-// 429s from the API server: API Priority and Fairness gives sluice's identity a priority level
-// with no concurrency and no queue (Reject) mid-release. The API server rejects its requests
-// with 429 (counted by apiserver_flowcontrol_rejected_requests_total); sluice keeps running,
-// and once the limit is lifted the release ends promoted with no step skipped or repeated.
+// 429s from the API server: API Priority and Fairness puts sluice's identity in a priority level
+// with no seats and no queue (Reject) mid-release. Such a level still runs one request when it
+// runs none (so that a request wider than the limit is not starved), so the test keeps one
+// request of sluice's identity executing — a create whose body it does not send — and the API
+// server then rejects every request of sluice's with 429 (counted by
+// apiserver_flowcontrol_rejected_requests_total). sluice keeps running, and once the limit is
+// lifted the release ends promoted with no step skipped or repeated.
+//
+// The API server applies a new FlowSchema asynchronously (seconds on a busy machine), so sluice
+// is stopped at its first analysis step's state write (the API proxy holds it) until a request
+// made as sluice's user is answered 429; only then does that write go on, to be rejected.
 func TestThrottledBy429(t *testing.T) {
 	t.Parallel()
 	disruptive.Lock()
@@ -124,12 +136,63 @@ func TestThrottledBy429(t *testing.T) {
 	a := newApp(t, "web", fastAnnotations(spec.AnnMetrics, passing))
 	a.deploy("demo:v1")
 	rec := a.record()
-	a.kubectl("set", "image", "deployment/web", "app=demo:v2")
-	rec.waitState(2*time.Minute, "the canary ready at weight 20", func(st spec.State) bool {
-		return st.Phase == spec.PhaseProgressing && st.CanaryReady
+	hold := apiProxy.HoldStateWrite(func(w stack.StateWrite) bool {
+		return w.Namespace == a.ns && w.Name == a.name && w.From.CanaryReady && w.To.Step > w.From.Step
 	})
+	defer func() { apiProxy.Disarm(hold); hold.Forward() }()
+	a.kubectl("set", "image", "deployment/web", "app=demo:v2")
+	var held stack.StateWrite
+	select {
+	case held = <-hold.C:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("sluice made no first-step state write in 2m; state %s", key(rec.latest()))
+	}
 
 	ctx := t.Context()
+	base, lift := throttle(t)
+	defer lift()
+	throttledAt := rec.latest()
+	hold.Forward()
+
+	// Throttled for two intervals at least, and until the API server has rejected sluice; within
+	// the API server's 60 s request timeout, which would end the held request.
+	until := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(45 * time.Second)
+	rejected := base
+	for time.Now().Before(until) || rejected <= base {
+		var err error
+		if rejected, err = rejectedRequests(ctx); err != nil {
+			t.Logf("read API server metrics: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API server rejected no request of sluice's in 45s; sluice log:\n%s", env.Cluster.LogTail("sluice", 10))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("API server rejected %v requests of sluice's (write held at %s); state went from %s to %s while throttled",
+		rejected-base, key(held.From), key(throttledAt), key(rec.latest()))
+	if !env.Cluster.Running("sluice") {
+		t.Fatalf("sluice exited while throttled:\n%s", env.Cluster.LogTail("sluice", 20))
+	}
+	if now := rec.latest(); key(now) != key(throttledAt) {
+		t.Errorf("the release state went from %s to %s while the API server rejected every request of sluice's", key(throttledAt), key(now))
+	}
+	lift()
+
+	a.waitPhase(3*time.Minute, spec.PhaseSucceeded)
+	if !env.Cluster.Running("sluice") {
+		t.Errorf("sluice exited:\n%s", env.Cluster.LogTail("sluice", 20))
+	}
+	rec.checkRelease(t, promotedReplicas...)
+}
+
+// throttle makes the API server reject every request of sluice's user: it creates the
+// FlowSchema and priority level, and keeps one request of that user executing (see
+// TestThrottledBy429) until a request made as the user is answered 429. It returns the priority
+// level's rejected count then (the probe's own rejections included), and what lifts it all (safe
+// to call twice).
+func throttle(t *testing.T) (base float64, lift func()) {
+	t.Helper()
 	fc := env.Client.FlowcontrolV1()
 	zero := int32(0)
 	plc := &flowcontrolv1.PriorityLevelConfiguration{
@@ -158,44 +221,88 @@ func TestThrottledBy429(t *testing.T) {
 			}},
 		},
 	}
-	if _, err := fc.PriorityLevelConfigurations().Create(ctx, plc, metav1.CreateOptions{}); err != nil {
+	cfg := env.Cluster.RESTConfig()
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: stack.Identity}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	lift := func() {
-		_ = fc.FlowSchemas().Delete(context.Background(), throttled, metav1.DeleteOptions{})
-		_ = fc.PriorityLevelConfigurations().Delete(context.Background(), throttled, metav1.DeleteOptions{})
-	}
-	defer lift()
-	if _, err := fc.FlowSchemas().Create(ctx, fs, metav1.CreateOptions{}); err != nil {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	throttledAt := rec.latest()
-
-	// Throttled for two intervals at least, and until the API server has rejected sluice.
-	until := time.Now().Add(10 * time.Second)
-	deadline := time.Now().Add(time.Minute)
-	rejected := 0.0
-	for time.Now().Before(until) || rejected == 0 {
-		var err error
-		if rejected, err = rejectedRequests(ctx); err != nil {
-			t.Logf("read API server metrics: %v", err)
+	var release func()
+	var once sync.Once
+	lift = func() {
+		once.Do(func() {
+			if release != nil {
+				release()
+			}
+			_ = fc.FlowSchemas().Delete(context.Background(), throttled, metav1.DeleteOptions{})
+			_ = fc.PriorityLevelConfigurations().Delete(context.Background(), throttled, metav1.DeleteOptions{})
+		})
+	}
+	if _, err := fc.PriorityLevelConfigurations().Create(t.Context(), plc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fc.FlowSchemas().Create(t.Context(), fs, metav1.CreateOptions{}); err != nil {
+		lift()
+		t.Fatal(err)
+	}
+	// Until the API server applies the FlowSchema the held request runs in another priority
+	// level, so it is made again at each try.
+	start := time.Now()
+	for {
+		release = occupy(t, hc, cfg.Host)
+		time.Sleep(300 * time.Millisecond)
+		// No retry: client-go would wait out the 429's Retry-After and ask again.
+		err := cs.CoreV1().RESTClient().Get().AbsPath("/api/v1/namespaces/default").MaxRetries(0).Do(t.Context()).Error()
+		if apierrors.IsTooManyRequests(err) {
+			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the API server rejected no request of sluice's in a minute; sluice log:\n%s", env.Cluster.LogTail("sluice", 10))
+		release()
+		release = nil
+		if time.Since(start) > time.Minute {
+			lift()
+			t.Fatalf("a request as %s still not throttled a minute after the FlowSchema was created (last answer: %v)", stack.Identity, err)
 		}
-		time.Sleep(500 * time.Millisecond)
 	}
-	t.Logf("API server rejected %v requests of sluice's; state went from %s to %s while throttled", rejected, key(throttledAt), key(rec.latest()))
-	if !env.Cluster.Running("sluice") {
-		t.Fatalf("sluice exited while throttled:\n%s", env.Cluster.LogTail("sluice", 20))
+	t.Logf("the API server throttles %s %s after the FlowSchema was created", stack.Identity, time.Since(start).Round(time.Millisecond))
+	if base, err = rejectedRequests(t.Context()); err != nil {
+		lift()
+		t.Fatal(err)
 	}
-	lift()
+	return base, lift
+}
 
-	a.waitPhase(3*time.Minute, spec.PhaseSucceeded)
-	if !env.Cluster.Running("sluice") {
-		t.Errorf("sluice exited:\n%s", env.Cluster.LogTail("sluice", 20))
+// occupy starts a request that stays executing in the API server until release is called: an
+// Event create whose body is not sent. release sends a body that is not JSON (so nothing is
+// created) and waits for the answer.
+func occupy(t *testing.T, hc *http.Client, host string) (release func()) {
+	t.Helper()
+	body, send := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, host+"/api/v1/namespaces/default/events", body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	rec.checkRelease(t, promotedReplicas...)
+	req.Header.Set("Content-Type", "application/json")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := hc.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+	}()
+	return func() {
+		_, _ = send.Write([]byte("released"))
+		_ = send.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Logf("the request held in the API server did not end 10s after its body was sent")
+		}
+	}
 }
 
 var rejectedLine = regexp.MustCompile(`^apiserver_flowcontrol_rejected_requests_total\{([^}]*)\} (\S+)$`)
