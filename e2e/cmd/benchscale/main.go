@@ -58,6 +58,8 @@ type options struct {
 	profile    string
 	keep       bool
 	reset      bool
+	// controlPlaneQPS is the controller-manager's and scheduler's client limit (0: their defaults).
+	controlPlaneQPS float64
 }
 
 func main() {
@@ -87,6 +89,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.unmanaged, "unmanaged", 0, "also measure Sluice's memory with this many Deployments, Services and ReplicaSets it does not manage (0: skip); runs last")
 	sluiceArgs := fs.String("sluice-args", "", "extra sluice flags, space-separated (e.g. \"--concurrency=64\"); the report's note should say so")
 	fs.StringVar(&o.profile, "profile", "", "directory for sluice's CPU profile (the first 2 minutes after set image) and heap profile (at the end) of each run")
+	fs.Float64Var(&o.controlPlaneQPS, "control-plane-qps", 0, "client limit of kube-controller-manager and kube-scheduler, requests/s (0: their defaults, 20 and 50); rows measured with it are kept apart from the default's")
 	fs.BoolVar(&o.keep, "keep", false, "keep the control planes' directories (logs, audit log)")
 	fs.BoolVar(&o.reset, "reset", false, "drop the rows of earlier runs from the report")
 	if err := fs.Parse(args); err != nil {
@@ -113,6 +116,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.timeout <= 0 {
 		return o, fmt.Errorf("-timeout %s: must be positive", o.timeout)
+	}
+	if o.controlPlaneQPS < 0 {
+		return o, fmt.Errorf("-control-plane-qps %g: must not be negative", o.controlPlaneQPS)
 	}
 	if o.admission < 0 {
 		return o, fmt.Errorf("-admission %d: must not be negative", o.admission)
@@ -155,7 +161,8 @@ func run(ctx context.Context, o options) error {
 	}
 	commit := gitCommit(repo)
 	date := time.Now().UTC().Format("2006-01-02")
-	copts := cluster.Options{Nodes: nodesFor(slices.Max(o.ns)), AuditPolicy: auditPolicy, KeepDir: o.keep, Log: os.Stdout}
+	copts := cluster.Options{Nodes: nodesFor(slices.Max(o.ns)), AuditPolicy: auditPolicy, KeepDir: o.keep, Log: os.Stdout,
+		ControlPlaneQPS: float32(o.controlPlaneQPS)}
 
 	var flaggerBin cluster.Flagger
 	if o.only != "sluice" {
@@ -166,7 +173,9 @@ func run(ctx context.Context, o options) error {
 	}
 	var got results
 	var errs []error
-	stamp := func(s *summary) { s.Date, s.Commit, s.Note = date, commit, o.note }
+	stamp := func(s *summary) {
+		s.Date, s.Commit, s.Note, s.ControlPlaneQPS = date, commit, o.note, o.controlPlaneQPS
+	}
 	if o.only != "flagger" {
 		runs, adm, mem, err := benchSluice(ctx, o, copts, repo)
 		for i := range runs {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"html"
 	"math"
@@ -10,8 +11,8 @@ import (
 
 // Plot geometry, in SVG user units.
 const (
-	plotW, plotH                       = 720, 420
-	marginL, marginR, marginT, marginB = 70, 150, 40, 60
+	plotW, plotH                       = 800, 420
+	marginL, marginR, marginT, marginB = 70, 230, 40, 60
 )
 
 var seriesColor = map[string]string{"sluice": "#0f766e", "flagger": "#c2410c"}
@@ -27,15 +28,18 @@ type point struct {
 func plot(runs []summary) string {
 	series := map[string][]point{}
 	var order []string
+	color, dashed := map[string]string{}, map[string]bool{}
 	for _, s := range runs {
 		if s.Release.Count == 0 || s.ScheduleSeconds <= 0 {
 			continue
 		}
-		if _, ok := series[s.Controller]; !ok {
-			order = append(order, s.Controller)
+		name := s.series()
+		if _, ok := series[name]; !ok {
+			order = append(order, name)
+			color[name], dashed[name] = cmp.Or(seriesColor[s.Controller], "#555"), s.ControlPlaneQPS > 0
 		}
 		k := s.ScheduleSeconds
-		series[s.Controller] = append(series[s.Controller], point{s.N, s.Release.P50 / k, s.Release.Min / k, s.Release.Max / k})
+		series[name] = append(series[name], point{s.N, s.Release.P50 / k, s.Release.Min / k, s.Release.Max / k})
 	}
 	var ns []int
 	ymax := 1.0
@@ -84,19 +88,19 @@ func plot(runs []summary) string {
 	// The schedule: a release can not be faster than 1×.
 	p(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#888" stroke-dasharray="5 4"/>`, marginL, y(1), plotW-marginR, y(1))
 	p(`<text x="%d" y="%.1f" fill="#666" dy=".35em">schedule (1×)</text>`+"\n", plotW-marginR+6, y(1))
-	// One line per controller.
+	// One line per controller (dashed where the control plane's client limits were raised).
 	for i, c := range order {
-		color := seriesColor[c]
-		if color == "" {
-			color = "#555"
-		}
 		pts := series[c]
-		p(`<g class="series" data-controller="%s" stroke="%s" fill="%s">`+"\n", html.EscapeString(c), color, color)
+		dash := ""
+		if dashed[c] {
+			dash = ` stroke-dasharray="6 3"`
+		}
+		p(`<g class="series" data-controller="%s" stroke="%s" fill="%s">`+"\n", html.EscapeString(c), color[c], color[c])
 		var line []string
 		for _, pt := range pts {
 			line = append(line, fmt.Sprintf("%.1f,%.1f", x(pt.n), y(pt.p50)))
 		}
-		p(`<polyline fill="none" stroke-width="2" points="%s"/>`+"\n", strings.Join(line, " "))
+		p(`<polyline fill="none" stroke-width="2"%s points="%s"/>`+"\n", dash, strings.Join(line, " "))
 		// The controllers' bars stand a little apart so that ranges at the same N do not hide
 		// each other.
 		dx := 5 * (float64(i) - float64(len(order)-1)/2)
@@ -109,7 +113,7 @@ func plot(runs []summary) string {
 				x(pt.n), y(pt.p50), html.EscapeString(c), pt.n, pt.p50, pt.min, pt.max)
 		}
 		ly := marginT + 10 + i*20
-		p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke-width="2"/>`, plotW-marginR+6, ly, plotW-marginR+26, ly)
+		p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke-width="2"%s/>`, plotW-marginR+6, ly, plotW-marginR+26, ly, dash)
 		p(`<text x="%d" y="%d" stroke="none" dy=".35em">%s</text>`+"\n", plotW-marginR+32, ly, html.EscapeString(c))
 		p("</g>\n")
 	}

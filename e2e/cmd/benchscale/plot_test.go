@@ -69,6 +69,15 @@ func TestPlotDrawsOneLinePerControllerThroughTheP50s(t *testing.T) {
 	}
 }
 
+func TestPlotDashesRaisedControlPlaneSeries(t *testing.T) {
+	raised := sampleRun("sluice", 200, 45)
+	raised.ControlPlaneQPS = 200
+	svg := plot([]summary{sampleRun("sluice", 200, 300), raised})
+	if !strings.Contains(svg, `data-controller="sluice, control plane 200/s"`) || strings.Count(svg, `stroke-dasharray="6 3"`) != 2 {
+		t.Errorf("want a dashed line and legend for the raised control plane's series:\n%s", svg)
+	}
+}
+
 func TestNiceStep(t *testing.T) {
 	for raw, want := range map[float64]float64{0.3: 0.5, 0.9: 1, 1.1: 2, 2.2: 2.5, 3: 5, 7: 10, 12: 20, 0: 1} {
 		if got := niceStep(raw); got != want {

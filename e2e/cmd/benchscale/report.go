@@ -18,21 +18,23 @@ type results struct {
 	Memory    *memoryResult    `json:"memory,omitempty"`
 }
 
-// merge adds the runs of next to r, a run of the same controller and N replacing the earlier
-// one, and takes next's admission and memory results if it has them.
+// merge adds the runs of next to r, a run of the same series (controller and control plane
+// limit) and N replacing the earlier one, and takes next's admission and memory results if it
+// has them.
 func (r results) merge(next results) results {
 	out := results{Admission: r.Admission, Memory: r.Memory}
 	if next.Memory != nil {
 		out.Memory = next.Memory
 	}
 	for _, s := range r.Runs {
-		if !slices.ContainsFunc(next.Runs, func(n summary) bool { return n.Controller == s.Controller && n.N == s.N }) {
+		if !slices.ContainsFunc(next.Runs, func(n summary) bool { return n.series() == s.series() && n.N == s.N }) {
 			out.Runs = append(out.Runs, s)
 		}
 	}
 	out.Runs = append(out.Runs, next.Runs...)
 	slices.SortFunc(out.Runs, func(a, b summary) int {
-		return cmp.Or(cmp.Compare(controllerOrder(a.Controller), controllerOrder(b.Controller)), cmp.Compare(a.N, b.N))
+		return cmp.Or(cmp.Compare(controllerOrder(a.Controller), controllerOrder(b.Controller)),
+			cmp.Compare(a.ControlPlaneQPS, b.ControlPlaneQPS), cmp.Compare(a.N, b.N))
 	})
 	if next.Admission != nil {
 		out.Admission = next.Admission
@@ -127,7 +129,11 @@ func render(r results, svg string) (string, error) {
 	p("`vector(100)`, the image of all N set at once. Each controller runs on its own control plane, with\n")
 	p("default flags, a fresh process for each N. Rows of earlier runs stay until the same controller\n")
 	p("and N is measured again; each row says when, on which commit, and how busy the shared 2-core\n")
-	p("machine was (1-minute load average as the releases started).\n\n")
+	p("machine was (1-minute load average as the releases started). Rows named \"control plane Q/s\"\n")
+	p("ran with kube-controller-manager's and kube-scheduler's client limits raised to Q requests/s\n")
+	p("(`-control-plane-qps Q`; their defaults are 20 and 50/s), as control planes of large clusters\n")
+	p("run them: the controller-manager's Deployment controller rolls every canary and parent out,\n")
+	p("and at its default it sets the pace of both controllers at N = 200.\n\n")
 	p("![Release time (p50, bars min–max) as a multiple of the 30 s schedule vs N, Sluice and Flagger](%s)\n\n", svg)
 
 	p("### Release time, × the 30 s schedule\n\n")
@@ -138,7 +144,7 @@ func render(r results, svg string) (string, error) {
 		if s.Release.Count == 0 {
 			x = func(float64) string { return "–" }
 		}
-		p("| %s | %d | %d/%d | %s | %s | %s | %s | %s, %s | %.1f | %s |\n", s.Controller, s.N, s.Done, s.N,
+		p("| %s | %d | %d/%d | %s | %s | %s | %s | %s, %s | %.1f | %s |\n", s.series(), s.N, s.Done, s.N,
 			x(s.Release.Min), x(s.Release.P50), x(s.Release.P90), x(s.Release.Max), s.Date, s.Commit, s.Load, s.Note)
 	}
 
@@ -152,7 +158,7 @@ func render(r results, svg string) (string, error) {
 	p("| controller | N | start p50 | start p99 | to analysis p50 | to analysis p99 | lag runs | lag p50 | lag p99 | finish p50 | finish p99 |\n")
 	p("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Runs {
-		p("| %s | %d | %.2f | %.2f | %.2f | %.2f | %d | %.3f | %.3f | %.2f | %.2f |\n", s.Controller, s.N, s.Start.P50, s.Start.P99,
+		p("| %s | %d | %.2f | %.2f | %.2f | %.2f | %d | %.3f | %.3f | %.2f | %.2f |\n", s.series(), s.N, s.Start.P50, s.Start.P99,
 			s.ToAnalysis.P50, s.ToAnalysis.P99, s.Lag.Count, s.Lag.P50, s.Lag.P99, s.Finish.P50, s.Finish.P99)
 	}
 
@@ -163,15 +169,16 @@ func render(r results, svg string) (string, error) {
 	p("controller's user in the same window, from the API server's audit log, divided by N.\n\n")
 	p("Deployment / ReplicaSet controller: the requests the controller-manager's two controllers sent\n")
 	p("in the window, per release (audit log): each has its own client at the controller-manager's\n")
-	p("default 20 requests/s, so N releases keep the busier one busy for at least N × that / 20 s.\n\n")
+	p("limit (default 20 requests/s), so N releases keep the busier one busy for at least N × that /\n")
+	p("the limit, in seconds.\n\n")
 	p("| controller | N | window s | CPU s | CPU s per release | peak RSS MiB | API requests per release | Deployment / ReplicaSet controller per release | their floor s |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Runs {
 		cm, floor := "–", "–"
 		if s.Cluster != nil {
 			d, rs := s.Cluster["deployment-controller"], s.Cluster["replicaset-controller"]
-			cm, floor = fmt.Sprintf("%.1f / %.1f", d, rs), fmt.Sprintf("%.0f", float64(s.N)*max(d, rs)/20)
+			cm, floor = fmt.Sprintf("%.1f / %.1f", d, rs), fmt.Sprintf("%.0f", float64(s.N)*max(d, rs)/s.controllerManagerQPS())
 		}
-		p("| %s | %d | %.0f | %.1f | %.3f | %.0f | %.1f | %s | %s |\n", s.Controller, s.N, s.WindowSeconds, s.CPUSeconds,
+		p("| %s | %d | %.0f | %.1f | %.3f | %.0f | %.1f | %s | %s |\n", s.series(), s.N, s.WindowSeconds, s.CPUSeconds,
 			s.CPUSeconds/float64(s.N), s.PeakRSSMiB, total(s.Requests), cm, floor)
 	}
 	var queued []summary
@@ -186,10 +193,10 @@ func render(r results, svg string) (string, error) {
 		p("steps run (reconciles) per release, how long a step took, how long a due step waited in the\n")
 		p("queue (the histogram's buckets are powers of ten), and the most workers busy at once (of\n")
 		p("`--concurrency`) and items due at once.\n\n")
-		p("| N | steps per release | step p50 s | step p99 s | wait p50 s | wait p99 s | most workers busy | most items due |\n|---|---|---|---|---|---|---|---|\n")
+		p("| controller | N | steps per release | step p50 s | step p99 s | wait p50 s | wait p99 s | most workers busy | most items due |\n|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range queued {
 			q := s.Queue
-			p("| %d | %.1f | %.3f | %.3f | %.3g | %.3g | %.0f | %.0f |\n", s.N, q.Reconciles/float64(s.N), q.ReconcileP50, q.ReconcileP99,
+			p("| %s | %d | %.1f | %.3f | %.3f | %.3g | %.3g | %.0f | %.0f |\n", s.series(), s.N, q.Reconciles/float64(s.N), q.ReconcileP50, q.ReconcileP99,
 				q.WaitP50, q.WaitP99, q.MaxWorkers, q.MaxDepth)
 		}
 	}
@@ -197,7 +204,7 @@ func render(r results, svg string) (string, error) {
 		p("\n### API requests per release by verb and resource\n\n")
 		p("| request |")
 		for _, s := range r.Runs {
-			p(" %s N=%d |", s.Controller, s.N)
+			p(" %s N=%d |", s.series(), s.N)
 		}
 		p("\n|---|%s\n", strings.Repeat("---|", len(r.Runs)))
 		for _, row := range requestRows(r.Runs) {

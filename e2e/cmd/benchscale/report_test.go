@@ -50,6 +50,34 @@ func TestMergeReplacesTheSameControllerAndN(t *testing.T) {
 	}
 }
 
+func TestMergeKeepsRaisedControlPlaneRowsApart(t *testing.T) {
+	raised := func(s summary) summary {
+		s.ControlPlaneQPS, s.Cluster = 200, map[string]float64{"deployment-controller": 30, "replicaset-controller": 20}
+		return s
+	}
+	old := results{Runs: []summary{sampleRun("sluice", 200, 300), sampleRun("flagger", 200, 325), raised(sampleRun("sluice", 200, 60))}}
+	next := results{Runs: []summary{raised(sampleRun("sluice", 200, 50)), raised(sampleRun("flagger", 200, 120))}}
+	var keys []string
+	for _, s := range old.merge(next).Runs {
+		keys = append(keys, fmt.Sprintf("%s/%d/%g", s.series(), s.N, s.Release.P50))
+	}
+	want := []string{"sluice/200/300", "sluice, control plane 200/s/200/50", "flagger/200/325", "flagger, control plane 200/s/200/120"}
+	if diff := cmp.Diff(want, keys); diff != "" {
+		t.Errorf("merged runs (-want +got):\n%s", diff)
+	}
+	section, err := render(old.merge(next), "x.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The floor divides by the limit the controller-manager ran with.
+	if !strings.Contains(section, "| sluice, control plane 200/s | 200 |") {
+		t.Errorf("no row for the raised control plane:\n%s", section)
+	}
+	if !strings.Contains(section, "| 30.0 / 20.0 | 30 |") {
+		t.Errorf("the raised control plane's floor is not 200 × 30 / 200 s:\n%s", section)
+	}
+}
+
 func TestReplaceSection(t *testing.T) {
 	tests := map[string]struct{ doc, want string }{
 		"appended when missing": {

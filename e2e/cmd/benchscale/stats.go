@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -50,6 +51,9 @@ type summary struct {
 	Date       string `json:"date"`
 	Commit     string `json:"commit"`
 	Note       string `json:"note,omitempty"`
+	// ControlPlaneQPS is the controller-manager's and scheduler's client limit, requests/s, when
+	// the run raised it (0: their defaults, 20 and 50).
+	ControlPlaneQPS float64 `json:"controlPlaneQPS,omitempty"`
 	// Load is the 1-minute load average when the releases started (2 cores; shared machine).
 	Load float64 `json:"load"`
 	// ScheduleSeconds is iterations × interval, the unit of the release times.
@@ -82,6 +86,26 @@ type summary struct {
 	Requests map[string]float64 `json:"requests"`
 	// WindowSeconds is the measured window: first set image to last release done.
 	WindowSeconds float64 `json:"windowSeconds"`
+}
+
+// defaultControllerManagerQPS is kube-controller-manager's default client limit, requests/s.
+const defaultControllerManagerQPS = 20
+
+// series names the line a run belongs to: its controller, and the control plane's client limit
+// when the run raised it.
+func (s summary) series() string {
+	if s.ControlPlaneQPS > 0 {
+		return fmt.Sprintf("%s, control plane %g/s", s.Controller, s.ControlPlaneQPS)
+	}
+	return s.Controller
+}
+
+// controllerManagerQPS is the client limit the controller-manager ran with.
+func (s summary) controllerManagerQPS() float64 {
+	if s.ControlPlaneQPS > 0 {
+		return s.ControlPlaneQPS
+	}
+	return defaultControllerManagerQPS
 }
 
 // quantiles of a sample, in seconds.
