@@ -116,10 +116,11 @@ a Role in each watched namespace. Router rules only for the routers in .Values.r
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-# The stable ReplicaSet's pod-template-hash pins `<svc>-stable` (metadata only).
+# The stable ReplicaSet's pod-template-hash pins `<svc>-stable`: listed
+# (metadata only) by the steps that pin it, never watched or cached.
 - apiGroups: ["apps"]
   resources: ["replicasets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list"]
 {{- $routers := $.Values.routers }}
 {{- if or (has "gatewayapi" $routers) (has "linkerd" $routers) }}
 # gatewayapi, linkerd: the user's HTTPRoutes/GRPCRoutes, or Sluice's own mesh HTTPRoute.
