@@ -340,9 +340,10 @@ var (
 	heldAndSteps = []string{"Progressing/0/0/", "Progressing/0/20/", "Progressing/1/50/"}
 	// promotedReplicas: the parent rolls, the canary goes, done.
 	promotedReplicas = append(slices.Clone(heldAndSteps), "Promoting/1/50/", "Succeeded/1/0/")
-	// promotedIsolated: canary scaled to full, all traffic to it, the parent rolls,
-	// traffic back to the re-pinned stable Service, canary deleted.
-	promotedIsolated = append(slices.Clone(heldAndSteps), "Promoting/1/50/", "Promoting/1/100/shift",
+	// promotedIsolated: all traffic to the canary (already at the parent's size, so in the
+	// step that decides to promote), the parent rolls, traffic back to the re-pinned stable
+	// Service, canary deleted.
+	promotedIsolated = append(slices.Clone(heldAndSteps), "Promoting/1/100/shift",
 		"Promoting/1/100/rollout", "Promoting/1/0/cleanup", "Succeeded/1/0/")
 	// rolledBackAtFirstStep: the first run fails (threshold 1).
 	rolledBackAtFirstStep = []string{"Progressing/0/0/", "Progressing/0/20/", "RollingBack/0/20/", "Failed/0/0/"}

@@ -55,7 +55,7 @@ func point(st spec.State) string {
 var (
 	progressPoints   = []string{"Progressing-step0-w20-canary-not-ready", "Progressing-step0-w20", "Progressing-step1-w50"}
 	replicasPoints   = append(slices.Clone(progressPoints), "Promoting-rollout")
-	isolatedPoints   = append(slices.Clone(progressPoints), "Promoting-scale", "Promoting-shift", "Promoting-rollout", "Promoting-cleanup")
+	isolatedPoints   = append(slices.Clone(progressPoints), "Promoting-shift", "Promoting-rollout", "Promoting-cleanup")
 	rollingBackPoint = []string{"creating-canary", "Progressing-step0-w20", "RollingBack"}
 )
 
@@ -172,7 +172,8 @@ func TestKillReplicasRollingBack(t *testing.T) {
 }
 
 // SIGKILL at every point of a promoted release, Gateway API (an isolated canary): as for
-// replicas, and at each promotion sub-step: scale, shift, rollout, cleanup.
+// replicas, and at each promotion sub-step: shift, rollout, cleanup (scale is taken in the
+// promoting step when the canary is at the parent's size already, as here).
 func TestKillGatewayAPIPromoted(t *testing.T) {
 	t.Parallel()
 	disruptive.Lock()

@@ -324,7 +324,7 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 		return
 	}
 	if approved(s, d) {
-		startPromotion(d, now, "promoted by "+spec.AnnPromote)
+		startPromotion(s, d, now, "promoted by "+spec.AnnPromote)
 		return
 	}
 	if s.Parent.Revision != st.Revision {
@@ -530,7 +530,7 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 		st.Iteration++
 		st.Inconclusive = 0
 		resetConsecutive(plan, st)
-		startPromotion(d, now, fmt.Sprintf("analysis passed %d %s iterations (%s)", st.Iteration, plan.Strategy, summary(readings)))
+		startPromotion(s, d, now, fmt.Sprintf("analysis passed %d %s iterations (%s)", st.Iteration, plan.Strategy, summary(readings)))
 	case st.Step+1 < len(plan.Steps):
 		st.Inconclusive = 0
 		resetConsecutive(plan, st)
@@ -543,7 +543,7 @@ func analyse(s Snapshot, now time.Time, d *Decision) {
 	default:
 		st.Inconclusive = 0
 		resetConsecutive(plan, st)
-		startPromotion(d, now, fmt.Sprintf("analysis passed at the final weight %d%% (%s)", st.Weight, summary(readings)))
+		startPromotion(s, d, now, fmt.Sprintf("analysis passed at the final weight %d%% (%s)", st.Weight, summary(readings)))
 	}
 }
 
@@ -777,13 +777,24 @@ func startRollback(d *Decision, now time.Time, reason string) {
 	d.warn(spec.ReasonRollingBack, fmt.Sprintf("rolling back revision %s: %s", st.Revision, reason))
 }
 
-func startPromotion(d *Decision, now time.Time, reason string) {
+// startPromotion decides to promote and takes the promotion's first step in the same decision:
+// nothing is awaited between the two, so they are one state write — the parent released (or a
+// canary already at the parent's size, a blue/green one, given all traffic) at once, not a poll
+// later. The message is that step's; the Promoting Event says why. The one step not taken at
+// once is the last: a parent found rolled already (unpaused past Sluice) is recorded Promoting
+// first, since Succeeded is only ever recorded from a recorded promotion.
+func startPromotion(s Snapshot, d *Decision, now time.Time, reason string) {
 	st := &d.State
-	st.Phase, st.PromotingAt, st.Message = spec.PhasePromoting, now, "promoting: "+reason
+	st.Phase, st.PromotingAt = spec.PhasePromoting, now
 	st.PromoteStep, st.Gate = spec.PromoteScale, nil
 	d.Canary = CanaryKeep
-	d.RequeueAfter = poll
 	d.normal(spec.ReasonPromoting, fmt.Sprintf("promoting revision %s: %s", st.Revision, reason))
+	if !st.Plan.Isolated() && rolled(s.Parent, st) {
+		st.Message = "promoting: " + reason
+		d.RequeueAfter = poll
+		return
+	}
+	promoting(s, now, d)
 }
 
 // approved consumes a promote approval of the release in flight (clearStale has cleared one

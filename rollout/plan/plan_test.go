@@ -277,9 +277,11 @@ func TestPlanProgressing(t *testing.T) {
 				State: atStep(4, func(s *spec.State) {
 					s.Phase, s.PromotingAt = spec.PhasePromoting, now
 					s.Checks, s.LastRunAt = goodRun, now
-					s.Message = "promoting: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)"
+					// The promotion's first step in the same decision: the parent released, and
+					// nothing to wait for but its rolling update, which a watch reports.
+					s.Message = "promoting: rolling out the Deployment"
 				}),
-				Canary: plan.CanaryKeep, CanaryReplicas: 3, Paused: ptr(false), RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryKeep, CanaryReplicas: 3, Paused: ptr(false), RequeueAfter: 10*time.Minute + time.Second,
 				Events: []spec.Event{normal("Promoting",
 					"promoting revision newrev0001: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)")},
 			},
@@ -544,9 +546,9 @@ func TestPlanProgressing(t *testing.T) {
 			now:  now,
 			want: plan.Decision{
 				State: atStep(1, func(s *spec.State) {
-					s.Phase, s.PromotingAt, s.Message = spec.PhasePromoting, now, "promoting: promoted by sluice.dev/promote"
+					s.Phase, s.PromotingAt, s.Message = spec.PhasePromoting, now, "promoting: rolling out the Deployment"
 				}),
-				Paused: ptr(false), Clear: []string{spec.AnnPromote}, RequeueAfter: 2 * time.Second,
+				Paused: ptr(false), Clear: []string{spec.AnnPromote}, RequeueAfter: 10*time.Minute + time.Second,
 				Events: []spec.Event{normal("Promoting", "promoting revision newrev0001: promoted by sluice.dev/promote")},
 			},
 		},
@@ -556,9 +558,9 @@ func TestPlanProgressing(t *testing.T) {
 			want: plan.Decision{
 				State: atStep(0, func(s *spec.State) {
 					s.CanaryReady = false
-					s.Phase, s.PromotingAt, s.Message = spec.PhasePromoting, now, "promoting: promoted by sluice.dev/promote"
+					s.Phase, s.PromotingAt, s.Message = spec.PhasePromoting, now, "promoting: rolling out the Deployment"
 				}),
-				Paused: ptr(false), Clear: []string{spec.AnnPromote}, RequeueAfter: 2 * time.Second,
+				Paused: ptr(false), Clear: []string{spec.AnnPromote}, RequeueAfter: 10*time.Minute + time.Second,
 				Events: []spec.Event{normal("Promoting", "promoting revision newrev0001: promoted by sluice.dev/promote")},
 			},
 		},

@@ -219,11 +219,17 @@ func TestPlanEdges(t *testing.T) {
 			want: plan.Decision{
 				State: atStep(0, iterative, func(s *spec.State) {
 					s.Iteration, s.Checks, s.LastRunAt = 3, goodRun, now
+					// A blue/green canary is at the parent's size already: all traffic moves to
+					// it in the same decision.
 					s.Phase, s.PromotingAt = spec.PhasePromoting, now
-					s.Message = "promoting: analysis passed 3 bluegreen iterations (request-success-rate=99.9, request-duration=120)"
+					s.PromoteStep, s.Weight, s.StepAt = spec.PromoteShift, 100, now
+					s.Message = "promoting: all traffic to the canary"
 				}),
-				Canary: plan.CanaryKeep, CanaryReplicas: 3, RequeueAfter: 2 * time.Second,
-				Events: []spec.Event{normal("Promoting", "promoting revision newrev0001: analysis passed 3 bluegreen iterations (request-success-rate=99.9, request-duration=120)")},
+				Canary: plan.CanaryEnsure, CanaryReplicas: 3, RequeueAfter: time.Second,
+				Events: []spec.Event{
+					normal("Promoting", "promoting revision newrev0001: analysis passed 3 bluegreen iterations (request-success-rate=99.9, request-duration=120)"),
+					normal("TrafficShifted", "all traffic to canary web-canary (3 replicas) before the Deployment rolls"),
+				},
 			},
 		},
 		"last step passed: Promoting, counts reset": {
@@ -232,9 +238,9 @@ func TestPlanEdges(t *testing.T) {
 			want: plan.Decision{
 				State: atStep(4, consecutive, func(s *spec.State) {
 					s.Checks, s.LastRunAt, s.Phase, s.PromotingAt = goodRun, now, spec.PhasePromoting, now
-					s.Message = "promoting: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)"
+					s.Message = "promoting: rolling out the Deployment"
 				}),
-				Canary: plan.CanaryKeep, CanaryReplicas: 3, Paused: ptr(false), RequeueAfter: 2 * time.Second,
+				Canary: plan.CanaryKeep, CanaryReplicas: 3, Paused: ptr(false), RequeueAfter: 10*time.Minute + time.Second,
 				Events: []spec.Event{normal("Promoting", "promoting revision newrev0001: analysis passed at the final weight 50% (request-success-rate=99.9, request-duration=120)")},
 			},
 		},
