@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -90,6 +92,11 @@ func requestKey(ev auditEvent) string {
 
 // requestsPerRelease counts user's requests in the audit log at path and divides them by n.
 func requestsPerRelease(path, user string, from, to time.Time, n int) (map[string]float64, error) {
+	// A rotated log (backups named audit-TIME.log beside it) holds only the newest requests.
+	ext := filepath.Ext(path)
+	if rotated, _ := filepath.Glob(strings.TrimSuffix(path, ext) + "-*" + ext); len(rotated) > 0 {
+		return nil, fmt.Errorf("the audit log %s was rotated (%d backups): its counts would miss requests", path, len(rotated))
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +66,22 @@ func TestCountRequestsRefusesABrokenLog(t *testing.T) {
 	_, err := countRequests(strings.NewReader("{\"auditID\":\"x\"}\nnot json\n"), "sluice", time.Time{}, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("err = %v, want one naming line 2", err)
+	}
+}
+
+func TestRequestsPerReleaseRefusesARotatedLog(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(log, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := requestsPerRelease(log, "sluice", time.Time{}, time.Now(), 1); err != nil {
+		t.Fatalf("a log that was never rotated: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "audit-2026-12-01T18-50-00.000.log"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := requestsPerRelease(log, "sluice", time.Time{}, time.Now(), 1); err == nil || !strings.Contains(err.Error(), "rotated") {
+		t.Errorf("err = %v, want one saying the log was rotated", err)
 	}
 }
