@@ -64,12 +64,13 @@
 //	scale (H) ──canary ready──▶ shift (H) ──settled──▶ rollout ──rolled──▶ cleanup ──settled, canary gone──▶ Succeeded
 //	   └──not scaled by the progress deadline──▶ RollingBack
 //
-//	scale     the canary grows to the parent's size
+//	scale     the canary grows to the parent's size (passed in the step that decides to promote
+//	          when it is there already, as an isolated canary is unless the parent grew)
 //	shift     all traffic to the canary; 2 s for the proxies to pick it up
 //	rollout   the parent is unpaused and rolls
 //	cleanup   <svc>-stable re-pinned to the rolled ReplicaSet, all traffic back to it; 2 s later
 //	          the canary is deleted
 //
-// Any other canary (the replicas router) has no promotion steps: the parent is unpaused at once, and the
-// canary deleted once the parent has rolled.
+// Any other canary (the replicas router) has no promotion steps: the parent is unpaused in the
+// step that decides to promote, and the canary deleted once the parent has rolled.
 package spec
