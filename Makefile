@@ -41,7 +41,9 @@ bench: ## Benchmarks (admission handler, load task rate; results recorded in doc
 	$(GO) test -run '^$$' -bench LoadAchievedRate -benchtime 1x ./loadtester/
 
 # BENCH_SCALE_FLAGS go to e2e/cmd/benchscale: -n LIST (numbers of concurrent releases),
-# -only sluice|flagger, -note TEXT, -timeout D, -admission N (0: skip), -keep, -reset.
+# -only sluice|flagger, -note TEXT, -timeout D, -admission N (0: skip), -unmanaged N,
+# -control-plane-qps Q (the controller-manager's and scheduler's client limits), -sluice-args,
+# -profile DIR, -keep, -reset.
 # It boots control planes: run it under the e2e lock, `flock /tmp/sluice-e2e.lock make bench-scale`.
 BENCH_SCALE_FLAGS ?= -n 10,50,200
 bench-scale: tools ## Sluice vs Flagger at N concurrent releases on local control planes; writes the Scale section of docs/benchmarks.md and docs/bench-scale.svg
