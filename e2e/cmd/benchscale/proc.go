@@ -21,6 +21,22 @@ func cpuSeconds(pid int) (float64, error) {
 	return parseStatCPU(b)
 }
 
+// running reports whether process pid is alive: it has a /proc entry and is neither a zombie
+// nor dead (field 3 of /proc/PID/stat).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && statRunning(b)
+}
+
+func statRunning(stat []byte) bool {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
 // parseStatCPU reads utime and stime (fields 14 and 15) of a /proc/PID/stat line. The command
 // name (field 2) is in parentheses and may itself hold spaces or ')', so fields are counted
 // from the last ')'.

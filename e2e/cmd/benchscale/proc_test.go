@@ -65,3 +65,20 @@ func TestProcOfThisProcess(t *testing.T) {
 		t.Errorf("peak RSS = %v MiB, implausible for a test binary", rss)
 	}
 }
+
+func TestStatRunning(t *testing.T) {
+	for stat, want := range map[string]bool{
+		"42 (sluice) S 1 42 42 0 -1": true,
+		"42 (a ) b) R 1 42 42 0 -1":  true,
+		"42 (sluice) Z 1 42 42 0 -1": false,
+		"42 (sluice) X 1 42 42 0 -1": false,
+		"garbage":                    false,
+	} {
+		if got := statRunning([]byte(stat)); got != want {
+			t.Errorf("statRunning(%q) = %v, want %v", stat, got, want)
+		}
+	}
+	if !running(os.Getpid()) {
+		t.Error("this process is not running")
+	}
+}

@@ -134,12 +134,21 @@ func (b *bench) run(ctx context.Context, n int) (summary, error) {
 		profiled = p.startProfile(ctx, fmt.Sprintf("%s-n%d", b.ctl.name(), n), logf)
 	}
 	b.setImages(ctx, t, ns, names)
+	exited := false
 	err = t.wait(ctx, b.opts.timeout, "releases", logf, func() (bool, string) {
+		if !running(pid) {
+			// Nothing would move again: a stalled run would only wait out its timeout.
+			exited = true
+			return true, b.ctl.name() + " exited"
+		}
 		done := t.countReleases(func(r *release) bool { return !r.Done.IsZero() })
 		failed := t.countReleases(func(r *release) bool { return r.Err != nil })
 		started := t.countReleases(func(r *release) bool { return !r.Started.IsZero() })
 		return done+failed == n, fmt.Sprintf("%d/%d done, %d failed, %d canaries started", done, n, failed, started)
 	})
+	if exited {
+		return summary{}, fmt.Errorf("%s (pid %d) exited during the releases (its log is in the control plane's logs dir; -keep keeps it)", b.ctl.name(), pid)
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		logf("%v; reporting what finished", err)
 	} else if err != nil {
