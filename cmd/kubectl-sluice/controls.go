@@ -42,48 +42,24 @@ func controlAnnotations(d *appsv1.Deployment, verb string) (map[string]any, erro
 	if err != nil {
 		return nil, err
 	}
-	inFlight := func() error {
+	// Verbs that name the revision in flight, and verbs that remove a control (and what it is
+	// called in the error when there is none).
+	naming := map[string]string{"promote": spec.AnnPromote, "abort": spec.AnnAbort, "pause": spec.AnnPause,
+		"approve": spec.AnnApprove, "halt": spec.AnnHalt}
+	removing := map[string]struct{ key, state string }{"resume": {spec.AnnPause, "paused"}, "unhalt": {spec.AnnHalt, "halted"}}
+	if key, ok := naming[verb]; ok {
 		if !st.Phase.InFlight() {
-			return fmt.Errorf("no release in flight on %s/%s (phase %s)", d.Namespace, d.Name, st.Phase)
+			return nil, fmt.Errorf("no release in flight on %s/%s (phase %s)", d.Namespace, d.Name, st.Phase)
 		}
-		return nil
+		return map[string]any{key: st.Revision}, nil
+	}
+	if r, ok := removing[verb]; ok {
+		if _, ok := d.Annotations[r.key]; !ok {
+			return nil, fmt.Errorf("%s/%s is not %s (no %s annotation)", d.Namespace, d.Name, r.state, r.key)
+		}
+		return map[string]any{r.key: nil}, nil
 	}
 	switch verb {
-	case "promote":
-		if err := inFlight(); err != nil {
-			return nil, err
-		}
-		return map[string]any{spec.AnnPromote: st.Revision}, nil
-	case "abort":
-		if err := inFlight(); err != nil {
-			return nil, err
-		}
-		return map[string]any{spec.AnnAbort: st.Revision}, nil
-	case "pause":
-		if err := inFlight(); err != nil {
-			return nil, err
-		}
-		return map[string]any{spec.AnnPause: st.Revision}, nil
-	case "resume":
-		if _, ok := d.Annotations[spec.AnnPause]; !ok {
-			return nil, fmt.Errorf("%s/%s is not paused (no %s annotation)", d.Namespace, d.Name, spec.AnnPause)
-		}
-		return map[string]any{spec.AnnPause: nil}, nil
-	case "approve":
-		if err := inFlight(); err != nil {
-			return nil, err
-		}
-		return map[string]any{spec.AnnApprove: st.Revision}, nil
-	case "halt":
-		if err := inFlight(); err != nil {
-			return nil, err
-		}
-		return map[string]any{spec.AnnHalt: st.Revision}, nil
-	case "unhalt":
-		if _, ok := d.Annotations[spec.AnnHalt]; !ok {
-			return nil, fmt.Errorf("%s/%s is not halted (no %s annotation)", d.Namespace, d.Name, spec.AnnHalt)
-		}
-		return map[string]any{spec.AnnHalt: nil}, nil
 	case "retry":
 		if st.Phase != spec.PhaseFailed {
 			return nil, fmt.Errorf("nothing to retry on %s/%s: the release is %s, not %s", d.Namespace, d.Name, st.Phase, spec.PhaseFailed)
