@@ -104,19 +104,16 @@ func (b *bench) createUnmanaged(ctx context.Context, n int) error {
 		if _, err := b.cs.CoreV1().Services(ns).Create(ctx, service(ns, name), metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create Service %s: %w", name, err)
 		}
+		// A bare ReplicaSet of the same pod template under labels of its own.
 		labels := map[string]string{"app": name + "-batch", "pod-template-hash": "5d8f9c7b6a"}
+		tmpl := deployment(ns, name, nil, nil).Spec.Template
+		tmpl.Labels = labels
 		rs := &appsv1.ReplicaSet{
 			ObjectMeta: metav1.ObjectMeta{Name: name + "-5d8f9c7b6a", Namespace: ns, Labels: labels},
 			Spec: appsv1.ReplicaSetSpec{
 				Replicas: ptr.To[int32](0),
 				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec: corev1.PodSpec{Containers: []corev1.Container{{
-						Name: container, Image: imageV1,
-						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: appPort, Protocol: corev1.ProtocolTCP}},
-					}}},
-				},
+				Template: tmpl,
 			},
 		}
 		if _, err := b.cs.AppsV1().ReplicaSets(ns).Create(ctx, rs, metav1.CreateOptions{}); err != nil {
