@@ -408,10 +408,21 @@ func progressing(s Snapshot, now time.Time, d *Decision) {
 		return
 	}
 	if s.Analysis == nil {
-		d.RequeueAfter = max(st.LastRunAt.Add(plan.Interval.Duration).Sub(now), time.Second)
+		d.RequeueAfter = untilDue(st, now)
 		return
 	}
 	analyse(s, now, d)
+}
+
+// untilDue is how long until the release's next run is due, exactly: a step that looks at the
+// release early (an event about its canary, a Service) asks for the run on time rather than a
+// poll later. A run already due but not taken now (its hooks have not answered, a control or a
+// routing failure holds it) is looked at again in a second.
+func untilDue(st *spec.State, now time.Time) time.Duration {
+	if left := st.LastRunAt.Add(st.Plan.Interval.Duration).Sub(now); left > 0 {
+		return left
+	}
+	return time.Second
 }
 
 // confirmRollout passes the confirm-rollout gate of a release that has not started: false
@@ -441,7 +452,7 @@ func preRollout(s Snapshot, now time.Time, d *Decision) bool {
 		return true
 	}
 	if !preRolloutDue(s, now) {
-		d.RequeueAfter = max(st.LastRunAt.Add(st.Plan.Interval.Duration).Sub(now), time.Second)
+		d.RequeueAfter = untilDue(st, now)
 		return false
 	}
 	failed := refusals(s, spec.HookPreRollout)

@@ -250,6 +250,11 @@ func TestPlanProgressing(t *testing.T) {
 			now:  stepAt.Add(20 * time.Second),
 			want: plan.Decision{State: atStep(0), Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 40 * time.Second},
 		},
+		"ready, looked at just before the run is due: ask for the run on time, not a poll later": {
+			snap: plan.Snapshot{Name: name, State: atStep(0), Parent: parent(), Canary: readyCanary(1)},
+			now:  stepAt.Add(time.Minute - 300*time.Millisecond),
+			want: plan.Decision{State: atStep(0), Canary: plan.CanaryEnsure, CanaryReplicas: 1, RequeueAfter: 300 * time.Millisecond},
+		},
 		"ready, run overdue but none ran: look again in a second": {
 			snap: plan.Snapshot{Name: name, State: atStep(0), Parent: parent(), Canary: readyCanary(1)},
 			now:  stepAt.Add(5 * time.Minute),
