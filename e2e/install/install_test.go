@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -14,11 +15,13 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/retry"
@@ -156,6 +159,7 @@ func installAndRelease(t *testing.T, sluice, promURL, release, shop string, cert
 	if err := stack.WaitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[2]), 90*time.Second); err != nil {
 		t.Fatalf("sluice not ready: %v\n%s", err, testCluster.LogTail("sluice", 30))
 	}
+	checkLeasePriority(t, admin, kubeconfig, ns)
 
 	mwcs := admin.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	if !certManager {
@@ -454,6 +458,44 @@ func flagValue(flags []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// checkLeasePriority checks the chart's FlowSchema: the API server puts the ServiceAccount's
+// requests for its leader-election Lease in the leader-election priority level (as it says in
+// each answer's header), and its other requests elsewhere.
+func checkLeasePriority(t *testing.T, admin kubernetes.Interface, kubeconfig, ns string) {
+	t.Helper()
+	pl, err := admin.FlowcontrolV1().PriorityLevelConfigurations().Get(t.Context(), "leader-election", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the leader-election priority level: %v", err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := func(path string) string {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, cfg.Host+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get(flowcontrolv1.ResponseHeaderMatchedPriorityLevelConfigurationUID)
+	}
+	if got := level("/apis/coordination.k8s.io/v1/namespaces/" + ns + "/leases/sluice.dev"); got != string(pl.UID) {
+		t.Errorf("the controller's Lease requests are in priority level %q, want leader-election (%s)", got, pl.UID)
+	}
+	if got := level("/apis/apps/v1/namespaces/" + ns + "/deployments"); got == "" || got == string(pl.UID) {
+		t.Errorf("the controller's other requests are in priority level %q, want one other than leader-election", got)
+	}
 }
 
 // serviceAccountKubeconfig writes a kubeconfig with a token of ServiceAccount ns/sa from the

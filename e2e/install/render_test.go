@@ -115,7 +115,7 @@ func TestChartAndKustomizeRenderTheSameKinds(t *testing.T) {
 		t.Errorf("kinds differ (-chart +kustomize):\n%s", diff)
 	}
 	want := []string{"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment",
-		"MutatingWebhookConfiguration", "Namespace", "PodDisruptionBudget", "Role", "RoleBinding",
+		"FlowSchema", "MutatingWebhookConfiguration", "Namespace", "PodDisruptionBudget", "Role", "RoleBinding",
 		"Service", "ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 	if diff := cmp.Diff(want, chartKinds); diff != "" {
 		t.Errorf("chart kinds (-want +got):\n%s", diff)
