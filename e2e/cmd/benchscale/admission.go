@@ -26,6 +26,7 @@ import (
 	"github.com/sluice-dev/sluice/certs"
 	"github.com/sluice-dev/sluice/e2e/stack"
 	"github.com/sluice-dev/sluice/rollout/spec"
+	"github.com/sluice-dev/sluice/webhook"
 )
 
 // admissionResult is the latency of Deployment updates through the API server per webhook
@@ -43,6 +44,12 @@ type admissionLatency struct {
 	Webhook string  `json:"webhook"`
 	P50     float64 `json:"p50ms"`
 	P99     float64 `json:"p99ms"`
+	// CallMean is the API server's mean time calling the webhook (its own metric: the request
+	// sent, the webhook's server, the answer read), ms; 0 for no webhook.
+	CallMean float64 `json:"callMeanMs,omitempty"`
+	// ServedMean is the webhook server's own mean time per request (Sluice's: controller-runtime's
+	// metric, from reading the request to writing the answer), ms; 0 where not measured.
+	ServedMean float64 `json:"servedMeanMs,omitempty"`
 }
 
 // The three setups, each in its own namespace: no webhook, a no-op webhook that allows
@@ -52,6 +59,9 @@ const (
 	caseNoop   = "no-op"
 	caseSluice = "sluice"
 	noopLabel  = "bench.sluice.dev/noop"
+	// The webhooks' names, as the API server's metrics label them (Sluice's: deploy/webhook.yaml).
+	noopWebhookName   = "noop.bench.sluice.dev"
+	sluiceWebhookName = "deployments.sluice.dev"
 )
 
 var admissionCases = []string{caseNone, caseNoop, caseSluice}
@@ -110,7 +120,7 @@ func (w *noopWebhook) close() { _ = w.server.Close() }
 // release: both templates hashed, the release record built, a patch returned) while nothing
 // is stored and no release starts. The setups take turns request by request, so a busy moment
 // of the shared machine hits all three alike.
-func measureAdmission(ctx context.Context, cs kubernetes.Interface, repo string, requests int, logf func(string, ...any)) ([]admissionLatency, error) {
+func measureAdmission(ctx context.Context, cs kubernetes.Interface, repo, sluiceMetricsURL string, requests int, logf func(string, ...any)) ([]admissionLatency, error) {
 	noop, err := startNoopWebhook()
 	if err != nil {
 		return nil, fmt.Errorf("start the no-op webhook: %w", err)
@@ -169,6 +179,14 @@ func measureAdmission(ctx context.Context, cs kubernetes.Interface, repo string,
 		return nil, fmt.Errorf("the no-op webhook was called %d times for %d requests in its namespace", got, warmup)
 	}
 	logf("admission: %d dry-run updates per setup (%s), taking turns", requests, "none, no-op webhook, Sluice's webhook")
+	before, err := webhookCalls(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
+	servedBefore, err := webhookServed(ctx, sluiceMetricsURL)
+	if err != nil {
+		return nil, err
+	}
 	took := map[string][]time.Duration{}
 	for i := range requests {
 		for k := range admissionCases {
@@ -180,10 +198,23 @@ func measureAdmission(ctx context.Context, cs kubernetes.Interface, repo string,
 			took[c] = append(took[c], d)
 		}
 	}
+	after, err := webhookCalls(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
+	servedAfter, err := webhookServed(ctx, sluiceMetricsURL)
+	if err != nil {
+		return nil, err
+	}
+	hooks := map[string]string{caseNoop: noopWebhookName, caseSluice: sluiceWebhookName}
 	var out []admissionLatency
 	for _, c := range admissionCases {
 		q := quantilesOf(took[c])
-		out = append(out, admissionLatency{Webhook: c, P50: q.P50 * 1000, P99: q.P99 * 1000})
+		l := admissionLatency{Webhook: c, P50: q.P50 * 1000, P99: q.P99 * 1000, CallMean: meanCallMS(before, after, hooks[c])}
+		if c == caseSluice {
+			l.ServedMean = meanCallMS(servedBefore, servedAfter, webhook.Path)
+		}
+		out = append(out, l)
 	}
 	for _, c := range admissionCases {
 		_ = cs.CoreV1().Namespaces().Delete(ctx, ns[c], metav1.DeleteOptions{})
@@ -208,7 +239,7 @@ func registerNoop(ctx context.Context, cs kubernetes.Interface, repo string, w *
 	}
 	cfg.Name = "bench-noop"
 	h := &cfg.Webhooks[0]
-	h.Name = "noop.bench.sluice.dev"
+	h.Name = noopWebhookName
 	h.ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &w.url, CABundle: w.ca}
 	h.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{noopLabel: "true"}}
 	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {

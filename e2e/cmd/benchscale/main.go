@@ -266,7 +266,10 @@ func benchSluice(ctx context.Context, o options, copts cluster.Options, repo str
 	var adm *admissionResult
 	if o.admission > 0 {
 		adm = &admissionResult{Requests: o.admission, Load: loadAverage()}
-		if adm.Cases, err = measureAdmission(ctx, b.cs, repo, o.admission, b.logf); err != nil {
+		profiled := ctl.startProfile(ctx, "sluice-admission", admissionProfileSeconds, b.logf)
+		adm.Cases, err = measureAdmission(ctx, b.cs, repo, ctl.s.MetricsURL, o.admission, b.logf)
+		profiled()
+		if err != nil {
 			return runs, nil, nil, fmt.Errorf("admission latency: %w", err)
 		}
 		for _, c := range adm.Cases {

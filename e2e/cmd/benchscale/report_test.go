@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -115,7 +116,7 @@ func TestRenderedResultsReadBack(t *testing.T) {
 			s.Queue = &queueStats{Reconciles: 150, ReconcileP50: 0.004, ReconcileP99: 0.05, WaitP50: 0.001, WaitP99: 0.1, MaxWorkers: 7, MaxDepth: 12}
 			return s
 		}(), sampleRun("flagger", 10, 80)},
-		Admission: &admissionResult{Date: "2026-12-01", Commit: "abc1234", Requests: 200, Cases: []admissionLatency{{caseNone, 2, 5}, {caseNoop, 3, 7}, {caseSluice, 4, 9}}},
+		Admission: &admissionResult{Date: "2026-12-01", Commit: "abc1234", Requests: 200, Cases: []admissionLatency{{caseNone, 2, 5, 0, 0}, {caseNoop, 3, 7, 0.5, 0}, {caseSluice, 4, 9, 0.8, 0.2}}},
 		Memory: &memoryResult{Date: "2026-12-01", Commit: "abc1234", Unmanaged: 10000, Releases: 10,
 			Empty: memoryRun{PeakRSSMiB: 50, RSSMiB: 40, Requests: 31}, With: memoryRun{PeakRSSMiB: 52, RSSMiB: 41, Requests: 31}},
 	}
@@ -139,7 +140,10 @@ func TestRenderedResultsReadBack(t *testing.T) {
 		"| patch deployments | 8.00 | 8.00 |",
 		"| other | 0.01 | 0.01 |",
 		"| **total** | 9.01 | 9.01 |",
-		"| sluice | 4.00 | 9.00 | 2.00 | 1.80 |",
+		"| none | 2.00 | 5.00 | 1.00 | 1.00 | – |",
+		"| sluice | 4.00 | 9.00 | 2.00 | 1.80 | 0.80 |",
+		"Sluice's calls took 0.30 ms more than the no-op's on average; its p50 added\n1.00 ms more",
+		"took 0.20 ms per request.",
 		"| 9.0 | 14.0 / 9.0 | 7 |",
 		"| 10 | 15.0 | 0.004 | 0.050 | 0.001 | 0.1 | 7 | 12 |",
 		"no-op 2.00 ms, Sluice 4.00 ms — Sluice's is\n2.00× the no-op's",
@@ -153,5 +157,29 @@ func TestRenderedResultsReadBack(t *testing.T) {
 	}
 	if _, err := existingResults("## Scale\n\n<!-- bench-scale data: {broken -->\n"); err == nil {
 		t.Error("a broken data comment was read without error")
+	}
+}
+
+// The API server's per-webhook call totals are read from its histogram, UPDATE admit calls only.
+func TestWebhookCallTotals(t *testing.T) {
+	raw := []byte(`# HELP apiserver_admission_webhook_admission_duration_seconds x
+# TYPE apiserver_admission_webhook_admission_duration_seconds histogram
+apiserver_admission_webhook_admission_duration_seconds_bucket{name="a",operation="UPDATE",rejected="false",type="admit",le="+Inf"} 4
+apiserver_admission_webhook_admission_duration_seconds_sum{name="a",operation="UPDATE",rejected="false",type="admit"} 0.004
+apiserver_admission_webhook_admission_duration_seconds_count{name="a",operation="UPDATE",rejected="false",type="admit"} 4
+apiserver_admission_webhook_admission_duration_seconds_bucket{name="a",operation="CREATE",rejected="false",type="admit",le="+Inf"} 9
+apiserver_admission_webhook_admission_duration_seconds_sum{name="a",operation="CREATE",rejected="false",type="admit"} 9
+apiserver_admission_webhook_admission_duration_seconds_count{name="a",operation="CREATE",rejected="false",type="admit"} 9
+`)
+	after, err := histogramTotals(raw, webhookMetric, updateAdmits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]callTotals{"a": {seconds: 0.001, calls: 1}}
+	if got := meanCallMS(before, after, "a"); math.Abs(got-1) > 1e-9 {
+		t.Errorf("mean call = %v ms, want 1", got)
+	}
+	if got := meanCallMS(before, after, "b"); got != 0 {
+		t.Errorf("mean call of a webhook never called = %v, want 0", got)
 	}
 }

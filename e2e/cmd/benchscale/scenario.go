@@ -129,9 +129,9 @@ func (b *bench) run(ctx context.Context, n int) (summary, error) {
 	from := time.Now()
 	profiled := func() {}
 	if p, ok := b.ctl.(interface {
-		startProfile(ctx context.Context, tag string, logf func(string, ...any)) func()
+		startProfile(ctx context.Context, tag string, seconds int, logf func(string, ...any)) func()
 	}); ok && !b.noProfile {
-		profiled = p.startProfile(ctx, fmt.Sprintf("%s-n%d", b.ctl.name(), n), logf)
+		profiled = p.startProfile(ctx, fmt.Sprintf("%s-n%d", b.ctl.name(), n), profileSeconds, logf)
 	}
 	b.setImages(ctx, t, ns, names)
 	exited := false

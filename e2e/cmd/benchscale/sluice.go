@@ -36,13 +36,17 @@ type sluiceCtl struct {
 	pprof, profile string
 }
 
-// profileSeconds is how long the CPU profile of a run records, from set image on.
-const profileSeconds = 120
+// profileSeconds is how long the CPU profile of a run records, from set image on;
+// admissionProfileSeconds that of the admission latency, from its setup on.
+const (
+	profileSeconds          = 120
+	admissionProfileSeconds = 15
+)
 
-// startProfile records a CPU profile of sluice for profileSeconds into the profile directory
-// (named after tag), in the background; wait returns once it is written, then writes a heap
-// profile beside it.
-func (c sluiceCtl) startProfile(ctx context.Context, tag string, logf func(string, ...any)) (wait func()) {
+// startProfile records a CPU profile of sluice for seconds into the profile directory (named
+// after tag), in the background; wait returns once it is written, then writes a heap profile
+// beside it.
+func (c sluiceCtl) startProfile(ctx context.Context, tag string, seconds int, logf func(string, ...any)) (wait func()) {
 	if c.pprof == "" {
 		return func() {}
 	}
@@ -74,7 +78,7 @@ func (c sluiceCtl) startProfile(ctx context.Context, tag string, logf func(strin
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", profileSeconds), tag+".cpu.pprof")
+		get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), tag+".cpu.pprof")
 	}()
 	return func() {
 		<-done
