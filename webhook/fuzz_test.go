@@ -118,7 +118,7 @@ func FuzzHandle(f *testing.F) {
 		hh := *h
 		hh.RestartBypass = has(fRestartBypass)
 		req := request(t, op, oldObj, obj.d, opts...)
-		resp := hh.Handle(t.Context(), req)
+		resp := serve(t, &hh, req)
 
 		if !resp.Allowed {
 			if resp.Result == nil || resp.Result.Code != http.StatusForbidden || !strings.HasPrefix(resp.Result.Message, "sluice.dev/") {
@@ -148,7 +148,7 @@ func FuzzHandle(f *testing.F) {
 		again.Operation = admissionv1.Update
 		again.OldObject = runtime.RawExtension{Raw: stored}
 		again.Object = runtime.RawExtension{Raw: stored}
-		resp2 := hh.Handle(t.Context(), again)
+		resp2 := serve(t, &hh, again)
 		if !resp2.Allowed || len(resp2.Patches) != 0 {
 			t.Fatalf("second identical write: allowed=%t patches=%v result=%+v warnings=%q; want allowed without a patch\nfirst warnings %q",
 				resp2.Allowed, resp2.Patches, resp2.Result, resp2.Warnings, resp.Warnings)

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"net/http"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -40,46 +42,81 @@ type Handler struct {
 
 var deploymentGVK = appsv1.SchemeGroupVersion.WithKind("Deployment")
 
-// Handle implements admission.Handler.
+// Handle implements admission.Handler (controller-runtime's admission endpoint; the tests and
+// any embedding use it). Sluice's server registers the Handler itself (ServeHTTP), which
+// decodes the review and both objects in one pass.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
-	resp, decision := h.handle(req)
+	in, err := fromRequest(req)
+	if err != nil {
+		observe("error", time.Since(start))
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	resp, decision := h.handle(in)
 	observe(decision, time.Since(start))
 	return resp
 }
 
-func (h *Handler) handle(req admission.Request) (admission.Response, Row) {
-	// Guard clauses: only Deployments, no subresources, only CREATE and UPDATE.
-	if req.Kind.Group != deploymentGVK.Group || req.Kind.Kind != deploymentGVK.Kind || req.SubResource != "" {
-		return admission.Allowed(""), "ignored"
+// request is what the webhook reads of an AdmissionRequest.
+type request struct {
+	kind        metav1.GroupVersionKind
+	subResource string
+	operation   admissionv1.Operation
+	user        string
+	dryRun      bool
+	obj, old    *appsv1.Deployment // old: UPDATE only
+}
+
+// fromRequest decodes the Deployments of a request controller-runtime decoded.
+func fromRequest(req admission.Request) (request, error) {
+	in := request{
+		kind: req.Kind, subResource: req.SubResource, operation: req.Operation,
+		user: req.UserInfo.Username, dryRun: req.DryRun != nil && *req.DryRun,
 	}
-	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
-		return admission.Allowed(""), "ignored"
+	if !in.guarded() {
+		return in, nil
 	}
-	obj := &appsv1.Deployment{}
-	if err := json.Unmarshal(req.Object.Raw, obj); err != nil {
-		return admission.Errored(http.StatusBadRequest, err), "error"
+	in.obj = &appsv1.Deployment{}
+	if err := json.Unmarshal(req.Object.Raw, in.obj); err != nil {
+		return in, err
 	}
-	var old *appsv1.Deployment
 	if req.Operation == admissionv1.Update {
-		old = &appsv1.Deployment{}
-		if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
-			return admission.Errored(http.StatusBadRequest, err), "error"
+		in.old = &appsv1.Deployment{}
+		if err := json.Unmarshal(req.OldObject.Raw, in.old); err != nil {
+			return in, err
 		}
+	}
+	return in, nil
+}
+
+// guarded says whether the webhook looks at the request: a CREATE or UPDATE of a Deployment,
+// not of a subresource. Anything else is allowed unchanged.
+func (in request) guarded() bool {
+	return in.kind.Group == deploymentGVK.Group && in.kind.Kind == deploymentGVK.Kind && in.subResource == "" &&
+		(in.operation == admissionv1.Create || in.operation == admissionv1.Update)
+}
+
+func (h *Handler) handle(in request) (admission.Response, Row) {
+	if !in.guarded() {
+		return admission.Allowed(""), "ignored"
+	}
+	obj, old := in.obj, in.old
+	if obj == nil || in.operation == admissionv1.Update && old == nil {
+		return admission.Errored(http.StatusBadRequest, errors.New("the request carries no Deployment")), "error"
 	}
 	now := time.Now
 	if h.Now != nil {
 		now = h.Now
 	}
 	v := Decide(Input{
-		Operation: req.Operation, Old: old, New: obj, Now: now().UTC().Truncate(time.Second),
-		FromController: h.ControllerIdentity != "" && req.UserInfo.Username == h.ControllerIdentity,
+		Operation: in.operation, Old: old, New: obj, Now: now().UTC().Truncate(time.Second),
+		FromController: h.ControllerIdentity != "" && in.user == h.ControllerIdentity,
 		Defaults:       h.Defaults, RestartBypass: h.RestartBypass, AllowCrossNamespaceTemplates: h.AllowCrossNamespaceTemplates,
 	})
 	if !v.Allowed {
 		return admission.Denied(v.Denial), v.Row
 	}
-	if req.DryRun == nil || !*req.DryRun {
+	if !in.dryRun {
 		for _, k := range v.Discarded {
 			discarded.WithLabelValues(k).Inc()
 		}

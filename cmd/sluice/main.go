@@ -28,7 +28,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/sluice-dev/sluice/certs"
 	"github.com/sluice-dev/sluice/providers/alerts"
@@ -146,11 +145,11 @@ func run(ctx context.Context, o Options) error {
 		return err
 	}
 	if !o.DisableWebhook {
-		mgr.GetWebhookServer().Register(webhook.Path, &crwebhook.Admission{Handler: &webhook.Handler{
+		mgr.GetWebhookServer().Register(webhook.Path, &webhook.Handler{
 			ControllerIdentity: o.ControllerIdentity, Defaults: defaults,
 			RestartBypass: o.RestartBypass, Recorder: recorder, AllowCrossNamespaceTemplates: o.AllowCrossNamespaceTemplates,
 			Notify: dispatcher.Notify,
-		}})
+		})
 		// Ready once a TLS handshake with the webhook port succeeds: the certificate is served
 		// (self-managed: GetCertificate fails every handshake until the Secret is read).
 		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
@@ -204,7 +203,7 @@ func run(ctx context.Context, o Options) error {
 }
 
 var (
-	_ admission.Handler              = (*webhook.Handler)(nil)
+	_ http.Handler                   = (*webhook.Handler)(nil)
 	_ rollout.HookRunner             = (*hooks.Runner)(nil)
 	_ rollout.Notifier               = (*alerts.Dispatcher)(nil)
 	_ manager.Runnable               = (*alerts.Dispatcher)(nil)
