@@ -179,11 +179,7 @@ func measureAdmission(ctx context.Context, cs kubernetes.Interface, repo, sluice
 		return nil, fmt.Errorf("the no-op webhook was called %d times for %d requests in its namespace", got, warmup)
 	}
 	logf("admission: %d dry-run updates per setup (%s), taking turns", requests, "none, no-op webhook, Sluice's webhook")
-	before, err := webhookCalls(ctx, cs)
-	if err != nil {
-		return nil, err
-	}
-	servedBefore, err := webhookServed(ctx, sluiceMetricsURL)
+	before, err := readCallTotals(ctx, cs, sluiceMetricsURL)
 	if err != nil {
 		return nil, err
 	}
@@ -198,11 +194,7 @@ func measureAdmission(ctx context.Context, cs kubernetes.Interface, repo, sluice
 			took[c] = append(took[c], d)
 		}
 	}
-	after, err := webhookCalls(ctx, cs)
-	if err != nil {
-		return nil, err
-	}
-	servedAfter, err := webhookServed(ctx, sluiceMetricsURL)
+	after, err := readCallTotals(ctx, cs, sluiceMetricsURL)
 	if err != nil {
 		return nil, err
 	}
@@ -210,9 +202,9 @@ func measureAdmission(ctx context.Context, cs kubernetes.Interface, repo, sluice
 	var out []admissionLatency
 	for _, c := range admissionCases {
 		q := quantilesOf(took[c])
-		l := admissionLatency{Webhook: c, P50: q.P50 * 1000, P99: q.P99 * 1000, CallMean: meanCallMS(before, after, hooks[c])}
+		l := admissionLatency{Webhook: c, P50: q.P50 * 1000, P99: q.P99 * 1000, CallMean: meanCallMS(before.called, after.called, hooks[c])}
 		if c == caseSluice {
-			l.ServedMean = meanCallMS(servedBefore, servedAfter, webhook.Path)
+			l.ServedMean = meanCallMS(before.served, after.served, webhook.Path)
 		}
 		out = append(out, l)
 	}

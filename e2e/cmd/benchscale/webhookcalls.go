@@ -20,6 +20,19 @@ const webhookMetric = "apiserver_admission_webhook_admission_duration_seconds"
 // callTotals are the summed seconds and the count of one webhook's calls.
 type callTotals struct{ seconds, calls float64 }
 
+// callReading is the call totals of both sides at one moment: the API server's calls per webhook name, and the
+// requests Sluice's webhook server served per path.
+type callReading struct{ called, served map[string]callTotals }
+
+func readCallTotals(ctx context.Context, cs kubernetes.Interface, sluiceMetricsURL string) (callReading, error) {
+	called, err := webhookCalls(ctx, cs)
+	if err != nil {
+		return callReading{}, err
+	}
+	served, err := webhookServed(ctx, sluiceMetricsURL)
+	return callReading{called: called, served: served}, err
+}
+
 // webhookCalls reads the API server's totals of UPDATE calls per mutating webhook name.
 func webhookCalls(ctx context.Context, cs kubernetes.Interface) (map[string]callTotals, error) {
 	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
@@ -50,8 +63,11 @@ func webhookServed(ctx context.Context, metricsURL string) (map[string]callTotal
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("read sluice's metrics: %s %v", resp.Status, err)
+	if err != nil {
+		return nil, fmt.Errorf("read sluice's metrics: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("read sluice's metrics: %s", resp.Status)
 	}
 	return histogramTotals(raw, servedMetric, func(l map[string]string) (string, bool) { return l["webhook"], true })
 }
