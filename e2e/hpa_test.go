@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/sluice-dev/sluice/rollout/spec"
@@ -57,13 +58,10 @@ func TestCanaryFollowsHPA(t *testing.T) {
 			a.waitReplicas(5)
 			a.waitCanary(tc.canary[1])
 
-			hpa, err := hpas.Get(t.Context(), "web", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas = ptr.To[int32](1), 2
-			if _, err := hpas.Update(t.Context(), hpa, metav1.UpdateOptions{}); err != nil {
-				t.Fatalf("update HPA: %v", err)
+			// A merge patch of the spec: the autoscaler writes the HPA's status meanwhile, so an
+			// update of what was read could conflict with it.
+			if _, err := hpas.Patch(t.Context(), "web", types.MergePatchType, []byte(`{"spec":{"minReplicas":1,"maxReplicas":2}}`), metav1.PatchOptions{}); err != nil {
+				t.Fatalf("patch HPA: %v", err)
 			}
 			a.waitReplicas(2)
 			a.waitCanary(tc.canary[2])
