@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/sluice-dev/sluice/e2e/stack"
 	"github.com/sluice-dev/sluice/rollout/spec"
 )
 
@@ -119,6 +121,22 @@ func TestChartAndKustomizeRenderTheSameKinds(t *testing.T) {
 		"Service", "ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 	if diff := cmp.Diff(want, chartKinds); diff != "" {
 		t.Errorf("chart kinds (-want +got):\n%s", diff)
+	}
+}
+
+// The e2e stack's FlowSchema (stack.LeaseFlowSchema, for its user) is the chart's, for the
+// chart's ServiceAccount: the benches run with what an install gets.
+func TestStackFlowSchemaIsTheChart(t *testing.T) {
+	r := renderChart(t, "sluice", sluiceNS)
+	got := into[flowcontrolv1.FlowSchema](t, r.one(t, "FlowSchema", ""))
+	sa := r.one(t, "ServiceAccount", "").GetName()
+	want := stack.LeaseFlowSchema(flowcontrolv1.Subject{Kind: flowcontrolv1.SubjectKindServiceAccount,
+		ServiceAccount: &flowcontrolv1.ServiceAccountSubject{Name: sa, Namespace: sluiceNS}}, sluiceNS)
+	if got.Name != want.Name {
+		t.Errorf("chart's FlowSchema is %s, the stack's %s", got.Name, want.Name)
+	}
+	if diff := cmp.Diff(want.Spec, got.Spec); diff != "" {
+		t.Errorf("the stack's FlowSchema differs from the chart's (-stack +chart):\n%s", diff)
 	}
 }
 

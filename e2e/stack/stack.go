@@ -278,27 +278,32 @@ func (s *Stack) rbac(ctx context.Context) error {
 	if _, err := s.Client.RbacV1().RoleBindings(Namespace).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	// The chart's FlowSchema (deploy/helm/sluice/templates/flowschema.yaml) for this user:
-	// Sluice's lease requests in the leader-election priority level.
-	fs := &flowcontrolv1.FlowSchema{
+	fs := LeaseFlowSchema(flowcontrolv1.Subject{Kind: flowcontrolv1.SubjectKindUser, User: &flowcontrolv1.UserSubject{Name: Identity}}, Namespace)
+	if _, err := s.Client.FlowcontrolV1().FlowSchemas().Create(ctx, fs, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create FlowSchema %s: %w", fs.Name, err)
+	}
+	return nil
+}
+
+// LeaseFlowSchema is the chart's FlowSchema (deploy/helm/sluice/templates/flowschema.yaml, as
+// rendered for release "sluice"; e2e/install checks the two agree) for subject: its Lease
+// requests in namespace, in the leader-election priority level.
+func LeaseFlowSchema(subject flowcontrolv1.Subject, namespace string) *flowcontrolv1.FlowSchema {
+	return &flowcontrolv1.FlowSchema{
 		ObjectMeta: metav1.ObjectMeta{Name: "sluice-leader-election"},
 		Spec: flowcontrolv1.FlowSchemaSpec{
 			PriorityLevelConfiguration: flowcontrolv1.PriorityLevelConfigurationReference{Name: "leader-election"},
 			MatchingPrecedence:         210,
 			DistinguisherMethod:        &flowcontrolv1.FlowDistinguisherMethod{Type: flowcontrolv1.FlowDistinguisherMethodByUserType},
 			Rules: []flowcontrolv1.PolicyRulesWithSubjects{{
-				Subjects: []flowcontrolv1.Subject{{Kind: flowcontrolv1.SubjectKindUser, User: &flowcontrolv1.UserSubject{Name: Identity}}},
+				Subjects: []flowcontrolv1.Subject{subject},
 				ResourceRules: []flowcontrolv1.ResourcePolicyRule{{
 					APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"},
-					Verbs: []string{"get", "create", "update"}, Namespaces: []string{Namespace},
+					Verbs: []string{"get", "create", "update"}, Namespaces: []string{namespace},
 				}},
 			}},
 		},
 	}
-	if _, err := s.Client.FlowcontrolV1().FlowSchemas().Create(ctx, fs, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create FlowSchema %s: %w", fs.Name, err)
-	}
-	return nil
 }
 
 // registerWebhook installs deploy/webhook.yaml, pointed at the local sluice by url.

@@ -20,8 +20,8 @@ const webhookMetric = "apiserver_admission_webhook_admission_duration_seconds"
 // callTotals are the summed seconds and the count of one webhook's calls.
 type callTotals struct{ seconds, calls float64 }
 
-// callReading is the call totals of both sides at one moment: the API server's calls per webhook name, and the
-// requests Sluice's webhook server served per path.
+// callReading is the call totals of both sides at one moment: the API server's calls per
+// webhook name, and the requests Sluice's webhook server served per path.
 type callReading struct{ called, served map[string]callTotals }
 
 func readCallTotals(ctx context.Context, cs kubernetes.Interface, sluiceMetricsURL string) (callReading, error) {
