@@ -297,6 +297,11 @@ func (r *recorder) describe() string {
 // and no stable pod changed before the promotion.
 func (r *recorder) checkRelease(t *testing.T, want ...string) {
 	t.Helper()
+	// The caller saw the release's end with a GET (waitPhase); the recorder's watch can
+	// deliver that write a moment later on a busy machine.
+	for deadline := time.Now().Add(30 * time.Second); len(want) > 0 && key(r.latest()) != want[len(want)-1] && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
 	r.mu.Lock()
 	states := slices.Clone(r.states)
 	canaries, touched, promotedRV := len(r.canaries), slices.Clone(r.touched), r.promotedRV
