@@ -648,7 +648,13 @@ func promoting(s Snapshot, now time.Time, d *Decision) {
 		}
 	}
 	p := s.Parent
-	if !rolled(p, st) {
+	// Once the rollout has been seen done (cleanup), it is not looked at again: the step that
+	// recorded it changed the Deployment's annotations, which bumps its generation, so until
+	// the Deployment controller observes that, the parent looks not rolled although no pod
+	// changes. Cleanup only moves traffic back to the re-pinned <svc>-stable and removes the
+	// canary.
+	cleanup := st.Plan.Isolated() && st.PromoteStep == spec.PromoteCleanup
+	if !cleanup && !rolled(p, st) {
 		if now.After(deadline) {
 			st.Phase, st.FinishedAt = spec.PhaseFailed, now
 			st.Message = fmt.Sprintf("promoted Deployment not fully rolled out within the progress deadline of %s", st.Plan.ProgressDeadline.Duration)

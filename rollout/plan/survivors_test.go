@@ -22,6 +22,19 @@ func shifted(at time.Time) func(*spec.State) {
 	return func(s *spec.State) { s.PromoteStep, s.Weight, s.StepAt = spec.PromoteShift, 100, at }
 }
 
+// cleanedUp is an isolated promotion whose parent rolled: <svc>-stable re-pinned to the rolled
+// ReplicaSet and all traffic moved back to it at at.
+func cleanedUp(at time.Time) func(*spec.State) {
+	return func(s *spec.State) {
+		s.PromoteStep, s.Weight, s.StepAt, s.StablePod = spec.PromoteCleanup, 0, at, "newpods"
+		s.Message = "rolled out; traffic back to the stable Service"
+	}
+}
+
+// generationAhead is a parent whose latest change (an annotation) the Deployment controller
+// has not observed yet.
+func generationAhead(w *plan.Workload) { w.Generation = w.ObservedGeneration + 1 }
+
 // consecutive makes the success-rate check count consecutive failed runs only.
 func consecutive(s *spec.State) {
 	s.Plan = config(func(c *spec.Config) { c.Metrics[0].Consecutive = true })
@@ -198,6 +211,28 @@ func TestPlanEdges(t *testing.T) {
 					s.PromoteStep, s.Message = spec.PromoteRollout, "promoting: rolling out the Deployment"
 				}),
 				Paused: ptr(false), RequeueAfter: 9*time.Minute + time.Second,
+			},
+		},
+		// The step that re-pins <svc>-stable and records cleanup changes the Deployment's
+		// annotations, which bumps its generation: until the Deployment controller observes
+		// that, the parent looks not rolled. The recorded cleanup is not undone for it.
+		"isolated promotion cleanup, state patch not yet observed: wait for the settle, nothing rewritten": {
+			snap: plan.Snapshot{Name: name, State: atStep(4, isolated, promoting, cleanedUp(movedAt)), Parent: parent(rolledOut, generationAhead), Canary: readyCanary(3)},
+			now:  now,
+			want: plan.Decision{
+				State: atStep(4, isolated, promoting, cleanedUp(movedAt)), Paused: ptr(false), RequeueAfter: 1500 * time.Millisecond,
+			},
+		},
+		"isolated promotion cleanup settled, state patch not yet observed: canary deleted, Succeeded": {
+			snap: plan.Snapshot{Name: name, State: atStep(4, isolated, promoting, cleanedUp(now.Add(-3*time.Second))), Parent: parent(rolledOut, generationAhead), Canary: readyCanary(3)},
+			now:  now,
+			want: plan.Decision{
+				State: atStep(4, isolated, promoting, cleanedUp(now.Add(-3*time.Second)), func(s *spec.State) {
+					s.Phase, s.FinishedAt, s.Stable, s.Weight, s.CanaryReady, s.PromoteStep = spec.PhaseSucceeded, now, rev, 0, false, ""
+					s.Message = "promoted app=ghcr.io/x/app:v2"
+				}),
+				Canary: plan.CanaryDelete, Paused: ptr(false),
+				Events: []spec.Event{normal("Promoted", "revision newrev0001 (app=ghcr.io/x/app:v2) promoted and fully rolled out; canary removed")},
 			},
 		},
 		// A passing run clears the inconclusive count, and the failed count of a consecutive
