@@ -148,9 +148,15 @@ func measureAdmission(ctx context.Context, cs kubernetes.Interface, repo, sluice
 			return nil, fmt.Errorf("create Deployment in %s: %w", ns[c], err)
 		}
 	}
-	// Sluice's webhook holds a template change once the worker has recorded the stable revision.
-	if err := waitStable(ctx, cs, ns[caseSluice], "adm"); err != nil {
-		return nil, err
+	// After a Deployment's create, the Deployment controller writes its revision annotation and
+	// Sluice's worker records the stable revision (it manages the opted-in Deployments of every
+	// setup): two updates the no-op webhook is called for, at their own pace on a busy control
+	// plane. The count starts once both are done and observed; Sluice's webhook holds a
+	// template change only once the stable revision is recorded.
+	for _, c := range admissionCases {
+		if err := waitDeployment(ctx, cs, ns[c], "adm", settledDeployment); err != nil {
+			return nil, err
+		}
 	}
 
 	update := func(c string, i int) (time.Duration, *appsv1.Deployment, error) {
@@ -240,19 +246,34 @@ func registerNoop(ctx context.Context, cs kubernetes.Interface, repo string, w *
 	return nil
 }
 
-// waitStable waits until Sluice has recorded the stable revision of Deployment ns/name.
-func waitStable(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
+// settledDeployment: Sluice has recorded the Deployment's stable revision, the Deployment
+// controller its revision annotation, and that controller has observed the result.
+func settledDeployment(d *appsv1.Deployment) (bool, string) {
+	if st, err := spec.ReadState(d.Annotations); err != nil || st.Stable == "" {
+		return false, "Sluice did not record the stable revision of"
+	}
+	if d.Annotations["deployment.kubernetes.io/revision"] == "" || d.Status.ObservedGeneration < d.Generation {
+		return false, "the Deployment controller did not observe"
+	}
+	return true, ""
+}
+
+// waitDeployment waits up to a minute until Deployment ns/name is ok; ok says what it waits
+// for when it is not.
+func waitDeployment(ctx context.Context, cs kubernetes.Interface, ns, name string, ok func(*appsv1.Deployment) (bool, string)) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	what := "could not read"
 	for {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
-			if st, err := spec.ReadState(d.Annotations); err == nil && st.Stable != "" {
+			var done bool
+			if done, what = ok(d); done {
 				return nil
 			}
 		}
 		if ctx.Err() != nil {
-			return errors.Join(fmt.Errorf("Sluice did not record the stable revision of %s/%s within a minute", ns, name), err)
+			return errors.Join(fmt.Errorf("%s %s/%s within a minute", what, ns, name), err)
 		}
 		retryPause(ctx)
 	}
