@@ -8,13 +8,18 @@ E2E_TIMEOUT ?= 30m
 FAULTS_TIMEOUT ?= 30m
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-faults unit e2e demo up down bench bench-scale fmt vet lint fuzz mutate chart-sync kustomize
+.PHONY: help build image test test-faults unit e2e demo up down bench bench-scale fmt vet lint fuzz mutate chart-sync kustomize
 
 help: ## List targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## Build sluice into bin/
 	$(GO) build -o bin/ ./cmd/...
+
+# IMAGE_FLAGS go to build/image: -tag REF, -platform linux/ARCH, -version V, -o FILE, -push.
+IMAGE_FLAGS ?= -o bin/sluice-image.tar
+image: ## Build the controller image (no container engine needed): bin/sluice-image.tar, or IMAGE_FLAGS='-tag REF -push' (docs/install.md)
+	$(GO) run ./build/image $(IMAGE_FLAGS)
 
 demo: tools ## Run Sluice end to end on a local control plane: a good release promoted, a bad one rolled back
 	$(GO) run ./e2e/cmd/demo run
