@@ -97,7 +97,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.QueryParallelism, "query-parallelism", 64, "metric queries in flight at once, across all releases and backends")
 	fs.IntVar(&o.BackendParallelism, "query-parallelism-per-backend", 16,
 		"metric queries in flight at once to one backend (provider type, address and region), so a slow or hanging backend holds at most these of --query-parallelism")
-	fs.IntVar(&o.Concurrency, "concurrency", 64, "release steps run in parallel; a step holds a worker while its analysis queries run (up to --query-timeout when a backend hangs)")
+	fs.IntVar(&o.Concurrency, "concurrency", 256, "release steps run in parallel; a step holds a worker while its analysis queries run (up to --query-timeout when a backend hangs) and while its writes wait on a busy API server")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", 100, "requests per second to the API server, sustained (client-side limit; a release step costs a few writes, reads come from the cache)")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 250, "requests to the API server allowed in a burst above --kube-api-qps (e.g. hundreds of releases started by one commit)")
 	fs.BoolVar(&o.RestartBypass, "restart-bypass", true, "let `kubectl rollout restart` through without a canary")
