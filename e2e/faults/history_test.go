@@ -299,8 +299,9 @@ func (r *recorder) checkRelease(t *testing.T, want ...string) {
 	t.Helper()
 	// The caller saw the release's end with a GET (waitPhase); the recorder's watch can
 	// deliver that write a moment later on a busy machine.
-	for deadline := time.Now().Add(30 * time.Second); len(want) > 0 && key(r.latest()) != want[len(want)-1] && time.Now().Before(deadline); {
-		time.Sleep(100 * time.Millisecond)
+	if len(want) > 0 {
+		end := want[len(want)-1]
+		r.waitState(30*time.Second, "the recorder to see the release's end "+end, func(st spec.State) bool { return key(st) == end })
 	}
 	r.mu.Lock()
 	states := slices.Clone(r.states)

@@ -154,7 +154,7 @@ func measureAdmission(ctx context.Context, cs kubernetes.Interface, repo, sluice
 	// plane. The count starts once both are done and observed; Sluice's webhook holds a
 	// template change only once the stable revision is recorded.
 	for _, c := range admissionCases {
-		if err := waitDeployment(ctx, cs, ns[c], "adm", settledDeployment); err != nil {
+		if err := waitSettled(ctx, cs, ns[c], "adm"); err != nil {
 			return nil, err
 		}
 	}
@@ -246,29 +246,28 @@ func registerNoop(ctx context.Context, cs kubernetes.Interface, repo string, w *
 	return nil
 }
 
-// settledDeployment: Sluice has recorded the Deployment's stable revision, the Deployment
-// controller its revision annotation, and that controller has observed the result.
-func settledDeployment(d *appsv1.Deployment) (bool, string) {
+// unsettled says what Deployment d still waits for after its create ("" once settled): Sluice
+// recording the stable revision, the Deployment controller writing its revision annotation and
+// observing the result.
+func unsettled(d *appsv1.Deployment) string {
 	if st, err := spec.ReadState(d.Annotations); err != nil || st.Stable == "" {
-		return false, "Sluice did not record the stable revision of"
+		return "Sluice did not record the stable revision of"
 	}
 	if d.Annotations["deployment.kubernetes.io/revision"] == "" || d.Status.ObservedGeneration < d.Generation {
-		return false, "the Deployment controller did not observe"
+		return "the Deployment controller did not observe"
 	}
-	return true, ""
+	return ""
 }
 
-// waitDeployment waits up to a minute until Deployment ns/name is ok; ok says what it waits
-// for when it is not.
-func waitDeployment(ctx context.Context, cs kubernetes.Interface, ns, name string, ok func(*appsv1.Deployment) (bool, string)) error {
+// waitSettled waits up to a minute until Deployment ns/name has settled (unsettled).
+func waitSettled(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	what := "could not read"
 	for {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
-			var done bool
-			if done, what = ok(d); done {
+			if what = unsettled(d); what == "" {
 				return nil
 			}
 		}
